@@ -1,0 +1,106 @@
+/* nvlar's environment parameters: one X-macro table, read once.
+ *
+ * Every parameter is declared here with its type, default and the line of documentation that
+ * docs/env.md repeats (nvlar-envdoc prints that file from this table, and a test checks that
+ * the two agree). Values are read from the environment once, at the first call that needs any
+ * of them, and never change afterwards.
+ */
+#ifndef NVLAR_PARAMS_H
+#define NVLAR_PARAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum nvlar_param_type {
+  NVLAR_PARAM_BOOL,   /* 0/1, also false/true, no/yes, off/on */
+  NVLAR_PARAM_INT,    /* a decimal integer within [min, max] */
+  NVLAR_PARAM_SIZE,   /* bytes, with an optional K, M or G suffix (powers of 1024) */
+  NVLAR_PARAM_CHOICE, /* one word of a |-separated list, case-insensitive; value = its index */
+  NVLAR_PARAM_STRING, /* any text */
+};
+
+/* X(NAME, type, default, choices, min, max, doc)
+ * NAME is the variable's name without the NVLAR_ prefix. The default is written as a user
+ * would write it, and parsed by the same code as the user's value. */
+#define NVLAR_PARAM_TABLE(X)                                                                  \
+  X(DEBUG, NVLAR_PARAM_CHOICE, "WARN", "NONE|WARN|INFO|TRACE", 0, 0,                          \
+    "How much nvlar logs. WARN: problems and fall-backs to NCCL. INFO: also the NCCL "         \
+    "library it forwards to and what it decides for each communicator. TRACE: also each "     \
+    "call. Lines look like NCCL's: `host:pid:tid NVLAR INFO ...`.")                            \
+  X(DEBUG_FILE, NVLAR_PARAM_STRING, "", NULL, 0, 0,                                            \
+    "Write log lines to this file instead of standard output. `%h` becomes the host name "    \
+    "and `%p` the process id. If the file cannot be opened, nvlar logs to standard output.")  \
+  X(NCCL_LIBRARY, NVLAR_PARAM_STRING, "", NULL, 0, 0,                                          \
+    "Path of the real `libnccl.so.2`. Used only when no NCCL is loaded in the process yet; "  \
+    "then it is the only path tried, and if it cannot be loaded every NCCL call returns "     \
+    "`ncclSystemError`. Unset: `libnccl.so.2` through the dynamic loader's search path.")     \
+  X(DISABLE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1,                                                \
+    "1: nvlar runs none of its own kernels; every call goes to NCCL unchanged. "              \
+    "(Read now; acted on once all-reduce routing exists.)")                                   \
+  X(ALGO, NVLAR_PARAM_CHOICE, "auto", "auto|oneshot|twoshot|nccl", 0, 0,                       \
+    "Force the all-reduce kernel for eligible calls, or `nccl` to route every call to NCCL. " \
+    "`auto` follows the tuning table. (Read now; acted on once routing exists.)")             \
+  X(MAX_BYTES, NVLAR_PARAM_SIZE, "0", NULL, 0, INT64_MAX,                                      \
+    "All-reduces larger than this many bytes go to NCCL. 0: no limit beyond the tuning "      \
+    "table. (Read now; acted on once routing exists.)")                                       \
+  X(BUFFER_BYTES, NVLAR_PARAM_SIZE, "64M", NULL, 1 << 20, (int64_t)1 << 34,                    \
+    "Staging buffer per communicator and GPU; larger messages stream through it in chunks. " \
+    "(Read now; used once routing exists.)")                                                  \
+  X(TIMEOUT_MS, NVLAR_PARAM_INT, "600000", NULL, 1, 86400000,                                  \
+    "How long an nvlar kernel waits for a peer before it gives up, records the error and "    \
+    "exits; the communicator then reports `ncclSystemError`. The default matches PyTorch's "  \
+    "default collective timeout (10 minutes). (Read now; used once kernels exist.)")         \
+  X(TUNING_FILE, NVLAR_PARAM_STRING, "", NULL, 0, 0,                                           \
+    "A tuning table that replaces the built-in one. (Read now; used once the tuning table "   \
+    "exists.)")                                                                               \
+  X(ALLOW_PCIE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1,                                             \
+    "1: also run nvlar kernels where GPUs reach each other over PCIe rather than NVLink. "    \
+    "(Read now; acted on once routing exists.)")
+
+enum nvlar_param_id {
+#define NVLAR_PARAM_ID(name, type, def, choices, min, max, doc) NVLAR_P_##name,
+  NVLAR_PARAM_TABLE(NVLAR_PARAM_ID)
+#undef NVLAR_PARAM_ID
+      NVLAR_PARAM_COUNT
+};
+
+struct nvlar_param_desc {
+  const char *env_name; /* NVLAR_... */
+  enum nvlar_param_type type;
+  const char *default_text;
+  const char *choices;
+  int64_t min, max;
+  const char *doc;
+};
+
+extern const struct nvlar_param_desc nvlar_param_descs[NVLAR_PARAM_COUNT];
+
+struct nvlar_param_value {
+  int64_t number;   /* BOOL, INT, SIZE, CHOICE (index) */
+  const char *text; /* STRING; also the text the value was parsed from; never NULL */
+  bool from_env;    /* false: the default */
+  char error[192];  /* non-empty: the environment's value was rejected, default kept */
+};
+
+struct nvlar_params {
+  struct nvlar_param_value values[NVLAR_PARAM_COUNT];
+};
+
+/* Parses one value. Returns false and writes a reason into `why` when the text is invalid. */
+bool nvlar_param_parse(const struct nvlar_param_desc *desc, const char *text, int64_t *number,
+                       char *why, size_t why_size);
+
+/* Fills `params` from `lookup` (getenv in production; tests pass their own). Rejected values
+ * keep the default and leave a message in `error`. Strings are copied. */
+typedef const char *(*nvlar_env_lookup_fn)(const char *name, void *ctx);
+void nvlar_params_load(struct nvlar_params *params, nvlar_env_lookup_fn lookup, void *ctx);
+void nvlar_params_release(struct nvlar_params *params);
+
+/* The process-wide values, read from the environment at the first call. */
+const struct nvlar_params *nvlar_params(void);
+int64_t nvlar_param_number(enum nvlar_param_id id);
+const char *nvlar_param_text(enum nvlar_param_id id);
+bool nvlar_param_is_set(enum nvlar_param_id id);
+
+#endif
