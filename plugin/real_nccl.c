@@ -63,20 +63,25 @@ static void *find_nccl(char *why, size_t why_size) {
   if (handle != NULL) return handle;
 
   const char *configured = nvlar_param_text(NVLAR_P_NCCL_LIBRARY);
-  const char *path = configured[0] != '\0' ? configured : "libnccl.so.2";
-  handle = open_library(path, 0);
+  if (configured[0] != '\0') {
+    handle = open_library(configured, 0);
+    if (handle == NULL) {
+      const char *error = dlerror();
+      snprintf(why, why_size, "NVLAR_NCCL_LIBRARY=%s cannot be loaded (%s)", configured,
+               error ? error : "it is libnvlar itself");
+    }
+    return handle;
+  }
+  handle = open_library("libnccl.so.2", 0);
   if (handle != NULL) return handle;
   const char *error = dlerror();
-  if (configured[0] != '\0') {
-    snprintf(why, why_size, "NVLAR_NCCL_LIBRARY=%s cannot be loaded (%s)", configured,
-             error ? error : "it is libnvlar itself");
-  } else {
-    snprintf(why, why_size,
-             "libnccl.so.2 not found (%s); set NVLAR_NCCL_LIBRARY to the path of the real "
-             "libnccl.so.2",
-             error ? error : "the only one found is libnvlar itself");
-  }
-  return NULL;
+  snprintf(why, why_size,
+           "libnccl.so.2 is not on the loader's search path (%s), nor at %s where the build "
+           "found it; set NVLAR_NCCL_LIBRARY to the path of the real libnccl.so.2",
+           error ? error : "the only one found is libnvlar itself", NVLAR_BUILD_NCCL_LIBRARY);
+  /* Last resort: the NCCL this libnvlar was built against, e.g. PyTorch's copy inside a
+   * python environment, which is not on the search path until PyTorch loads it. */
+  return open_library(NVLAR_BUILD_NCCL_LIBRARY, 0);
 }
 
 static void *lookup_entry_point(void *handle, const char *name) {

@@ -1,0 +1,42 @@
+/* Shared checks for the gpu and multigpu suites. These run on the GPU machine, which has no
+ * cmocka: plain C, exit 0 for pass, 1 for fail, 77 for skip (meson's convention). */
+#ifndef NVLAR_GPU_TEST_H
+#define NVLAR_GPU_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cuda_runtime_api.h>
+
+#define GPU_TEST_SKIP 77
+
+#define CHECK(condition)                                                                     \
+  do {                                                                                       \
+    if (!(condition)) {                                                                      \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #condition);          \
+      exit(1);                                                                               \
+    }                                                                                        \
+  } while (0)
+
+#define CHECK_CUDA(call)                                                                     \
+  do {                                                                                       \
+    cudaError_t check_cuda_error = (call);                                                   \
+    if (check_cuda_error != cudaSuccess) {                                                   \
+      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                          \
+              cudaGetErrorString(check_cuda_error));                                         \
+      exit(1);                                                                               \
+    }                                                                                        \
+  } while (0)
+
+/* Exits with 77 unless at least `needed` GPUs are visible. */
+static inline void require_gpus(int needed) {
+  int count = 0;
+  cudaError_t error = cudaGetDeviceCount(&count);
+  if (error != cudaSuccess || count < needed) {
+    printf("SKIP: needs %d GPU(s), found %d (%s)\n", needed, error == cudaSuccess ? count : 0,
+           error == cudaSuccess ? "ok" : cudaGetErrorString(error));
+    exit(GPU_TEST_SKIP);
+  }
+}
+
+#endif
