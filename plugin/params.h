@@ -34,8 +34,8 @@ enum nvlar_param_type {
   X(NCCL_LIBRARY, NVLAR_PARAM_STRING, "", NULL, 0, 0,                                          \
     "Path of the real `libnccl.so.2`. Used only when no NCCL is loaded in the process yet; "  \
     "then it is the only path tried, and if it cannot be loaded every NCCL call returns "     \
-    "`ncclSystemError`. Unset: `libnccl.so.2` through the dynamic loader's search path, "   \
-    "then the `libnccl.so.2` that the build found (`meson setup` prints its path).")     \
+    "`ncclSystemError`. Unset: the `libnccl.so.2` that the build found (`meson setup` "       \
+    "prints its path), then `libnccl.so.2` through the dynamic loader's search path.")     \
   X(DISABLE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1,                                                \
     "1: nvlar runs none of its own kernels; every call goes to NCCL unchanged. "              \
     "(Read now; acted on once all-reduce routing exists.)")                                   \

@@ -72,16 +72,19 @@ static void *find_nccl(char *why, size_t why_size) {
     }
     return handle;
   }
+  /* The NCCL this libnvlar was built against (its headers gave our prototypes), e.g.
+   * PyTorch's copy inside a python environment, which is on no search path until PyTorch
+   * loads it; then whatever libnccl.so.2 the loader finds. */
+  handle = open_library(NVLAR_BUILD_NCCL_LIBRARY, 0);
+  if (handle != NULL) return handle;
   handle = open_library("libnccl.so.2", 0);
   if (handle != NULL) return handle;
   const char *error = dlerror();
   snprintf(why, why_size,
-           "libnccl.so.2 is not on the loader's search path (%s), nor at %s where the build "
-           "found it; set NVLAR_NCCL_LIBRARY to the path of the real libnccl.so.2",
-           error ? error : "the only one found is libnvlar itself", NVLAR_BUILD_NCCL_LIBRARY);
-  /* Last resort: the NCCL this libnvlar was built against, e.g. PyTorch's copy inside a
-   * python environment, which is not on the search path until PyTorch loads it. */
-  return open_library(NVLAR_BUILD_NCCL_LIBRARY, 0);
+           "libnccl.so.2 is neither at %s, where the build found it, nor on the loader's "
+           "search path (%s); set NVLAR_NCCL_LIBRARY to the path of the real libnccl.so.2",
+           NVLAR_BUILD_NCCL_LIBRARY, error ? error : "the only one found is libnvlar itself");
+  return NULL;
 }
 
 static void *lookup_entry_point(void *handle, const char *name) {

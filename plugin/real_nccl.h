@@ -2,8 +2,8 @@
  *
  * Search order (design.md, "Reaching the real NCCL"): an NCCL already loaded in the process
  * (dlsym RTLD_NEXT, then RTLD_DEFAULT, then dlopen("libnccl.so.2", RTLD_NOLOAD) for copies that
- * a framework loaded privately); otherwise $NVLAR_NCCL_LIBRARY as the only path, or
- * libnccl.so.2 through the loader's search path. Any candidate that lies inside libnvlar itself
+ * a framework loaded privately); otherwise $NVLAR_NCCL_LIBRARY as the only path, or else the
+ * libnccl.so.2 the build found, then libnccl.so.2 through the loader's search path. Any candidate that lies inside libnvlar itself
  * is rejected. Each entry point is the library's `pncclX` (its profiling-interface name, which
  * an interposer such as libnvlar cannot shadow), or `ncclX` where NCCL has no `p` variant.
  */
