@@ -1,8 +1,10 @@
 /* nvlar's device code behind a C API: every entry point is extern "C", takes plain C types and
- * returns a cudaError_t from the launch. Host code in plugin/ and the tests include only this. */
+ * returns the launch's cudaError_t. Host code in plugin/, the tests and the benchmark include
+ * only this header. */
 #ifndef NVLAR_KERNELS_H
 #define NVLAR_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cuda_runtime_api.h>
@@ -10,6 +12,90 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#define NVLAR_MAX_RANKS 8
+#define NVLAR_MAX_BLOCKS 128 /* CTAs per rank and launch */
+#define NVLAR_THREADS 256    /* threads per CTA */
+
+enum nvlar_algo {
+  NVLAR_ALGO_ONESHOT = 0, /* copy in, barrier, every rank reduces everything */
+  NVLAR_ALGO_TWOSHOT = 1, /* copy in, barrier, reduce own slice, barrier, gather slices */
+};
+
+/* Signal area of one rank: one 64-bit flag per (source rank, CTA). Flag [src][b] is written
+ * only by CTA b of rank src, with the barrier sequence number it has reached; sequence numbers
+ * only grow, so flags are never reset. Zero it once when allocating. */
+#define NVLAR_SIGNAL_BYTES ((size_t)NVLAR_MAX_RANKS * NVLAR_MAX_BLOCKS * sizeof(uint64_t))
+
+/* Per-rank progress, in the rank's own device memory; zero it once when allocating. The
+ * kernels read it at start and the last CTA to finish advances it, so graph replays need no
+ * host step. */
+struct nvlar_rank_state {
+  uint64_t barrier_seq;  /* barriers passed so far (the next barrier waits for seq + 1) */
+  uint64_t chunk_seq;    /* chunks staged so far; its parity picks the staging half */
+  uint32_t blocks_done;  /* CTAs of the current launch that have finished */
+  uint32_t failed;       /* set once a wait timed out; later launches return at once */
+};
+
+enum nvlar_error_code {
+  NVLAR_KERNEL_OK = 0,
+  NVLAR_KERNEL_TIMEOUT = 1, /* a peer did not arrive within timeout_ns */
+};
+
+/* Host-visible (mapped pinned) record of the first failure of a rank. `code` is written last,
+ * after a system-wide fence, so a host that sees it non-zero sees the other fields too. */
+struct nvlar_error_record {
+  volatile uint32_t code;  /* enum nvlar_error_code */
+  int32_t rank;            /* the rank that gave up */
+  int32_t peer;            /* the rank it waited for */
+  int32_t block;           /* the peer's CTA whose flag never came */
+  uint64_t seq;            /* the barrier it waited at */
+};
+
+/* One rank's all-reduce. Every rank of a call must pass the same algo, datatype, op, count,
+ * nblocks and staging_bytes (the routing layer guarantees it), and the ranks' calls must come
+ * in the same order. */
+struct nvlar_allreduce_args {
+  int rank, nranks;      /* 2..NVLAR_MAX_RANKS ranks */
+  int algo;              /* enum nvlar_algo */
+  int datatype;          /* ncclDataType_t value */
+  int op;                /* ncclRedOp_t value: sum, prod, max, min or avg */
+  int nblocks;           /* 1..NVLAR_MAX_BLOCKS */
+  const void *input;     /* this rank's buffers: any alignment, may be equal (in place) */
+  void *output;
+  size_t count;          /* elements; 0 is a no-op */
+  void *staging[NVLAR_MAX_RANKS];    /* every rank's staging buffer, mapped here */
+  uint64_t *signals[NVLAR_MAX_RANKS]; /* every rank's signal area, mapped here */
+  size_t staging_bytes;  /* size of each staging buffer; a multiple of 256, at least 64 KiB */
+  struct nvlar_rank_state *state;    /* this rank's, device memory */
+  struct nvlar_error_record *error;  /* this rank's, host-visible; may be NULL */
+  uint64_t timeout_ns;   /* how long any wait may last; must be > 0 */
+};
+
+/* 1 if the kernels implement this datatype/op pair (all 12 NCCL types; sum, prod, max, min,
+ * avg), else 0. */
+int nvlar_allreduce_supported(int datatype, int op);
+
+/* Checks the arguments; cudaErrorInvalidValue if they are out of the contract above. */
+cudaError_t nvlar_allreduce_check(const struct nvlar_allreduce_args *args);
+
+/* Launches one rank's kernel on `stream` (grid: args->nblocks CTAs of NVLAR_THREADS). */
+cudaError_t nvlar_allreduce_launch(const struct nvlar_allreduce_args *args, cudaStream_t stream);
+
+/* Emulation on one GPU: all ranks of one call in a single launch, CTA (b, r) of the grid
+ * running CTA b of rank r. All nranks * nblocks CTAs must fit on the GPU at once, or the
+ * barriers wait for CTAs that cannot start (and time out). */
+cudaError_t nvlar_allreduce_launch_emulated(const struct nvlar_allreduce_args *ranks, int nranks,
+                                            cudaStream_t stream);
+
+/* How many CTAs of the all-reduce kernel for this type and op fit on one multiprocessor at
+ * once (emulated: the single-launch variant). Emulation needs nranks * nblocks <= this times
+ * the multiprocessor count; a real rank needs nblocks <= it times the count. */
+cudaError_t nvlar_allreduce_occupancy(int datatype, int op, int emulated, int *blocks_per_sm);
+
+/* An empty kernel with the same grid as a call of `nblocks` CTAs for `nranks` emulated ranks:
+ * the launch floor that the benchmark reports next to each kernel. */
+cudaError_t nvlar_empty_launch(int nblocks, int nranks, cudaStream_t stream);
 
 /* Peer-mapping probe: writes `pattern` to `target` (memory of this GPU or of a peer mapped
  * into this process), makes the store visible system-wide, reads the word back from `target`

@@ -1,0 +1,422 @@
+// The one-shot and two-shot all-reduce kernels, as templates over element type and operator.
+//
+// Each rank's kernel is written as a __device__ function of (args, block, nblocks), so that
+// the same body runs as one rank's grid (production) or as one slice of a single launch that
+// runs every emulated rank on one GPU (tests, benchmark).
+//
+// Data path (both kernels): a message is cut into chunks that fit half of the staging buffer;
+// the halves alternate from chunk to chunk (and from call to call), so that a rank can stage
+// chunk j+1 while slower peers still read chunk j. Each chunk is copied from the user's input
+// into this rank's staging, then read by the peers straight from there (loads over NVLink).
+//
+// Synchronisation: a barrier is a flag per (source rank, CTA) in every rank's signal area.
+// CTA b of rank r, having finished its part of a phase, writes the barrier's sequence number
+// into flag [r][b] of every rank; it then waits until every flag [p][c] of its own area, for
+// all ranks p and all CTAs c of the launch, has reached that number. Sequence numbers only
+// grow (per-rank state, advanced by the kernel itself), so nothing is ever reset.
+//
+// Why a half may be overwritten: a rank writes half h for chunk s only after passing the
+// first barrier of chunk s-1. Every rank signals that barrier only after it finished every
+// read of chunk s-2, the previous user of half h (program order within each CTA, and the
+// barrier waits for all CTAs). So no rank still reads half h. This holds across calls and
+// across the two kernels, which share the sequence numbers.
+#pragma once
+
+#include "nvlar_kernels.h"
+#include "reduce_ops.cuh"
+
+namespace nvlar {
+
+// ---------------------------------------------------------------------------------------------
+// Memory-ordering primitives.
+
+// Release at system scope: every write this thread made, and every write other threads of its
+// CTA made before the preceding __syncthreads() (bar.sync orders them before this store, and
+// release is cumulative), is visible to a thread on any GPU that acquires the flag.
+__device__ __forceinline__ void store_release_sys(uint64_t *flag, uint64_t value) {
+  asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(flag), "l"(value) : "memory");
+}
+
+// Acquire at system scope: reads after it (in this thread, and in the CTA after the following
+// __syncthreads()) see everything the releasing CTA wrote before its flag.
+__device__ __forceinline__ uint64_t load_acquire_sys(const uint64_t *flag) {
+  uint64_t value;
+  asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(value) : "l"(flag) : "memory");
+  return value;
+}
+
+__device__ __forceinline__ uint64_t global_time_ns() {
+  uint64_t now;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  return now;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failure: the first CTA of a rank to time out records where and stops the rank for good.
+
+__device__ __noinline__ void record_timeout(const nvlar_allreduce_args &a, int peer, int block,
+                                            uint64_t seq) {
+  if (atomicCAS(&a.state->failed, 0u, 1u) != 0u) return;  // someone recorded it first
+  nvlar_error_record *error = a.error;
+  if (error == nullptr) return;
+  error->rank = a.rank;
+  error->peer = peer;
+  error->block = block;
+  error->seq = seq;
+  __threadfence_system();  // the fields must reach the host before the code that announces them
+  error->code = NVLAR_KERNEL_TIMEOUT;
+  __threadfence_system();
+}
+
+// Waits for barrier `seq` of this launch. Returns false when a peer did not come in time.
+// `gave_up` is a per-CTA shared flag, cleared at kernel start.
+__device__ __forceinline__ bool barrier(const nvlar_allreduce_args &a, int block, int nblocks,
+                                        uint64_t seq, volatile int *gave_up) {
+  __syncthreads();  // this CTA's part of the phase is done (its writes and its reads)
+  if (threadIdx.x < a.nranks) {
+    store_release_sys(a.signals[threadIdx.x] + a.rank * NVLAR_MAX_BLOCKS + block, seq);
+  }
+  const uint64_t *own_area = a.signals[a.rank];
+  int flags = a.nranks * nblocks;
+  for (int i = threadIdx.x; i < flags; i += blockDim.x) {
+    int peer = i / nblocks, cta = i - peer * nblocks;
+    const uint64_t *flag = own_area + peer * NVLAR_MAX_BLOCKS + cta;
+    if (load_acquire_sys(flag) >= seq) continue;
+    uint64_t start = global_time_ns();
+    while (load_acquire_sys(flag) < seq) {
+      if (*gave_up) break;
+      if (global_time_ns() - start > a.timeout_ns) {
+        record_timeout(a, peer, cta, seq);
+        *gave_up = 1;
+        break;
+      }
+    }
+  }
+  __syncthreads();  // every flag this CTA depends on has been seen
+  return *gave_up == 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data movement. Staging addresses are 16-byte aligned at every chunk, slice and CTA boundary
+// (all boundaries are multiples of kPack elements); user buffers may have any element
+// alignment, and are moved 16 bytes at a time only when this rank's pointer allows it.
+
+template <typename T> struct Pack {
+  static constexpr int kElems = 16 / sizeof(T);  // elements per 16-byte access
+  union {
+    uint4 raw;
+    T elems[kElems];
+  };
+};
+
+__device__ __forceinline__ bool aligned16(const void *p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
+
+// Reads of staging bypass L1 (ld.global.cg): the same staging addresses are read again for
+// later chunks of the same launch, after peers rewrote them, and L1 is not coherent with
+// writes from other SMs or GPUs.
+template <typename T> __device__ __forceinline__ Pack<T> load_staged(const T *p) {
+  Pack<T> pack;
+  pack.raw = __ldcg(reinterpret_cast<const uint4 *>(p));
+  return pack;
+}
+template <typename T> __device__ __forceinline__ T load_staged_one(const T *p) {
+  T value;
+  if constexpr (sizeof(T) == 1) {
+    *reinterpret_cast<unsigned char *>(&value) = __ldcg(reinterpret_cast<const unsigned char *>(p));
+  } else if constexpr (sizeof(T) == 2) {
+    *reinterpret_cast<unsigned short *>(&value) = __ldcg(reinterpret_cast<const unsigned short *>(p));
+  } else if constexpr (sizeof(T) == 4) {
+    *reinterpret_cast<unsigned int *>(&value) = __ldcg(reinterpret_cast<const unsigned int *>(p));
+  } else {
+    *reinterpret_cast<unsigned long long *>(&value) =
+        __ldcg(reinterpret_cast<const unsigned long long *>(p));
+  }
+  return value;
+}
+
+// Copies n elements with this CTA's threads; dst is staging (aligned), src the user's input.
+template <typename T> __device__ void copy_to_staging(T *dst, const T *src, size_t n) {
+  constexpr int V = Pack<T>::kElems;
+  size_t done = 0;
+  if (aligned16(src)) {
+    size_t packs = n / V;
+    const uint4 *s = reinterpret_cast<const uint4 *>(src);
+    uint4 *d = reinterpret_cast<uint4 *>(dst);
+    for (size_t i = threadIdx.x; i < packs; i += blockDim.x) d[i] = s[i];
+    done = packs * V;
+  }
+  for (size_t i = done + threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
+}
+
+// Copies n elements from staging (aligned, possibly a peer's) to the user's output.
+template <typename T> __device__ void copy_from_staging(T *dst, const T *src, size_t n) {
+  constexpr int V = Pack<T>::kElems;
+  size_t packs = n / V;
+  if (aligned16(dst)) {
+    uint4 *d = reinterpret_cast<uint4 *>(dst);
+    for (size_t i = threadIdx.x; i < packs; i += blockDim.x) d[i] = load_staged(src + i * V).raw;
+  } else {
+    for (size_t i = threadIdx.x; i < packs; i += blockDim.x) {
+      Pack<T> pack = load_staged(src + i * V);
+#pragma unroll
+      for (int k = 0; k < V; k++) dst[i * V + k] = pack.elems[k];
+    }
+  }
+  for (size_t i = packs * V + threadIdx.x; i < n; i += blockDim.x) dst[i] = load_staged_one(src + i);
+}
+
+// Reduces n elements at element offset `at` of every rank's staging area `src[p]`, in rank
+// order 0..nranks-1, writing the result to `dst` (user output) and, if not null, to `also`
+// (this rank's staging, for peers to gather).
+template <typename T, int Op>
+__device__ void reduce_staged(T *dst, T *also, T *const *src, size_t at, size_t n, int nranks) {
+  using E = Elem<T>;
+  using R = Reduce<T, Op>;
+  using Acc = typename E::Acc;
+  constexpr int V = Pack<T>::kElems;
+  size_t packs = n / V;
+  bool dst_aligned = aligned16(dst);
+  for (size_t i = threadIdx.x; i < packs; i += blockDim.x) {
+    // All loads first, so that the peers' 16-byte reads are in flight together.
+    Pack<T> in[NVLAR_MAX_RANKS];
+#pragma unroll
+    for (int p = 0; p < NVLAR_MAX_RANKS; p++) {
+      if (p < nranks) in[p] = load_staged(src[p] + at + i * V);
+    }
+    Pack<T> out;
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+      Acc acc = E::to_acc(in[0].elems[k]);
+#pragma unroll
+      for (int p = 1; p < NVLAR_MAX_RANKS; p++) {
+        if (p < nranks) acc = R::combine(acc, E::to_acc(in[p].elems[k]));
+      }
+      out.elems[k] = E::from_acc(R::finish(acc, nranks));
+    }
+    if (dst_aligned) {
+      reinterpret_cast<uint4 *>(dst)[i] = out.raw;
+    } else {
+#pragma unroll
+      for (int k = 0; k < V; k++) dst[i * V + k] = out.elems[k];
+    }
+    if (also != nullptr) reinterpret_cast<uint4 *>(also)[i] = out.raw;
+  }
+  for (size_t i = packs * V + threadIdx.x; i < n; i += blockDim.x) {
+    Acc acc = E::to_acc(load_staged_one(src[0] + at + i));
+    for (int p = 1; p < nranks; p++) acc = R::combine(acc, E::to_acc(load_staged_one(src[p] + at + i)));
+    T value = E::from_acc(R::finish(acc, nranks));
+    dst[i] = value;
+    if (also != nullptr) also[i] = value;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Work split: [begin, end) of n elements for CTA `block` of `nblocks`, with boundaries at
+// multiples of `grain` elements so that every CTA's staging range stays 16-byte aligned.
+struct Range {
+  size_t begin, end;
+  __device__ size_t size() const { return end - begin; }
+};
+
+__device__ __forceinline__ size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+__device__ __forceinline__ Range split(size_t n, int block, int nblocks, size_t grain) {
+  size_t per = (n + nblocks - 1) / nblocks;
+  per = (per + grain - 1) / grain * grain;
+  size_t begin = per * block, end = begin + per;
+  if (begin > n) begin = n;
+  if (end > n) end = n;
+  return Range{begin, end};
+}
+
+// The staging half that chunk `chunk` uses, as an element pointer into rank p's staging.
+template <typename T>
+__device__ __forceinline__ T *staging_half(const nvlar_allreduce_args &a, int p, uint64_t chunk) {
+  char *base = static_cast<char *>(a.staging[p]);
+  return reinterpret_cast<T *>(base + (chunk & 1) * (a.staging_bytes / 2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-shot: per chunk, copy this CTA's range of the input into staging, barrier, then reduce
+// the same range from every rank's staging into the output. Latency: one barrier per chunk.
+template <typename T, int Op>
+__device__ void oneshot(const nvlar_allreduce_args &a, int block, int nblocks, uint64_t seq0,
+                        uint64_t chunk0, volatile int *gave_up, uint64_t *chunks_out) {
+  constexpr size_t V = Pack<T>::kElems;
+  const size_t chunk_elems = (a.staging_bytes / 2) / sizeof(T) / V * V;
+  const T *input = static_cast<const T *>(a.input);
+  T *output = static_cast<T *>(a.output);
+  uint64_t chunks = (a.count + chunk_elems - 1) / chunk_elems;
+  *chunks_out = chunks;
+  for (uint64_t j = 0; j < chunks; j++) {
+    size_t offset = j * chunk_elems;
+    size_t length = min_size(chunk_elems, a.count - offset);
+    Range mine = split(length, block, nblocks, V);
+    T *stage[NVLAR_MAX_RANKS];
+    for (int p = 0; p < a.nranks; p++) stage[p] = staging_half<T>(a, p, chunk0 + j);
+    copy_to_staging(stage[a.rank] + mine.begin, input + offset + mine.begin, mine.size());
+    if (!barrier(a, block, nblocks, seq0 + j + 1, gave_up)) return;
+    reduce_staged<T, Op>(output + offset + mine.begin, nullptr, stage, mine.begin, mine.size(),
+                         a.nranks);
+  }
+}
+
+// Two-shot: per chunk, copy in, barrier, reduce this rank's slice (rank r owns slice r) into
+// the output and into this rank's staging "result" area, barrier, then copy every other
+// rank's reduced slice from its result area into the output. Each byte crosses NVLink about
+// twice instead of nranks-1 times.
+template <typename T, int Op>
+__device__ void twoshot(const nvlar_allreduce_args &a, int block, int nblocks, uint64_t seq0,
+                        uint64_t chunk0, volatile int *gave_up, uint64_t *chunks_out) {
+  constexpr size_t V = Pack<T>::kElems;
+  // Half of the staging buffer holds a chunk of input and, after it, the reduced results.
+  const size_t chunk_elems = (a.staging_bytes / 2) / (2 * sizeof(T)) / V * V;
+  const T *input = static_cast<const T *>(a.input);
+  T *output = static_cast<T *>(a.output);
+  uint64_t chunks = (a.count + chunk_elems - 1) / chunk_elems;
+  *chunks_out = chunks;
+  for (uint64_t j = 0; j < chunks; j++) {
+    size_t offset = j * chunk_elems;
+    size_t length = min_size(chunk_elems, a.count - offset);
+    T *stage[NVLAR_MAX_RANKS];
+    for (int p = 0; p < a.nranks; p++) stage[p] = staging_half<T>(a, p, chunk0 + j);
+
+    Range in = split(length, block, nblocks, V);
+    copy_to_staging(stage[a.rank] + in.begin, input + offset + in.begin, in.size());
+    if (!barrier(a, block, nblocks, seq0 + 2 * j + 1, gave_up)) return;
+
+    // Slice s of the chunk is [s * slice, (s + 1) * slice), clipped; rank s reduces it.
+    size_t slice = (length + a.nranks - 1) / a.nranks;
+    slice = (slice + V - 1) / V * V;
+    size_t own_begin = min_size(slice * a.rank, length);
+    size_t own_end = min_size(own_begin + slice, length);
+    Range part = split(own_end - own_begin, block, nblocks, V);
+    size_t at = own_begin + part.begin;
+    reduce_staged<T, Op>(output + offset + at, stage[a.rank] + chunk_elems + at, stage, at,
+                         part.size(), a.nranks);
+    if (!barrier(a, block, nblocks, seq0 + 2 * j + 2, gave_up)) return;
+
+    for (int s = 1; s < a.nranks; s++) {
+      int owner = (a.rank + s) % a.nranks;  // start with the next rank: spreads the load
+      size_t begin = min_size(slice * owner, length), end = min_size(begin + slice, length);
+      Range piece = split(end - begin, block, nblocks, V);
+      size_t from = begin + piece.begin;
+      copy_from_staging(output + offset + from, stage[owner] + chunk_elems + from, piece.size());
+    }
+  }
+}
+
+template <typename T, int Op>
+__device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nblocks) {
+  __shared__ int gave_up;
+  if (threadIdx.x == 0) gave_up = 0;
+  // The rank state was written by the previous launch (ordered before this one by the
+  // stream); a failed rank stays failed: its peers' flags can no longer be trusted.
+  const volatile nvlar_rank_state *state = a.state;
+  uint64_t seq0 = state->barrier_seq, chunk0 = state->chunk_seq;
+  bool failed = state->failed != 0;
+  __syncthreads();
+  if (failed || a.count == 0) return;
+
+  uint64_t chunks = 0;
+  bool twoshot_algo = a.algo == NVLAR_ALGO_TWOSHOT;
+  if (twoshot_algo) {
+    twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &gave_up, &chunks);
+  } else {
+    oneshot<T, Op>(a, block, nblocks, seq0, chunk0, &gave_up, &chunks);
+  }
+  if (gave_up) return;
+
+  // The last CTA to finish advances the state for the next launch. Every CTA read the old
+  // values above, before its first barrier, so none can see the new ones too early.
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    if (atomicAdd(&a.state->blocks_done, 1u) == unsigned(nblocks - 1)) {
+      a.state->blocks_done = 0;
+      a.state->barrier_seq = seq0 + (twoshot_algo ? 2 : 1) * chunks;
+      a.state->chunk_seq = chunk0 + chunks;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels and per-type dispatch.
+
+template <typename T, int Op>
+__global__ void __launch_bounds__(NVLAR_THREADS) allreduce_kernel(nvlar_allreduce_args args) {
+  allreduce_rank<T, Op>(args, blockIdx.x, gridDim.x);
+}
+
+struct EmulatedRanks {
+  nvlar_allreduce_args ranks[NVLAR_MAX_RANKS];
+};
+
+template <typename T, int Op>
+__global__ void __launch_bounds__(NVLAR_THREADS) allreduce_emulated_kernel(EmulatedRanks e) {
+  allreduce_rank<T, Op>(e.ranks[blockIdx.y], blockIdx.x, gridDim.x);
+}
+
+// Launches the kernel for element type T, choosing the operator at run time.
+template <typename T>
+cudaError_t launch_typed(const nvlar_allreduce_args *ranks, int nranks, bool emulated,
+                         cudaStream_t stream) {
+  dim3 grid(ranks[0].nblocks, emulated ? nranks : 1);
+  EmulatedRanks all;
+  if (emulated) {
+    for (int r = 0; r < nranks; r++) all.ranks[r] = ranks[r];
+  }
+  switch (ranks[0].op) {
+#define NVLAR_CASE(op)                                                                       \
+  case op:                                                                                   \
+    if (emulated) {                                                                          \
+      allreduce_emulated_kernel<T, op><<<grid, NVLAR_THREADS, 0, stream>>>(all);             \
+    } else {                                                                                 \
+      allreduce_kernel<T, op><<<grid, NVLAR_THREADS, 0, stream>>>(ranks[0]);                 \
+    }                                                                                        \
+    break;
+    NVLAR_CASE(OP_SUM)
+    NVLAR_CASE(OP_PROD)
+    NVLAR_CASE(OP_MAX)
+    NVLAR_CASE(OP_MIN)
+    NVLAR_CASE(OP_AVG)
+#undef NVLAR_CASE
+    default:
+      return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t occupancy_typed(int op, bool emulated, int *blocks_per_sm) {
+  switch (op) {
+#define NVLAR_CASE(op)                                                                       \
+  case op:                                                                                   \
+    return emulated ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(                         \
+                          blocks_per_sm, allreduce_emulated_kernel<T, op>, NVLAR_THREADS, 0) \
+                    : cudaOccupancyMaxActiveBlocksPerMultiprocessor(                         \
+                          blocks_per_sm, allreduce_kernel<T, op>, NVLAR_THREADS, 0);
+    NVLAR_CASE(OP_SUM)
+    NVLAR_CASE(OP_PROD)
+    NVLAR_CASE(OP_MAX)
+    NVLAR_CASE(OP_MIN)
+    NVLAR_CASE(OP_AVG)
+#undef NVLAR_CASE
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace nvlar
+
+// One instantiation unit per element type keeps each nvcc run small and lets the build run
+// them in parallel (kernels/allreduce_<type>.cu).
+#define NVLAR_DEFINE_TYPED_LAUNCH(suffix, T)                                                 \
+  cudaError_t nvlar_allreduce_launch_##suffix(const nvlar_allreduce_args *ranks, int nranks, \
+                                              bool emulated, cudaStream_t stream) {          \
+    return nvlar::launch_typed<T>(ranks, nranks, emulated, stream);                         \
+  }                                                                                          \
+  cudaError_t nvlar_allreduce_occupancy_##suffix(int op, bool emulated, int *blocks_per_sm) { \
+    return nvlar::occupancy_typed<T>(op, emulated, blocks_per_sm);                          \
+  }

@@ -1,0 +1,5 @@
+// All-reduce kernels for one element type; see allreduce.cuh.
+#include "allreduce.cuh"
+#include "allreduce_launch.h"
+
+NVLAR_DEFINE_TYPED_LAUNCH(f16, __half)
