@@ -54,7 +54,7 @@ __device__ __forceinline__ uint64_t global_time_ns() {
 // ---------------------------------------------------------------------------------------------
 // Failure: the first CTA of a rank to time out records where and stops the rank for good.
 
-__device__ __noinline__ void record_timeout(const nvlar_allreduce_args &a, int peer, int block,
+static __device__ __noinline__ void record_timeout(const nvlar_allreduce_args &a, int peer, int block,
                                             uint64_t seq) {
   if (atomicCAS(&a.state->failed, 0u, 1u) != 0u) return;  // someone recorded it first
   nvlar_error_record *error = a.error;
@@ -342,10 +342,11 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
 }
 
 // ---------------------------------------------------------------------------------------------
-// Kernels and per-type dispatch.
+// Kernels and per-type dispatch. Arguments are __grid_constant__ so that the device
+// functions read them in place (by reference) instead of copying them to local memory.
 
 template <typename T, int Op>
-__global__ void __launch_bounds__(NVLAR_THREADS) allreduce_kernel(nvlar_allreduce_args args) {
+__global__ void __launch_bounds__(NVLAR_THREADS) allreduce_kernel(const __grid_constant__ nvlar_allreduce_args args) {
   allreduce_rank<T, Op>(args, blockIdx.x, gridDim.x);
 }
 
@@ -354,7 +355,7 @@ struct EmulatedRanks {
 };
 
 template <typename T, int Op>
-__global__ void __launch_bounds__(NVLAR_THREADS) allreduce_emulated_kernel(EmulatedRanks e) {
+__global__ void __launch_bounds__(NVLAR_THREADS) allreduce_emulated_kernel(const __grid_constant__ EmulatedRanks e) {
   allreduce_rank<T, Op>(e.ranks[blockIdx.y], blockIdx.x, gridDim.x);
 }
 

@@ -28,6 +28,13 @@
     }                                                                                        \
   } while (0)
 
+/* NVLAR_TEST_QUICK=1 (set by scripts/gpu-check under compute-sanitizer, which slows kernels
+ * down a hundredfold) asks tests for a smaller matrix; every code path is still taken. */
+static inline int quick_mode(void) {
+  const char *quick = getenv("NVLAR_TEST_QUICK");
+  return quick != NULL && quick[0] == '1';
+}
+
 /* Exits with 77 unless at least `needed` GPUs are visible. */
 static inline void require_gpus(int needed) {
   int count = 0;

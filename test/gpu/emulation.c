@@ -1,0 +1,87 @@
+#include "emulation.h"
+
+#include <string.h>
+
+#include "params.h"
+
+#define GUARD_OFFSET 256 /* user buffers start here: past CHECK_GUARD_BYTES, 256-aligned */
+
+cudaError_t emulation_create(struct emulation *e, int nranks, size_t staging_bytes,
+                             size_t max_data_bytes) {
+  memset(e, 0, sizeof(*e));
+  e->nranks = nranks;
+  e->data_bytes = max_data_bytes + 2 * GUARD_OFFSET + 16;
+  e->timeout_ns = (uint64_t)nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1000000ull;
+  cudaError_t error = cudaDeviceGetAttribute(&e->multiprocessors, cudaDevAttrMultiProcessorCount, 0);
+  /* The most demanding instantiation bounds every case: fp64 max is as heavy as any. */
+  int worst = 1 << 30;
+  for (int type = 0; type < 12 && error == cudaSuccess; type++) {
+    for (int op = 0; op < 5 && error == cudaSuccess; op++) {
+      int blocks = 0;
+      error = nvlar_allreduce_occupancy(type, op, 1, &blocks);
+      if (blocks < worst) worst = blocks;
+    }
+  }
+  e->blocks_per_sm_limit = worst;
+  for (int r = 0; r < nranks && error == cudaSuccess; r++) {
+    error = nvlar_buffers_create(&e->buffers[r], staging_bytes);
+    if (error == cudaSuccess) nvlar_buffers_view(&e->buffers[r], &e->views[r]);
+    if (error == cudaSuccess) error = cudaStreamCreateWithFlags(&e->streams[r], cudaStreamNonBlocking);
+    if (error == cudaSuccess) error = cudaMalloc((void **)&e->input[r], e->data_bytes);
+    if (error == cudaSuccess) error = cudaMalloc((void **)&e->output[r], e->data_bytes);
+  }
+  if (error != cudaSuccess) emulation_destroy(e);
+  return error;
+}
+
+void emulation_destroy(struct emulation *e) {
+  cudaDeviceSynchronize();
+  for (int r = 0; r < NVLAR_MAX_RANKS; r++) {
+    if (e->streams[r] != NULL) cudaStreamDestroy(e->streams[r]);
+    if (e->input[r] != NULL) cudaFree(e->input[r]);
+    if (e->output[r] != NULL) cudaFree(e->output[r]);
+    if (e->buffers[r].shared_base != NULL) nvlar_buffers_destroy(&e->buffers[r]);
+  }
+  memset(e, 0, sizeof(*e));
+}
+
+void *emulation_input(const struct emulation *e, int rank, size_t element_size, int misalign) {
+  return e->input[rank] + GUARD_OFFSET + (size_t)misalign * element_size;
+}
+
+void *emulation_output(const struct emulation *e, int rank, size_t element_size, int misalign,
+                       int in_place) {
+  if (in_place) return emulation_input(e, rank, element_size, misalign);
+  return e->output[rank] + GUARD_OFFSET + (size_t)misalign * element_size;
+}
+
+cudaError_t emulation_poison(const struct emulation *e, size_t bytes, cudaStream_t stream) {
+  size_t span = bytes + 2 * GUARD_OFFSET + 16;
+  if (span > e->data_bytes) span = e->data_bytes;
+  cudaError_t error = cudaSuccess;
+  for (int r = 0; r < e->nranks && error == cudaSuccess; r++) {
+    error = cudaMemsetAsync(e->input[r], CHECK_POISON_BYTE, span, stream);
+    if (error == cudaSuccess) error = cudaMemsetAsync(e->output[r], CHECK_POISON_BYTE, span, stream);
+  }
+  return error;
+}
+
+void emulation_args(const struct emulation *e, int rank, int algo, int datatype, int op,
+                    int nblocks, const void *input, void *output, size_t count,
+                    struct nvlar_allreduce_args *args) {
+  memset(args, 0, sizeof(*args));
+  nvlar_buffers_fill_args(&e->buffers[rank], e->views, rank, e->nranks, args);
+  args->algo = algo;
+  args->datatype = datatype;
+  args->op = op;
+  args->nblocks = nblocks;
+  args->input = input;
+  args->output = output;
+  args->count = count;
+  args->timeout_ns = e->timeout_ns;
+}
+
+int emulation_max_blocks(const struct emulation *e, int nranks) {
+  int fit = e->blocks_per_sm_limit * e->multiprocessors / nranks;
+  return fit > NVLAR_MAX_BLOCKS ? NVLAR_MAX_BLOCKS : fit;
+}

@@ -1,0 +1,155 @@
+/* Epochs carry the kernels from call to call with no host step:
+ * - 1000 back-to-back calls on 8 emulated ranks, one launch each, changing algorithm, CTA
+ *   count and size (some messages span several chunks) from call to call;
+ * - 1000 calls with every rank on its own stream and nothing coupling the streams but the
+ *   kernels themselves (ranks drift apart, as real ones do);
+ * - a CUDA graph holding both kernels, replayed 100 times: results stay exact and the rank
+ *   state advances by exactly the replays' barriers. */
+#include <stdlib.h>
+
+#include "allreduce_check.h"
+#include "emulation.h"
+#include "gpu_test.h"
+
+#define NRANKS 8
+#define STAGING_BYTES (256u << 10) /* small: chunking happens often */
+#define FULL_CALLS 1000
+#define REPLAYS 100
+
+static int CALLS = FULL_CALLS; /* fewer under NVLAR_TEST_QUICK */
+#define TYPE 7 /* float32 */
+#define OP 0   /* sum */
+
+static int count_failures(struct check_result *device, int n, const char *what) {
+  struct check_result *host = malloc(n * sizeof(*host));
+  CHECK(host != NULL);
+  CHECK_CUDA(cudaMemcpy(host, device, n * sizeof(*host), cudaMemcpyDeviceToHost));
+  int failures = 0;
+  for (int i = 0; i < n; i++) {
+    if (host[i].mismatches || host[i].rank_diffs || host[i].guard_errors) {
+      if (failures++ < 10) {
+        fprintf(stderr, "FAIL %s #%d: %llu wrong, %llu differ between ranks, %llu guard bytes\n",
+                what, i, host[i].mismatches, host[i].rank_diffs, host[i].guard_errors);
+      }
+    }
+  }
+  free(host);
+  return failures;
+}
+
+static size_t call_count(int i) { return 1 + (size_t)i * 7919 % 150000; }
+
+static int back_to_back_one_launch(struct emulation *e, struct check_result *results) {
+  int max_blocks = emulation_max_blocks(e, NRANKS);
+  for (int i = 0; i < CALLS; i++) {
+    size_t count = call_count(i);
+    int algo = i % 3 == 0 ? NVLAR_ALGO_TWOSHOT : NVLAR_ALGO_ONESHOT;
+    int nblocks = 1 + i % (max_blocks < 12 ? max_blocks : 12);
+    struct nvlar_allreduce_args args[NRANKS];
+    void *outputs[NRANKS];
+    for (int r = 0; r < NRANKS; r++) {
+      void *input = emulation_input(e, r, 4, 0);
+      outputs[r] = emulation_output(e, r, 4, 0, 0);
+      CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, 1000 + i, e->streams[0]));
+      emulation_args(e, r, algo, TYPE, OP, nblocks, input, outputs[r], count, &args[r]);
+    }
+    CHECK_CUDA(nvlar_allreduce_launch_emulated(args, NRANKS, e->streams[0]));
+    CHECK_CUDA(check_verify(outputs, NRANKS, count, TYPE, OP, NRANKS, 1000 + i, &results[i], e->streams[0]));
+  }
+  CHECK_CUDA(cudaStreamSynchronize(e->streams[0]));
+  return count_failures(results, CALLS, "one-launch call");
+}
+
+static int back_to_back_streams(struct emulation *e, struct check_result *results) {
+  int nblocks = emulation_max_blocks(e, NRANKS) < 4 ? emulation_max_blocks(e, NRANKS) : 4;
+  for (int i = 0; i < CALLS; i++) {
+    size_t count = call_count(i);
+    int algo = i % 2 ? NVLAR_ALGO_TWOSHOT : NVLAR_ALGO_ONESHOT;
+    for (int r = 0; r < NRANKS; r++) {
+      void *input = emulation_input(e, r, 4, 0);
+      void *output = emulation_output(e, r, 4, 0, 0);
+      struct nvlar_allreduce_args args;
+      emulation_args(e, r, algo, TYPE, OP, nblocks, input, output, count, &args);
+      CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, 5000 + i, e->streams[r]));
+      CHECK_CUDA(nvlar_allreduce_launch(&args, e->streams[r]));
+      CHECK_CUDA(check_verify(&output, 1, count, TYPE, OP, NRANKS, 5000 + i,
+                              &results[i * NRANKS + r], e->streams[r]));
+    }
+  }
+  CHECK_CUDA(cudaDeviceSynchronize());
+  return count_failures(results, CALLS * NRANKS, "per-stream call");
+}
+
+static int graph_replays(struct emulation *e, struct check_result *result) {
+  const size_t count = 300000; /* several chunks of the small staging buffer */
+  cudaStream_t stream = e->streams[0];
+  struct nvlar_rank_state before, after;
+  CHECK_CUDA(cudaMemcpy(&before, e->buffers[0].state, sizeof(before), cudaMemcpyDeviceToHost));
+
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_TWOSHOT; algo++) {
+    struct nvlar_allreduce_args args[NRANKS];
+    void *outputs[NRANKS];
+    CHECK_CUDA(emulation_poison(e, count * 4, stream));
+    for (int r = 0; r < NRANKS; r++) {
+      void *input = emulation_input(e, r, 4, 0);
+      outputs[r] = emulation_output(e, r, 4, 0, 0);
+      CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, 77 + algo, stream));
+      emulation_args(e, r, algo, TYPE, OP, 4, input, outputs[r], count, &args[r]);
+    }
+    CHECK_CUDA(nvlar_allreduce_launch_emulated(args, NRANKS, stream));
+    CHECK_CUDA(check_verify(outputs, NRANKS, count, TYPE, OP, NRANKS, 77 + algo, result, stream));
+  }
+  CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
+  CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  for (int i = 0; i < REPLAYS; i++) CHECK_CUDA(cudaGraphLaunch(exec, stream));
+  CHECK_CUDA(cudaStreamSynchronize(stream));
+  CHECK_CUDA(cudaGraphExecDestroy(exec));
+  CHECK_CUDA(cudaGraphDestroy(graph));
+
+  CHECK_CUDA(cudaMemcpy(&after, e->buffers[0].state, sizeof(after), cudaMemcpyDeviceToHost));
+  /* Per replay: the one-shot passes one barrier per chunk, the two-shot two. */
+  uint64_t oneshot_chunks = (count + (STAGING_BYTES / 2 / 4) - 1) / (STAGING_BYTES / 2 / 4);
+  uint64_t twoshot_chunks = (count + (STAGING_BYTES / 4 / 4) - 1) / (STAGING_BYTES / 4 / 4);
+  uint64_t want = REPLAYS * (oneshot_chunks + 2 * twoshot_chunks);
+  if (after.barrier_seq - before.barrier_seq != want) {
+    fprintf(stderr, "FAIL graph: barrier sequence advanced by %llu, want %llu\n",
+            (unsigned long long)(after.barrier_seq - before.barrier_seq), (unsigned long long)want);
+    return 1;
+  }
+  return count_failures(result, 1, "graph replays");
+}
+
+int main(void) {
+  require_gpus(1);
+  if (quick_mode()) CALLS = 50;
+  struct emulation e;
+  CHECK_CUDA(emulation_create(&e, NRANKS, STAGING_BYTES, 160000 * 4));
+  struct check_result *results = NULL;
+  size_t bytes = (size_t)FULL_CALLS * NRANKS * sizeof(*results);
+  CHECK_CUDA(cudaMalloc((void **)&results, bytes));
+  CHECK_CUDA(cudaMemset(results, 0, bytes));
+
+  int failures = back_to_back_one_launch(&e, results);
+  printf("%d back-to-back calls, one launch each: %d failed\n", CALLS, failures);
+  CHECK_CUDA(cudaMemset(results, 0, bytes));
+  int failed = back_to_back_streams(&e, results);
+  printf("%d back-to-back calls, a stream per rank: %d rank-calls failed\n", CALLS, failed);
+  failures += failed;
+  CHECK_CUDA(cudaMemset(results, 0, sizeof(*results)));
+  failed = graph_replays(&e, results);
+  printf("graph of both kernels replayed %d times: %s\n", REPLAYS, failed ? "FAILED" : "ok");
+  failures += failed;
+  for (int r = 0; r < NRANKS; r++) {
+    if (e.buffers[r].error_host->code != NVLAR_KERNEL_OK) {
+      fprintf(stderr, "rank %d: kernel error %u (waited for rank %d)\n", r,
+              e.buffers[r].error_host->code, e.buffers[r].error_host->peer);
+      failures++;
+    }
+  }
+  CHECK_CUDA(cudaFree(results));
+  emulation_destroy(&e);
+  return failures == 0 ? 0 : 1;
+}

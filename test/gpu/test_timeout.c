@@ -1,0 +1,61 @@
+/* A rank that never launches must not hang the others: with NVLAR_TIMEOUT_MS short (set by the
+ * test's environment), the ranks that did launch give up, record which peer never came, and
+ * return; later launches on a failed rank return at once; the process then exits cleanly.
+ * Both kernels are tried, on fresh ranks each time. The only time bound asserted is a hang
+ * guard a hundred times the timeout. */
+#include <time.h>
+
+#include "emulation.h"
+#include "gpu_test.h"
+
+#define NRANKS 4
+#define ABSENT 2
+
+static double now_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void run(int algo) {
+  struct emulation e;
+  CHECK_CUDA(emulation_create(&e, NRANKS, 1u << 20, 1u << 20));
+  const size_t count = 100000;
+  struct nvlar_allreduce_args args[NRANKS];
+  for (int r = 0; r < NRANKS; r++) {
+    emulation_args(&e, r, algo, 7, 0, 2, emulation_input(&e, r, 4, 0),
+                   emulation_output(&e, r, 4, 0, 0), count, &args[r]);
+  }
+  double start = now_seconds();
+  for (int r = 0; r < NRANKS; r++) {
+    if (r != ABSENT) CHECK_CUDA(nvlar_allreduce_launch(&args[r], e.streams[r]));
+  }
+  CHECK_CUDA(cudaDeviceSynchronize());
+  double waited = now_seconds() - start;
+  CHECK(waited < 100 * e.timeout_ns * 1e-9 + 5);  /* hang guard, not a timing assertion */
+  for (int r = 0; r < NRANKS; r++) {
+    const struct nvlar_error_record *error = e.buffers[r].error_host;
+    if (r == ABSENT) {
+      CHECK(error->code == NVLAR_KERNEL_OK);
+      continue;
+    }
+    CHECK(error->code == NVLAR_KERNEL_TIMEOUT);
+    CHECK(error->rank == r);
+    CHECK(error->peer == ABSENT);
+    CHECK(error->block >= 0 && error->block < 2);
+    CHECK(error->seq == 1);
+  }
+  /* A failed rank's next call returns without waiting; nothing is left running. */
+  CHECK_CUDA(nvlar_allreduce_launch(&args[0], e.streams[0]));
+  CHECK_CUDA(cudaDeviceSynchronize());
+  printf("%s: ranks gave up on absent rank %d after %.2f s (timeout %.2f s)\n",
+         algo == NVLAR_ALGO_TWOSHOT ? "twoshot" : "oneshot", ABSENT, waited, e.timeout_ns * 1e-9);
+  emulation_destroy(&e);
+}
+
+int main(void) {
+  require_gpus(1);
+  run(NVLAR_ALGO_ONESHOT);
+  run(NVLAR_ALGO_TWOSHOT);
+  return 0;
+}
