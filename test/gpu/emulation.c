@@ -10,7 +10,7 @@ cudaError_t emulation_create(struct emulation *e, int nranks, size_t staging_byt
                              size_t max_data_bytes) {
   memset(e, 0, sizeof(*e));
   e->nranks = nranks;
-  e->data_bytes = max_data_bytes + 2 * GUARD_OFFSET + 16;
+  e->data_bytes = max_data_bytes + 2 * GUARD_OFFSET + 64;
   e->timeout_ns = (uint64_t)nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1000000ull;
   cudaError_t error = cudaDeviceGetAttribute(&e->multiprocessors, cudaDevAttrMultiProcessorCount, 0);
   /* The most demanding instantiation bounds every case: fp64 max is as heavy as any. */
@@ -55,13 +55,19 @@ void *emulation_output(const struct emulation *e, int rank, size_t element_size,
   return e->output[rank] + GUARD_OFFSET + (size_t)misalign * element_size;
 }
 
-cudaError_t emulation_poison(const struct emulation *e, size_t bytes, cudaStream_t stream) {
+cudaError_t emulation_poison_rank(const struct emulation *e, int rank, size_t bytes,
+                                  cudaStream_t stream) {
   size_t span = bytes + 2 * GUARD_OFFSET + 16;
-  if (span > e->data_bytes) span = e->data_bytes;
+  if (span > e->data_bytes) return cudaErrorInvalidValue; /* the case does not fit the buffers */
+  cudaError_t error = cudaMemsetAsync(e->input[rank], CHECK_POISON_BYTE, span, stream);
+  if (error == cudaSuccess) error = cudaMemsetAsync(e->output[rank], CHECK_POISON_BYTE, span, stream);
+  return error;
+}
+
+cudaError_t emulation_poison(const struct emulation *e, size_t bytes, cudaStream_t stream) {
   cudaError_t error = cudaSuccess;
   for (int r = 0; r < e->nranks && error == cudaSuccess; r++) {
-    error = cudaMemsetAsync(e->input[r], CHECK_POISON_BYTE, span, stream);
-    if (error == cudaSuccess) error = cudaMemsetAsync(e->output[r], CHECK_POISON_BYTE, span, stream);
+    error = emulation_poison_rank(e, r, bytes, stream);
   }
   return error;
 }

@@ -34,8 +34,11 @@ void *emulation_input(const struct emulation *e, int rank, size_t element_size, 
 void *emulation_output(const struct emulation *e, int rank, size_t element_size, int misalign,
                        int in_place);
 
-/* Poisons the bytes around and under a case's buffers (guards included). */
+/* Poisons the bytes around and under a case's buffers (guards included), of every rank or of
+ * one rank. */
 cudaError_t emulation_poison(const struct emulation *e, size_t bytes, cudaStream_t stream);
+cudaError_t emulation_poison_rank(const struct emulation *e, int rank, size_t bytes,
+                                  cudaStream_t stream);
 
 /* Fills rank `rank`'s kernel arguments for one call. */
 void emulation_args(const struct emulation *e, int rank, int algo, int datatype, int op,

@@ -37,6 +37,7 @@ static int count_failures(struct check_result *device, int n, const char *what) 
   return failures;
 }
 
+#define MAX_COUNT 300000
 static size_t call_count(int i) { return 1 + (size_t)i * 7919 % 150000; }
 
 static int back_to_back_one_launch(struct emulation *e, struct check_result *results) {
@@ -47,6 +48,7 @@ static int back_to_back_one_launch(struct emulation *e, struct check_result *res
     int nblocks = 1 + i % (max_blocks < 12 ? max_blocks : 12);
     struct nvlar_allreduce_args args[NRANKS];
     void *outputs[NRANKS];
+    CHECK_CUDA(emulation_poison(e, count * 4, e->streams[0]));
     for (int r = 0; r < NRANKS; r++) {
       void *input = emulation_input(e, r, 4, 0);
       outputs[r] = emulation_output(e, r, 4, 0, 0);
@@ -70,6 +72,7 @@ static int back_to_back_streams(struct emulation *e, struct check_result *result
       void *output = emulation_output(e, r, 4, 0, 0);
       struct nvlar_allreduce_args args;
       emulation_args(e, r, algo, TYPE, OP, nblocks, input, output, count, &args);
+      CHECK_CUDA(emulation_poison_rank(e, r, count * 4, e->streams[r]));
       CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, 5000 + i, e->streams[r]));
       CHECK_CUDA(nvlar_allreduce_launch(&args, e->streams[r]));
       CHECK_CUDA(check_verify(&output, 1, count, TYPE, OP, NRANKS, 5000 + i,
@@ -81,7 +84,7 @@ static int back_to_back_streams(struct emulation *e, struct check_result *result
 }
 
 static int graph_replays(struct emulation *e, struct check_result *result) {
-  const size_t count = 300000; /* several chunks of the small staging buffer */
+  const size_t count = MAX_COUNT; /* several chunks of the small staging buffer */
   cudaStream_t stream = e->streams[0];
   struct nvlar_rank_state before, after;
   CHECK_CUDA(cudaMemcpy(&before, e->buffers[0].state, sizeof(before), cudaMemcpyDeviceToHost));
@@ -126,7 +129,7 @@ int main(void) {
   require_gpus(1);
   if (quick_mode()) CALLS = 50;
   struct emulation e;
-  CHECK_CUDA(emulation_create(&e, NRANKS, STAGING_BYTES, 160000 * 4));
+  CHECK_CUDA(emulation_create(&e, NRANKS, STAGING_BYTES, MAX_COUNT * 4));
   struct check_result *results = NULL;
   size_t bytes = (size_t)FULL_CALLS * NRANKS * sizeof(*results);
   CHECK_CUDA(cudaMalloc((void **)&results, bytes));

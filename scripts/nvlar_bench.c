@@ -1,0 +1,355 @@
+/* nvlar-bench: device time of nvlar's all-reduce kernels.
+ *
+ * --emulate N runs N ranks on this one GPU, all in one launch, and times each kernel per
+ * message size with CUDA graphs (so host launch cost does not count). In the same run it
+ * measures a device-to-device cudaMemcpy (the bandwidth ceiling for emulated ranks, which all
+ * share this GPU's memory) and an empty kernel of the same grid (the launch floor), and reports
+ * the kernels' memory traffic as a fraction of the copy bandwidth. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "nvlar_kernels.h"
+#include "params.h"
+#include "peer_buffers.h"
+
+#define CHECK_CUDA(call)                                                                     \
+  do {                                                                                       \
+    cudaError_t bench_error = (call);                                                        \
+    if (bench_error != cudaSuccess) {                                                        \
+      fprintf(stderr, "nvlar-bench: %s: %s\n", #call, cudaGetErrorString(bench_error));      \
+      exit(1);                                                                               \
+    }                                                                                        \
+  } while (0)
+
+static const char *const type_names[] = {"int8", "uint8", "int32", "uint32", "int64", "uint64",
+                                         "float16", "float32", "float64", "bfloat16",
+                                         "fp8e4m3", "fp8e5m2"};
+static const size_t type_sizes[] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2, 1, 1};
+static const char *const op_names[] = {"sum", "prod", "max", "min", "avg"};
+
+struct options {
+  int emulate;          /* ranks; 0: not given */
+  int datatype, op;
+  int algos[2], nalgos;
+  size_t min_bytes, max_bytes;
+  int step;             /* size multiplier */
+  int blocks;           /* 0: automatic */
+  int sweep_blocks;     /* also time the two-shot at max_bytes for 1, 2, 4, ... CTAs */
+  size_t buffer_bytes;
+  int trials;
+  const char *csv;
+};
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: nvlar-bench --emulate N [options]\n"
+          "Times nvlar's all-reduce kernels with N ranks (2..8) emulated on this GPU.\n"
+          "  --dtype T          int8 uint8 int32 uint32 int64 uint64 float16 float32 float64\n"
+          "                     bfloat16 fp8e4m3 fp8e5m2 (default float32)\n"
+          "  --op OP            sum prod max min avg (default sum)\n"
+          "  --algo A           oneshot, twoshot or both (default both)\n"
+          "  --min-bytes B      smallest message per rank (default 8)\n"
+          "  --max-bytes B      largest message per rank (default 256M)\n"
+          "  --step F           size multiplier (default 4)\n"
+          "  --blocks C         CTAs per rank (default: chosen per size, at most what fits)\n"
+          "  --sweep-blocks     also time the two-shot at --max-bytes for 1, 2, 4, ... CTAs\n"
+          "  --buffer-bytes B   staging buffer per rank (default NVLAR_BUFFER_BYTES)\n"
+          "  --trials K         timed trials per point; the median is reported (default 7)\n"
+          "  --csv FILE         also write every point as CSV\n"
+          "Sizes take K, M, G suffixes. Output: one row per size and kernel with the device\n"
+          "time per call, the empty-kernel time of the same grid, the kernel's memory traffic\n"
+          "(GB/s) and its ratio to the same run's device-to-device copy bandwidth.\n");
+}
+
+static size_t parse_bytes(const char *text) {
+  char *end = NULL;
+  errno = 0;
+  double value = strtod(text, &end);
+  if (errno != 0 || end == text || value < 0) return 0;
+  switch (*end) {
+    case 'K': case 'k': value *= 1024; break;
+    case 'M': case 'm': value *= 1024 * 1024; break;
+    case 'G': case 'g': value *= 1024.0 * 1024 * 1024; break;
+    default: break;
+  }
+  return (size_t)value;
+}
+
+static int find_name(const char *const *names, int n, const char *text) {
+  for (int i = 0; i < n; i++) {
+    if (strcasecmp(names[i], text) == 0) return i;
+  }
+  return -1;
+}
+
+static int parse_options(int argc, char **argv, struct options *o) {
+  memset(o, 0, sizeof(*o));
+  o->datatype = 7;
+  o->algos[0] = NVLAR_ALGO_ONESHOT;
+  o->algos[1] = NVLAR_ALGO_TWOSHOT;
+  o->nalgos = 2;
+  o->min_bytes = 8;
+  o->max_bytes = 256u << 20;
+  o->step = 4;
+  o->buffer_bytes = (size_t)nvlar_param_number(NVLAR_P_BUFFER_BYTES);
+  o->trials = 7;
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      usage(stdout);
+      exit(0);
+    } else if (strcmp(arg, "--sweep-blocks") == 0) {
+      o->sweep_blocks = 1;
+      continue;
+    }
+    if (value == NULL) {
+      fprintf(stderr, "nvlar-bench: %s needs a value\n", arg);
+      return -1;
+    }
+    i++;
+    if (strcmp(arg, "--emulate") == 0) {
+      o->emulate = atoi(value);
+    } else if (strcmp(arg, "--dtype") == 0) {
+      o->datatype = find_name(type_names, 12, value);
+    } else if (strcmp(arg, "--op") == 0) {
+      o->op = find_name(op_names, 5, value);
+    } else if (strcmp(arg, "--algo") == 0) {
+      if (strcmp(value, "oneshot") == 0) {
+        o->algos[0] = NVLAR_ALGO_ONESHOT;
+        o->nalgos = 1;
+      } else if (strcmp(value, "twoshot") == 0) {
+        o->algos[0] = NVLAR_ALGO_TWOSHOT;
+        o->nalgos = 1;
+      } else if (strcmp(value, "both") != 0) {
+        o->nalgos = 0;
+      }
+    } else if (strcmp(arg, "--min-bytes") == 0) {
+      o->min_bytes = parse_bytes(value);
+    } else if (strcmp(arg, "--max-bytes") == 0) {
+      o->max_bytes = parse_bytes(value);
+    } else if (strcmp(arg, "--step") == 0) {
+      o->step = atoi(value);
+    } else if (strcmp(arg, "--blocks") == 0) {
+      o->blocks = atoi(value);
+    } else if (strcmp(arg, "--buffer-bytes") == 0) {
+      o->buffer_bytes = parse_bytes(value);
+    } else if (strcmp(arg, "--trials") == 0) {
+      o->trials = atoi(value);
+    } else if (strcmp(arg, "--csv") == 0) {
+      o->csv = value;
+    } else {
+      fprintf(stderr, "nvlar-bench: unknown option %s\n", arg);
+      return -1;
+    }
+  }
+  if (o->datatype < 0 || o->op < 0 || o->nalgos == 0 || o->step < 2 || o->trials < 1 ||
+      o->min_bytes == 0 || o->max_bytes < o->min_bytes || o->blocks < 0 ||
+      o->blocks > NVLAR_MAX_BLOCKS) {
+    fprintf(stderr, "nvlar-bench: invalid option value (see --help)\n");
+    return -1;
+  }
+  return 0;
+}
+
+static int compare_floats(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x > y) - (x < y);
+}
+
+/* Median over trials of the per-call time (µs) of `calls` launches captured in one graph. */
+typedef void (*launch_fn)(void *ctx, cudaStream_t stream);
+
+static float time_graph(launch_fn launch, void *ctx, int calls, int trials, cudaStream_t stream) {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < calls; i++) launch(ctx, stream);
+  CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
+  CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  CHECK_CUDA(cudaGraphLaunch(exec, stream)); /* warm-up */
+  cudaEvent_t start, stop;
+  CHECK_CUDA(cudaEventCreate(&start));
+  CHECK_CUDA(cudaEventCreate(&stop));
+  float samples[64];
+  if (trials > 64) trials = 64;
+  for (int t = 0; t < trials; t++) {
+    CHECK_CUDA(cudaEventRecord(start, stream));
+    CHECK_CUDA(cudaGraphLaunch(exec, stream));
+    CHECK_CUDA(cudaEventRecord(stop, stream));
+    CHECK_CUDA(cudaEventSynchronize(stop));
+    float ms = 0;
+    CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+    samples[t] = ms * 1000.0f / calls;
+  }
+  qsort(samples, trials, sizeof(float), compare_floats);
+  CHECK_CUDA(cudaEventDestroy(start));
+  CHECK_CUDA(cudaEventDestroy(stop));
+  CHECK_CUDA(cudaGraphExecDestroy(exec));
+  CHECK_CUDA(cudaGraphDestroy(graph));
+  return samples[trials / 2];
+}
+
+struct bench {
+  int nranks;
+  struct nvlar_local_buffers buffers[NVLAR_MAX_RANKS];
+  struct nvlar_peer_buffers views[NVLAR_MAX_RANKS];
+  void *input[NVLAR_MAX_RANKS], *output[NVLAR_MAX_RANKS];
+  struct nvlar_allreduce_args args[NVLAR_MAX_RANKS];
+  int empty_blocks;
+  void *copy_src, *copy_dst;
+  size_t copy_bytes;
+};
+
+static void launch_allreduce(void *ctx, cudaStream_t stream) {
+  struct bench *b = ctx;
+  CHECK_CUDA(nvlar_allreduce_launch_emulated(b->args, b->nranks, stream));
+}
+
+static void launch_empty(void *ctx, cudaStream_t stream) {
+  struct bench *b = ctx;
+  CHECK_CUDA(nvlar_empty_launch(b->empty_blocks, b->nranks, stream));
+}
+
+static void launch_copy(void *ctx, cudaStream_t stream) {
+  struct bench *b = ctx;
+  CHECK_CUDA(cudaMemcpyAsync(b->copy_dst, b->copy_src, b->copy_bytes, cudaMemcpyDeviceToDevice, stream));
+}
+
+/* Bytes the emulated ranks together read and write in device memory per call. */
+static double traffic_bytes(int algo, int nranks, size_t bytes) {
+  double s = (double)bytes, n = nranks;
+  if (algo == NVLAR_ALGO_ONESHOT) return n * (n + 3) * s; /* copy in (2S), read n x S, write S */
+  return n * 5 * s; /* copy in 2S, reduce S + 2S/n, gather 2S(n-1)/n */
+}
+
+int main(int argc, char **argv) {
+  struct options o;
+  if (parse_options(argc, argv, &o) != 0) {
+    usage(stderr);
+    return 2;
+  }
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    printf("nvlar-bench: no GPU is present; nothing to measure\n");
+    return 0;
+  }
+  if (o.emulate < 2 || o.emulate > NVLAR_MAX_RANKS) {
+    fprintf(stderr, "nvlar-bench: --emulate N (2..%d) is required; real multi-GPU mode is not "
+                    "built yet\n", NVLAR_MAX_RANKS);
+    return 2;
+  }
+  struct cudaDeviceProp prop;
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  struct bench b;
+  memset(&b, 0, sizeof(b));
+  b.nranks = o.emulate;
+  size_t element = type_sizes[o.datatype];
+  size_t max_count = o.max_bytes / element;
+  for (int r = 0; r < b.nranks; r++) {
+    CHECK_CUDA(nvlar_buffers_create(&b.buffers[r], o.buffer_bytes));
+    nvlar_buffers_view(&b.buffers[r], &b.views[r]);
+    CHECK_CUDA(cudaMalloc(&b.input[r], max_count * element + 16));
+    CHECK_CUDA(cudaMalloc(&b.output[r], max_count * element + 16));
+    CHECK_CUDA(cudaMemset(b.input[r], 0x3c, max_count * element)); /* 1.0 in fp16/bf16 pairs */
+  }
+  int per_sm = 0;
+  CHECK_CUDA(nvlar_allreduce_occupancy(o.datatype, o.op, 1, &per_sm));
+  int fit = per_sm * prop.multiProcessorCount / b.nranks;
+  if (fit > NVLAR_MAX_BLOCKS) fit = NVLAR_MAX_BLOCKS;
+  if (o.blocks > fit) {
+    fprintf(stderr, "nvlar-bench: %d CTAs per rank do not fit for %d ranks (at most %d)\n",
+            o.blocks, b.nranks, fit);
+    return 2;
+  }
+  cudaStream_t stream;
+  CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+
+  /* Copy bandwidth: 256 MiB device to device, read + written. */
+  b.copy_bytes = 256u << 20;
+  CHECK_CUDA(cudaMalloc(&b.copy_src, b.copy_bytes));
+  CHECK_CUDA(cudaMalloc(&b.copy_dst, b.copy_bytes));
+  float copy_us = time_graph(launch_copy, &b, 10, o.trials, stream);
+  double copy_gbps = 2.0 * b.copy_bytes / (copy_us * 1e3);
+  printf("# nvlar-bench --emulate %d: %s %s, %s, %d SMs, staging %zu bytes per rank\n", b.nranks,
+         type_names[o.datatype], op_names[o.op], prop.name, prop.multiProcessorCount,
+         o.buffer_bytes);
+  printf("# device-to-device copy: %.0f GB/s (bytes read + written); CTAs fitting per rank: %d\n",
+         copy_gbps, fit);
+  printf("%12s %12s %8s %6s %10s %10s %10s %8s\n", "bytes", "count", "algo", "ctas", "time_us",
+         "empty_us", "traffic", "ratio");
+  FILE *csv = NULL;
+  if (o.csv != NULL) {
+    csv = fopen(o.csv, "w");
+    if (csv == NULL) {
+      perror(o.csv);
+      return 1;
+    }
+    fprintf(csv, "device,nranks,dtype,op,bytes,count,algo,ctas,time_us,empty_us,traffic_gbps,"
+                 "copy_gbps,ratio\n");
+  }
+
+  for (int pass = 0; pass < 1 + o.sweep_blocks; pass++) {
+    size_t first = pass == 0 ? o.min_bytes : o.max_bytes;
+    for (size_t bytes = first; bytes <= o.max_bytes; bytes *= (size_t)o.step) {
+      size_t count = bytes / element;
+      if (count == 0) continue;
+      for (int a = 0; a < o.nalgos; a++) {
+        int algo = o.algos[a];
+        if (pass == 1 && algo != NVLAR_ALGO_TWOSHOT) continue;
+        int sweep_steps = pass == 0 ? 1 : 32;
+        for (int step = 0, ctas = 1; step < sweep_steps && ctas <= fit; step++, ctas *= 2) {
+          int blocks = o.blocks;
+          if (pass == 1) {
+            blocks = ctas;
+          } else if (blocks == 0) {
+            /* About 32 KiB per CTA for the one-shot (latency), everything that fits for the
+             * two-shot at large sizes (bandwidth). */
+            size_t want = (bytes + (32u << 10) - 1) / (32u << 10);
+            blocks = want > (size_t)fit ? fit : (int)want;
+            if (blocks < 1) blocks = 1;
+          }
+          for (int r = 0; r < b.nranks; r++) {
+            struct nvlar_allreduce_args *args = &b.args[r];
+            memset(args, 0, sizeof(*args));
+            nvlar_buffers_fill_args(&b.buffers[r], b.views, r, b.nranks, args);
+            args->algo = algo;
+            args->datatype = o.datatype;
+            args->op = o.op;
+            args->nblocks = blocks;
+            args->input = b.input[r];
+            args->output = b.output[r];
+            args->count = count;
+            args->timeout_ns = (uint64_t)nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1000000ull;
+          }
+          b.empty_blocks = blocks;
+          int calls = bytes >= (16u << 20) ? 5 : 50;
+          float us = time_graph(launch_allreduce, &b, calls, o.trials, stream);
+          float empty_us = time_graph(launch_empty, &b, calls, o.trials, stream);
+          double traffic = traffic_bytes(algo, b.nranks, count * element) / (us * 1e3);
+          const char *algo_name = algo == NVLAR_ALGO_TWOSHOT ? "twoshot" : "oneshot";
+          printf("%12zu %12zu %8s %6d %10.2f %10.2f %10.0f %8.3f\n", count * element, count,
+                 algo_name, blocks, us, empty_us, traffic, traffic / copy_gbps);
+          if (csv != NULL) {
+            fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,%.3f,%.1f,%.1f,%.4f\n", prop.name,
+                    b.nranks, type_names[o.datatype], op_names[o.op], count * element, count,
+                    algo_name, blocks, us, empty_us, traffic, copy_gbps, traffic / copy_gbps);
+          }
+        }
+      }
+      if (pass == 1) break;
+    }
+  }
+  for (int r = 0; r < b.nranks; r++) {
+    if (b.buffers[r].error_host->code != NVLAR_KERNEL_OK) {
+      fprintf(stderr, "nvlar-bench: rank %d timed out waiting for rank %d: numbers are invalid\n",
+              r, b.buffers[r].error_host->peer);
+      return 1;
+    }
+  }
+  if (csv != NULL) fclose(csv);
+  return 0;
+}
