@@ -136,15 +136,39 @@ template <typename T> __device__ __forceinline__ T load_staged_one(const T *p) {
   return value;
 }
 
+// Each thread keeps kUnroll 16-byte loads in flight before storing: one pack per thread is
+// too little to cover memory latency with the few CTAs a rank uses.
+constexpr int kUnroll = 4;
+
+// Copies `packs` 16-byte packs; `src` is read through `load`.
+template <typename Load>
+__device__ __forceinline__ void copy_packs(uint4 *dst, const uint4 *src, size_t packs, Load load) {
+  const size_t stride = blockDim.x;
+  size_t i = threadIdx.x;
+  for (; i + (kUnroll - 1) * stride < packs; i += kUnroll * stride) {
+    uint4 v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; u++) v[u] = load(src + i + u * stride);
+#pragma unroll
+    for (int u = 0; u < kUnroll; u++) dst[i + u * stride] = v[u];
+  }
+  for (; i < packs; i += stride) dst[i] = load(src + i);
+}
+
+struct PlainLoad {
+  __device__ uint4 operator()(const uint4 *p) const { return *p; }
+};
+struct StagedLoad {
+  __device__ uint4 operator()(const uint4 *p) const { return __ldcg(p); }
+};
+
 // Copies n elements with this CTA's threads; dst is staging (aligned), src the user's input.
 template <typename T> __device__ void copy_to_staging(T *dst, const T *src, size_t n) {
   constexpr int V = Pack<T>::kElems;
   size_t done = 0;
   if (aligned16(src)) {
     size_t packs = n / V;
-    const uint4 *s = reinterpret_cast<const uint4 *>(src);
-    uint4 *d = reinterpret_cast<uint4 *>(dst);
-    for (size_t i = threadIdx.x; i < packs; i += blockDim.x) d[i] = s[i];
+    copy_packs(reinterpret_cast<uint4 *>(dst), reinterpret_cast<const uint4 *>(src), packs, PlainLoad());
     done = packs * V;
   }
   for (size_t i = done + threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
@@ -155,8 +179,7 @@ template <typename T> __device__ void copy_from_staging(T *dst, const T *src, si
   constexpr int V = Pack<T>::kElems;
   size_t packs = n / V;
   if (aligned16(dst)) {
-    uint4 *d = reinterpret_cast<uint4 *>(dst);
-    for (size_t i = threadIdx.x; i < packs; i += blockDim.x) d[i] = load_staged(src + i * V).raw;
+    copy_packs(reinterpret_cast<uint4 *>(dst), reinterpret_cast<const uint4 *>(src), packs, StagedLoad());
   } else {
     for (size_t i = threadIdx.x; i < packs; i += blockDim.x) {
       Pack<T> pack = load_staged(src + i * V);
@@ -314,8 +337,8 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
   if (threadIdx.x == 0) gave_up = 0;
   // The rank state was written by the previous launch (ordered before this one by the
   // stream); a failed rank stays failed: its peers' flags can no longer be trusted.
-  const volatile nvlar_rank_state *state = a.state;
-  uint64_t seq0 = state->barrier_seq, chunk0 = state->chunk_seq;
+  volatile nvlar_rank_state *state = a.state;
+  uint64_t seq0 = state->slot[block].barrier_seq, chunk0 = state->slot[block].chunk_seq;
   bool failed = state->failed != 0;
   __syncthreads();
   if (failed || a.count == 0) return;
@@ -329,15 +352,12 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
   }
   if (gave_up) return;
 
-  // The last CTA to finish advances the state for the next launch. Every CTA read the old
-  // values above, before its first barrier, so none can see the new ones too early.
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    if (atomicAdd(&a.state->blocks_done, 1u) == unsigned(nblocks - 1)) {
-      a.state->blocks_done = 0;
-      a.state->barrier_seq = seq0 + (twoshot_algo ? 2 : 1) * chunks;
-      a.state->chunk_seq = chunk0 + chunks;
-    }
+  // Advance this CTA's slot and the slots no CTA of this launch reads (see nvlar_kernels.h).
+  uint64_t seq1 = seq0 + (twoshot_algo ? 2 : 1) * chunks, chunk1 = chunk0 + chunks;
+  for (int slot = block + nblocks * threadIdx.x; slot < NVLAR_MAX_BLOCKS;
+       slot += nblocks * blockDim.x) {
+    state->slot[slot].barrier_seq = seq1;
+    state->slot[slot].chunk_seq = chunk1;
   }
 }
 

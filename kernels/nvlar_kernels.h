@@ -28,13 +28,20 @@ enum nvlar_algo {
 #define NVLAR_SIGNAL_BYTES ((size_t)NVLAR_MAX_RANKS * NVLAR_MAX_BLOCKS * sizeof(uint64_t))
 
 /* Per-rank progress, in the rank's own device memory; zero it once when allocating. The
- * kernels read it at start and the last CTA to finish advances it, so graph replays need no
- * host step. */
+ * kernels read it at start and advance it at the end, so graph replays need no host step.
+ *
+ * Every CTA slot holds the same numbers between launches: CTA b of a launch reads slot b, and
+ * at its end writes the new numbers into slot b and every slot b + k * nblocks >= nblocks,
+ * which no CTA of that launch reads. So every slot is advanced exactly once per launch with
+ * no atomics, and the next launch (with any CTA count) finds all slots equal. */
+struct nvlar_rank_progress {
+  uint64_t barrier_seq; /* barriers passed so far (the next barrier waits for seq + 1) */
+  uint64_t chunk_seq;   /* chunks staged so far; its parity picks the staging half */
+};
 struct nvlar_rank_state {
-  uint64_t barrier_seq;  /* barriers passed so far (the next barrier waits for seq + 1) */
-  uint64_t chunk_seq;    /* chunks staged so far; its parity picks the staging half */
-  uint32_t blocks_done;  /* CTAs of the current launch that have finished */
-  uint32_t failed;       /* set once a wait timed out; later launches return at once */
+  uint32_t failed;      /* set once a wait timed out; later launches return at once */
+  uint32_t reserved;
+  struct nvlar_rank_progress slot[NVLAR_MAX_BLOCKS];
 };
 
 enum nvlar_error_code {

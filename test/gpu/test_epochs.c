@@ -117,10 +117,18 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   uint64_t oneshot_chunks = (count + (STAGING_BYTES / 2 / 4) - 1) / (STAGING_BYTES / 2 / 4);
   uint64_t twoshot_chunks = (count + (STAGING_BYTES / 4 / 4) - 1) / (STAGING_BYTES / 4 / 4);
   uint64_t want = REPLAYS * (oneshot_chunks + 2 * twoshot_chunks);
-  if (after.barrier_seq - before.barrier_seq != want) {
+  if (after.slot[0].barrier_seq - before.slot[0].barrier_seq != want) {
     fprintf(stderr, "FAIL graph: barrier sequence advanced by %llu, want %llu\n",
-            (unsigned long long)(after.barrier_seq - before.barrier_seq), (unsigned long long)want);
+            (unsigned long long)(after.slot[0].barrier_seq - before.slot[0].barrier_seq), (unsigned long long)want);
     return 1;
+  }
+  /* Every CTA slot must have advanced in step, whatever CTA counts ran. */
+  for (int slot = 1; slot < NVLAR_MAX_BLOCKS; slot++) {
+    if (after.slot[slot].barrier_seq != after.slot[0].barrier_seq ||
+        after.slot[slot].chunk_seq != after.slot[0].chunk_seq) {
+      fprintf(stderr, "FAIL graph: progress slot %d differs from slot 0\n", slot);
+      return 1;
+    }
   }
   return count_failures(result, 1, "graph replays");
 }
