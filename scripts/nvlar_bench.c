@@ -306,10 +306,13 @@ int main(int argc, char **argv) {
           if (pass == 1) {
             blocks = ctas;
           } else if (blocks == 0) {
-            /* About 32 KiB per CTA for the one-shot (latency), everything that fits for the
-             * two-shot at large sizes (bandwidth). */
+            /* About 32 KiB per CTA, up to the largest power of two that fits: on the H100
+             * with 8 ranks, 32 CTAs per rank beat 33 (the full 2 CTAs per SM) by 10%
+             * (docs/results.md). */
             size_t want = (bytes + (32u << 10) - 1) / (32u << 10);
-            blocks = want > (size_t)fit ? fit : (int)want;
+            int cap = 1;
+            while (cap * 2 <= fit) cap *= 2;
+            blocks = want > (size_t)cap ? cap : (int)want;
             if (blocks < 1) blocks = 1;
           }
           for (int r = 0; r < b.nranks; r++) {
