@@ -123,6 +123,7 @@ int main(void) {
   const int quick = quick_mode();
   for (size_t k = 0; k < sizeof(rank_counts) / sizeof(rank_counts[0]); k++) {
     int nranks = rank_counts[k];
+    if (quick && nranks != 3 && nranks != 8) continue;
     struct emulation e;
     CHECK_CUDA(emulation_create(&e, nranks, quick ? (64u << 10) : STAGING_BYTES, 64u << 20));
     int max_blocks = emulation_max_blocks(&e, nranks);
@@ -134,8 +135,10 @@ int main(void) {
             for (int in_place = 0; in_place < 2; in_place++) {
               for (int misalign = 0; misalign < 2; misalign++) {
                 if (misalign && ((nranks != 3 && nranks != 8) || size == 0 || size == 5)) continue;
-                /* Quick: the small sizes, which still cross chunks with a 64 KiB staging. */
-                if (quick && size >= 4) continue;
+                /* Quick (under compute-sanitizer, which also runs kernels one at a time, so
+                 * ranks on separate streams could never meet): sizes 7 and 4099 (4099 crosses
+                 * chunks of a 64 KiB staging buffer), one launch for all ranks. */
+                if (quick && size != 1 && size != 3) continue;
                 struct case_desc *c = &cases[n++];
                 c->nranks = nranks;
                 c->algo = algo;
@@ -147,7 +150,7 @@ int main(void) {
                 c->nblocks = block_choices[n % 6];
                 if (c->nblocks > max_blocks) c->nblocks = max_blocks;
                 /* Separate launches per rank for a spread of types, ops and sizes. */
-                c->streams = (nranks == 2 || nranks == 8) && (type == 1 || type == 7 || type == 9) &&
+                c->streams = !quick && (nranks == 2 || nranks == 8) && (type == 1 || type == 7 || type == 9) &&
                              (op == 0 || op == 4) && size >= 1 && size <= 4;
               }
             }

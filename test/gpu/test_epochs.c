@@ -146,8 +146,15 @@ int main(void) {
   int failures = back_to_back_one_launch(&e, results);
   printf("%d back-to-back calls, one launch each: %d failed\n", CALLS, failures);
   CHECK_CUDA(cudaMemset(results, 0, bytes));
-  int failed = back_to_back_streams(&e, results);
-  printf("%d back-to-back calls, a stream per rank: %d rank-calls failed\n", CALLS, failed);
+  int failed = 0;
+  if (quick_mode()) {
+    /* compute-sanitizer runs kernels one at a time, so ranks on separate streams could never
+     * meet: they would time out. The one-launch phase runs the same kernel code. */
+    printf("a stream per rank: skipped in quick mode\n");
+  } else {
+    failed = back_to_back_streams(&e, results);
+    printf("%d back-to-back calls, a stream per rank: %d rank-calls failed\n", CALLS, failed);
+  }
   failures += failed;
   CHECK_CUDA(cudaMemset(results, 0, sizeof(*results)));
   failed = graph_replays(&e, results);
