@@ -47,11 +47,12 @@ enum nvlar_param_type {
     "table. (Read now; acted on once routing exists.)")                                       \
   X(BUFFER_BYTES, NVLAR_PARAM_SIZE, "64M", NULL, 1 << 20, (int64_t)1 << 34,                    \
     "Staging buffer per communicator and GPU; larger messages stream through it in chunks. " \
-    "(Read now; used once routing exists.)")                                                  \
+    "`nvlar-bench` uses it today; routing will.")                                             \
   X(TIMEOUT_MS, NVLAR_PARAM_INT, "600000", NULL, 1, 86400000,                                  \
     "How long an nvlar kernel waits for a peer before it gives up, records the error and "    \
     "exits; the communicator then reports `ncclSystemError`. The default matches PyTorch's "  \
-    "default collective timeout (10 minutes). (Read now; used once kernels exist.)")         \
+    "default collective timeout (10 minutes). `nvlar-bench` and the gpu tests pass it to "    \
+    "the kernels today; routing will.")                                                       \
   X(TUNING_FILE, NVLAR_PARAM_STRING, "", NULL, 0, 0,                                           \
     "A tuning table that replaces the built-in one. (Read now; used once the tuning table "   \
     "exists.)")                                                                               \
