@@ -379,55 +379,48 @@ __global__ void __launch_bounds__(NVLAR_THREADS) allreduce_emulated_kernel(const
   allreduce_rank<T, Op>(e.ranks[blockIdx.y], blockIdx.x, gridDim.x);
 }
 
-// Launches the kernel for element type T, choosing the operator at run time.
-template <typename T>
-cudaError_t launch_typed(const nvlar_allreduce_args *ranks, int nranks, bool emulated,
-                         cudaStream_t stream) {
-  dim3 grid(ranks[0].nblocks, emulated ? nranks : 1);
-  EmulatedRanks all;
-  if (emulated) {
-    for (int r = 0; r < nranks; r++) all.ranks[r] = ranks[r];
+// Calls visitor.run<Op>() for the operator chosen at run time.
+template <typename Visitor> cudaError_t with_op(int op, const Visitor &visitor) {
+  switch (op) {
+    case OP_SUM: return visitor.template run<OP_SUM>();
+    case OP_PROD: return visitor.template run<OP_PROD>();
+    case OP_MAX: return visitor.template run<OP_MAX>();
+    case OP_MIN: return visitor.template run<OP_MIN>();
+    case OP_AVG: return visitor.template run<OP_AVG>();
+    default: return cudaErrorInvalidValue;
   }
-  switch (ranks[0].op) {
-#define NVLAR_CASE(op)                                                                       \
-  case op:                                                                                   \
-    if (emulated) {                                                                          \
-      allreduce_emulated_kernel<T, op><<<grid, NVLAR_THREADS, 0, stream>>>(all);             \
-    } else {                                                                                 \
-      allreduce_kernel<T, op><<<grid, NVLAR_THREADS, 0, stream>>>(ranks[0]);                 \
-    }                                                                                        \
-    break;
-    NVLAR_CASE(OP_SUM)
-    NVLAR_CASE(OP_PROD)
-    NVLAR_CASE(OP_MAX)
-    NVLAR_CASE(OP_MIN)
-    NVLAR_CASE(OP_AVG)
-#undef NVLAR_CASE
-    default:
-      return cudaErrorInvalidValue;
-  }
-  return cudaGetLastError();
 }
 
-template <typename T>
-cudaError_t occupancy_typed(int op, bool emulated, int *blocks_per_sm) {
-  switch (op) {
-#define NVLAR_CASE(op)                                                                       \
-  case op:                                                                                   \
-    return emulated ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(                         \
-                          blocks_per_sm, allreduce_emulated_kernel<T, op>, NVLAR_THREADS, 0) \
-                    : cudaOccupancyMaxActiveBlocksPerMultiprocessor(                         \
-                          blocks_per_sm, allreduce_kernel<T, op>, NVLAR_THREADS, 0);
-    NVLAR_CASE(OP_SUM)
-    NVLAR_CASE(OP_PROD)
-    NVLAR_CASE(OP_MAX)
-    NVLAR_CASE(OP_MIN)
-    NVLAR_CASE(OP_AVG)
-#undef NVLAR_CASE
-    default:
-      return cudaErrorInvalidValue;
+template <typename T> struct LaunchVisitor {
+  const nvlar_allreduce_args *ranks;
+  int nranks;
+  bool emulated;
+  cudaStream_t stream;
+  template <int Op> cudaError_t run() const {
+    dim3 grid(ranks[0].nblocks, emulated ? nranks : 1);
+    if (emulated) {
+      EmulatedRanks all;
+      for (int r = 0; r < nranks; r++) all.ranks[r] = ranks[r];
+      allreduce_emulated_kernel<T, Op><<<grid, NVLAR_THREADS, 0, stream>>>(all);
+    } else {
+      allreduce_kernel<T, Op><<<grid, NVLAR_THREADS, 0, stream>>>(ranks[0]);
+    }
+    return cudaGetLastError();
   }
-}
+};
+
+template <typename T> struct OccupancyVisitor {
+  bool emulated;
+  int *blocks_per_sm;
+  template <int Op> cudaError_t run() const {
+    if (emulated) {
+      return cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+          blocks_per_sm, allreduce_emulated_kernel<T, Op>, NVLAR_THREADS, 0);
+    }
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, allreduce_kernel<T, Op>,
+                                                         NVLAR_THREADS, 0);
+  }
+};
 
 }  // namespace nvlar
 
@@ -436,8 +429,8 @@ cudaError_t occupancy_typed(int op, bool emulated, int *blocks_per_sm) {
 #define NVLAR_DEFINE_TYPED_LAUNCH(suffix, T)                                                 \
   cudaError_t nvlar_allreduce_launch_##suffix(const nvlar_allreduce_args *ranks, int nranks, \
                                               bool emulated, cudaStream_t stream) {          \
-    return nvlar::launch_typed<T>(ranks, nranks, emulated, stream);                         \
+    return nvlar::with_op(ranks[0].op, nvlar::LaunchVisitor<T>{ranks, nranks, emulated, stream}); \
   }                                                                                          \
   cudaError_t nvlar_allreduce_occupancy_##suffix(int op, bool emulated, int *blocks_per_sm) { \
-    return nvlar::occupancy_typed<T>(op, emulated, blocks_per_sm);                          \
+    return nvlar::with_op(op, nvlar::OccupancyVisitor<T>{emulated, blocks_per_sm});         \
   }

@@ -1,5 +1,5 @@
 /* The correctness matrix of the all-reduce kernels on one GPU, ranks emulated:
- * every dtype x op x nranks {2,3,4,5,8} x size {1, 7, 31, 4099, 1 MiB + 5 elements, 64 MiB}
+ * every dtype x op x nranks {2,3,4,5,6,7,8} x size {1, 7, 31, 4099, 1 MiB + 5 elements, 64 MiB}
  * x in-place/out-of-place x {one-shot, two-shot}, all ranks in one launch; misaligned pointers
  * (one element past 16-byte alignment) for nranks {3, 8}; and a subset with every rank on its
  * own stream (separate launches, as real ranks run). Each output must match the reference
@@ -115,7 +115,7 @@ static int run_batch(struct emulation *e, const struct case_desc *cases, int nca
 
 int main(void) {
   require_gpus(1);
-  const int rank_counts[] = {2, 3, 4, 5, 8};
+  const int rank_counts[] = {2, 3, 4, 5, 6, 7, 8};
   const int block_choices[] = {1, 3, 8, 16, 2, 5};
   struct case_desc *cases = calloc(MAX_CASES, sizeof(*cases));
   CHECK(cases != NULL);
