@@ -54,8 +54,8 @@ __device__ __forceinline__ uint64_t global_time_ns() {
 // ---------------------------------------------------------------------------------------------
 // Failure: the first CTA of a rank to time out records where and stops the rank for good.
 
-static __device__ __noinline__ void record_timeout(const nvlar_allreduce_args &a, int peer, int block,
-                                            uint64_t seq) {
+static __device__ __noinline__ void record_failure(const nvlar_allreduce_args &a, uint32_t code,
+                                                   int peer, int block, uint64_t seq) {
   if (atomicCAS(&a.state->failed, 0u, 1u) != 0u) return;  // someone recorded it first
   nvlar_error_record *error = a.error;
   if (error == nullptr) return;
@@ -64,9 +64,13 @@ static __device__ __noinline__ void record_timeout(const nvlar_allreduce_args &a
   error->block = block;
   error->seq = seq;
   __threadfence_system();  // the fields must reach the host before the code that announces them
-  error->code = NVLAR_KERNEL_TIMEOUT;
+  error->code = code;
   __threadfence_system();
 }
+
+// How often a waiting thread looks at the host's abort word: reading host memory costs a
+// PCIe round trip, so not on every poll.
+constexpr uint64_t kAbortCheckNs = 50000;
 
 // Waits for barrier `seq` of this launch. Returns false when a peer did not come in time.
 // `gave_up` is a per-CTA shared flag, cleared at kernel start.
@@ -82,13 +86,22 @@ __device__ __forceinline__ bool barrier(const nvlar_allreduce_args &a, int block
     int peer = i / nblocks, cta = i - peer * nblocks;
     const uint64_t *flag = own_area + peer * NVLAR_MAX_BLOCKS + cta;
     if (load_acquire_sys(flag) >= seq) continue;
-    uint64_t start = global_time_ns();
+    uint64_t start = global_time_ns(), abort_checked = start;
     while (load_acquire_sys(flag) < seq) {
       if (*gave_up) break;
-      if (global_time_ns() - start > a.timeout_ns) {
-        record_timeout(a, peer, cta, seq);
+      uint64_t now = global_time_ns();
+      if (now - start > a.timeout_ns) {
+        record_failure(a, NVLAR_KERNEL_TIMEOUT, peer, cta, seq);
         *gave_up = 1;
         break;
+      }
+      if (a.abort != nullptr && now - abort_checked > kAbortCheckNs) {
+        abort_checked = now;
+        if (*a.abort != 0) {
+          record_failure(a, NVLAR_KERNEL_ABORTED, peer, cta, seq);
+          *gave_up = 1;
+          break;
+        }
       }
     }
   }

@@ -47,6 +47,7 @@ struct nvlar_rank_state {
 enum nvlar_error_code {
   NVLAR_KERNEL_OK = 0,
   NVLAR_KERNEL_TIMEOUT = 1, /* a peer did not arrive within timeout_ns */
+  NVLAR_KERNEL_ABORTED = 2, /* the host raised *abort while the kernel waited */
 };
 
 /* Host-visible (mapped pinned) record of the first failure of a rank. `code` is written last,
@@ -77,6 +78,9 @@ struct nvlar_allreduce_args {
   struct nvlar_rank_state *state;    /* this rank's, device memory */
   struct nvlar_error_record *error;  /* this rank's, host-visible; may be NULL */
   uint64_t timeout_ns;   /* how long any wait may last; must be > 0 */
+  /* Host-visible word, may be NULL: once the host sets it non-zero, waiting kernels give up
+   * (within about 50 us) and record NVLAR_KERNEL_ABORTED; ncclCommAbort uses it. */
+  const volatile uint32_t *abort;
 };
 
 /* 1 if the kernels implement this datatype/op pair (all 12 NCCL types; sum, prod, max, min,

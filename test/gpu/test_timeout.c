@@ -1,9 +1,11 @@
 /* A rank that never launches must not hang the others: with NVLAR_TIMEOUT_MS short (set by the
  * test's environment), the ranks that did launch give up, record which peer never came, and
  * return; later launches on a failed rank return at once; the process then exits cleanly.
- * Both kernels are tried, on fresh ranks each time. The only time bound asserted is a hang
- * guard a hundred times the timeout. */
+ * Both kernels are tried, on fresh ranks each time. Then the host's abort word (what
+ * ncclCommAbort raises) stops waiting ranks long before their timeout. The only time bounds
+ * asserted are hang guards far above what is expected. */
 #include <time.h>
+#include <unistd.h>
 
 #include "emulation.h"
 #include "gpu_test.h"
@@ -53,9 +55,44 @@ static void run(int algo) {
   emulation_destroy(&e);
 }
 
+/* The host's abort word stops waiting kernels long before their timeout (here a minute). */
+static void run_abort(void) {
+  struct emulation e;
+  CHECK_CUDA(emulation_create(&e, NRANKS, 1u << 20, 1u << 20));
+  uint32_t *abort_host = NULL, *abort_device = NULL;
+  CHECK_CUDA(cudaHostAlloc((void **)&abort_host, sizeof(*abort_host), cudaHostAllocMapped));
+  *abort_host = 0;
+  CHECK_CUDA(cudaHostGetDevicePointer((void **)&abort_device, abort_host, 0));
+  for (int r = 0; r < NRANKS; r++) {
+    if (r == ABSENT) continue;
+    struct nvlar_allreduce_args args;
+    emulation_args(&e, r, NVLAR_ALGO_ONESHOT, 7, 0, 2, emulation_input(&e, r, 4, 0),
+                   emulation_output(&e, r, 4, 0, 0), 1000, &args);
+    args.timeout_ns = 60ull * 1000000000ull;
+    args.abort = abort_device;
+    CHECK_CUDA(nvlar_allreduce_launch(&args, e.streams[r]));
+  }
+  usleep(100000);
+  CHECK(cudaStreamQuery(e.streams[0]) == cudaErrorNotReady); /* still waiting for the absent rank */
+  double start = now_seconds();
+  *(volatile uint32_t *)abort_host = 1;
+  CHECK_CUDA(cudaDeviceSynchronize());
+  double waited = now_seconds() - start;
+  CHECK(waited < 30); /* hang guard: far below the one-minute timeout */
+  for (int r = 0; r < NRANKS; r++) {
+    if (r == ABSENT) continue;
+    CHECK(e.buffers[r].error_host->code == NVLAR_KERNEL_ABORTED);
+    CHECK(e.buffers[r].error_host->peer == ABSENT);
+  }
+  printf("abort: waiting ranks stopped %.3f s after the abort word was set\n", waited);
+  CHECK_CUDA(cudaFreeHost(abort_host));
+  emulation_destroy(&e);
+}
+
 int main(void) {
   require_gpus(1);
   run(NVLAR_ALGO_ONESHOT);
   run(NVLAR_ALGO_TWOSHOT);
+  run_abort();
   return 0;
 }
