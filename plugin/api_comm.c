@@ -1,37 +1,85 @@
-/* Exported communicator life-cycle calls and ncclAllReduce.
+/* Exported communicator life-cycle calls, groups, ncclCommGetAsyncError and ncclAllReduce.
  *
  * Each call goes to the real NCCL first; NCCL validates the arguments, and nvlar returns
  * whatever NCCL returned. Only a communicator that NCCL handed back (ncclSuccess, or
  * ncclInProgress for a non-blocking one) enters the registry, so a failed or half-made call
- * leaves no trace. Destroy and abort drop the entry before NCCL frees the communicator, so no
- * other lookup can find a communicator that is going away.
- */
+ * leaves no trace. Setup (plugin/setup.c) then runs at once for a blocking communicator, or at
+ * the ncclGroupEnd that completes a grouped init.
+ *
+ * Groups: a thread's group depth and the communicators its open group created are
+ * thread-local, as NCCL's group state is. All-reduces inside a group launch nvlar's kernels at
+ * the call, not at ncclGroupEnd: the kernels never wait for NCCL's, every rank issues the same
+ * calls in the same order, and launches are asynchronous, so one thread can issue them for
+ * several GPUs in a row without deadlock (design.md, "One thread, several GPUs"). */
+#include <stdlib.h>
+
 #include "comm_registry.h"
 #include "export.h"
 #include "log.h"
 #include "nccl_api.h"
 #include "real_nccl.h"
+#include "setup.h"
 
 static bool returned_a_communicator(ncclResult_t result) {
   return result == ncclSuccess || result == ncclInProgress;
 }
 
-static void register_comm(ncclComm_t comm, enum nvlar_comm_origin origin) {
-  if (comm == NULL) return;
-  if (!nvlar_registry_add(comm, origin)) {
-    NVLAR_WARN("comm %p (%s): out of memory for nvlar's record; it stays on NCCL", (void *)comm,
-               nvlar_comm_origin_name(origin));
-    return;
+/* The communicators this thread created inside its open group, set up at its ncclGroupEnd. */
+static _Thread_local struct {
+  int depth;
+  int count, capacity;
+  ncclComm_t *comms;
+} group;
+
+static void defer_to_group_end(ncclComm_t comm) {
+  if (group.count == group.capacity) {
+    int capacity = group.capacity ? 2 * group.capacity : 16;
+    ncclComm_t *grown = realloc(group.comms, (size_t)capacity * sizeof(*grown));
+    if (grown == NULL) {
+      /* Setup is collective; skipping it here would leave the peers waiting in theirs. */
+      NVLAR_WARN("comm %p: out of memory to defer its setup; running it now", (void *)comm);
+      nvlar_setup(nvlar_real_nccl(), &comm, 1);
+      return;
+    }
+    group.comms = grown;
+    group.capacity = capacity;
   }
-  NVLAR_INFO("comm %p created by %s; all-reduces go to NCCL", (void *)comm,
-             nvlar_comm_origin_name(origin));
+  group.comms[group.count++] = comm;
+}
+
+/* Records new communicators and starts (or defers) their setup. */
+static void adopt(ncclComm_t *comms, int count, enum nvlar_comm_origin origin, bool nonblocking) {
+  int setups = 0;
+  for (int i = 0; i < count; i++) {
+    if (comms[i] == NULL) continue;
+    if (!nvlar_registry_add(comms[i], origin)) {
+      NVLAR_WARN("comm %p (%s): out of memory for nvlar's record; it stays on NCCL",
+                 (void *)comms[i], nvlar_comm_origin_name(origin));
+      continue;
+    }
+    nvlar_registry_set_nonblocking(comms[i], nonblocking);
+    NVLAR_INFO("comm %p created by %s%s", (void *)comms[i], nvlar_comm_origin_name(origin),
+               nonblocking ? " (non-blocking)" : "");
+    if (nonblocking) {
+      NVLAR_INFO("comm %p: all-reduces stay on NCCL: setup of non-blocking communicators is not "
+                 "implemented yet", (void *)comms[i]);
+    } else if (group.depth > 0) {
+      defer_to_group_end(comms[i]);
+    } else {
+      comms[setups++] = comms[i]; /* compacted in place: the caller's array is not read again */
+    }
+  }
+  if (setups > 0) nvlar_setup(nvlar_real_nccl(), comms, setups);
 }
 
 NVLAR_EXPORT ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId commId,
                                            int rank) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommInitRank, ncclSystemError)
   ncclResult_t result = nccl->ncclCommInitRank(comm, nranks, commId, rank);
-  if (returned_a_communicator(result) && comm != NULL) register_comm(*comm, NVLAR_ORIGIN_INIT_RANK);
+  if (returned_a_communicator(result) && comm != NULL) {
+    ncclComm_t made = *comm;
+    adopt(&made, 1, NVLAR_ORIGIN_INIT_RANK, nvlar_config_nonblocking(NULL));
+  }
   return result;
 }
 
@@ -41,7 +89,8 @@ NVLAR_EXPORT ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks,
   NVLAR_REAL_OR_RETURN(nccl, ncclCommInitRankConfig, ncclSystemError)
   ncclResult_t result = nccl->ncclCommInitRankConfig(comm, nranks, commId, rank, config);
   if (returned_a_communicator(result) && comm != NULL) {
-    register_comm(*comm, NVLAR_ORIGIN_INIT_RANK_CONFIG);
+    ncclComm_t made = *comm;
+    adopt(&made, 1, NVLAR_ORIGIN_INIT_RANK_CONFIG, nvlar_config_nonblocking(config));
   }
   return result;
 }
@@ -49,8 +98,15 @@ NVLAR_EXPORT ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks,
 NVLAR_EXPORT ncclResult_t ncclCommInitAll(ncclComm_t *comm, int ndev, const int *devlist) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommInitAll, ncclSystemError)
   ncclResult_t result = nccl->ncclCommInitAll(comm, ndev, devlist);
-  if (returned_a_communicator(result) && comm != NULL) {
-    for (int i = 0; i < ndev; i++) register_comm(comm[i], NVLAR_ORIGIN_INIT_ALL);
+  if (returned_a_communicator(result) && comm != NULL && ndev > 0) {
+    ncclComm_t *made = malloc((size_t)ndev * sizeof(*made));
+    if (made == NULL) {
+      NVLAR_WARN("out of memory: the %d communicators of ncclCommInitAll stay on NCCL", ndev);
+      return result;
+    }
+    for (int i = 0; i < ndev; i++) made[i] = comm[i];
+    adopt(made, ndev, NVLAR_ORIGIN_INIT_ALL, nvlar_config_nonblocking(NULL));
+    free(made);
   }
   return result;
 }
@@ -62,17 +118,29 @@ NVLAR_EXPORT ncclResult_t ncclCommInitRankScalable(ncclComm_t *newcomm, int nran
   ncclResult_t result =
       nccl->ncclCommInitRankScalable(newcomm, nranks, myrank, nId, commIds, config);
   if (returned_a_communicator(result) && newcomm != NULL) {
-    register_comm(*newcomm, NVLAR_ORIGIN_INIT_RANK_SCALABLE);
+    ncclComm_t made = *newcomm;
+    adopt(&made, 1, NVLAR_ORIGIN_INIT_RANK_SCALABLE, nvlar_config_nonblocking(config));
   }
   return result;
+}
+
+/* A split or shrink without its own blocking setting inherits the parent's. */
+static bool child_nonblocking(ncclComm_t parent, const ncclConfig_t *config) {
+  if (config != NULL && config->blocking != NCCL_CONFIG_UNDEF_INT) return config->blocking == 0;
+  struct nvlar_comm *entry = nvlar_registry_find(parent);
+  return entry != NULL ? entry->nonblocking : nvlar_config_nonblocking(NULL);
 }
 
 NVLAR_EXPORT ncclResult_t ncclCommSplit(ncclComm_t comm, int color, int key, ncclComm_t *newcomm,
                                         ncclConfig_t *config) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommSplit, ncclSystemError)
+  bool nonblocking = child_nonblocking(comm, config);
   ncclResult_t result = nccl->ncclCommSplit(comm, color, key, newcomm, config);
-  /* A rank that passed NCCL_SPLIT_NOCOLOR gets NULL: nothing to record. */
-  if (returned_a_communicator(result) && newcomm != NULL) register_comm(*newcomm, NVLAR_ORIGIN_SPLIT);
+  /* A rank that passed NCCL_SPLIT_NOCOLOR gets NULL: nothing to record, no setup to join. */
+  if (returned_a_communicator(result) && newcomm != NULL) {
+    ncclComm_t made = *newcomm;
+    adopt(&made, 1, NVLAR_ORIGIN_SPLIT, nonblocking);
+  }
   return result;
 }
 
@@ -80,10 +148,52 @@ NVLAR_EXPORT ncclResult_t ncclCommShrink(ncclComm_t comm, int *excludeRanksList,
                                          int excludeRanksCount, ncclComm_t *newcomm,
                                          ncclConfig_t *config, int shrinkFlags) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommShrink, ncclSystemError)
+  bool nonblocking = child_nonblocking(comm, config);
   ncclResult_t result = nccl->ncclCommShrink(comm, excludeRanksList, excludeRanksCount, newcomm,
                                              config, shrinkFlags);
-  if (returned_a_communicator(result) && newcomm != NULL) register_comm(*newcomm, NVLAR_ORIGIN_SHRINK);
+  if (returned_a_communicator(result) && newcomm != NULL) {
+    ncclComm_t made = *newcomm;
+    adopt(&made, 1, NVLAR_ORIGIN_SHRINK, nonblocking);
+  }
   return result;
+}
+
+NVLAR_EXPORT ncclResult_t ncclGroupStart(void) {
+  NVLAR_REAL_OR_RETURN(nccl, ncclGroupStart, ncclSystemError)
+  ncclResult_t result = nccl->ncclGroupStart();
+  if (result == ncclSuccess) group.depth++;
+  return result;
+}
+
+/* Ends one level of this thread's group; at the outermost level, sets up the communicators the
+ * group created (if the group succeeded: otherwise they stay on NCCL). */
+static ncclResult_t finish_group_level(ncclResult_t result, bool run_setups) {
+  if (group.depth > 0) group.depth--;
+  if (group.depth > 0 || group.count == 0) return result;
+  int count = group.count;
+  group.count = 0;
+  if (result == ncclSuccess && run_setups) {
+    nvlar_setup(nvlar_real_nccl(), group.comms, count);
+  } else {
+    NVLAR_INFO("%d communicators created in a group stay on NCCL (group end: %s)", count,
+               result == ncclSuccess ? "simulated" : "failed or in progress");
+  }
+  return result;
+}
+
+NVLAR_EXPORT ncclResult_t ncclGroupEnd(void) {
+  NVLAR_REAL_OR_RETURN(nccl, ncclGroupEnd, ncclSystemError)
+  bool open = group.depth > 0;
+  ncclResult_t result = nccl->ncclGroupEnd();
+  /* An unmatched ncclGroupEnd is NCCL's to report; it closes no level of ours. */
+  return open ? finish_group_level(result, true) : result;
+}
+
+NVLAR_EXPORT ncclResult_t ncclGroupSimulateEnd(ncclSimInfo_t *simInfo) {
+  NVLAR_REAL_OR_RETURN(nccl, ncclGroupSimulateEnd, ncclSystemError)
+  bool open = group.depth > 0;
+  ncclResult_t result = nccl->ncclGroupSimulateEnd(simInfo);
+  return open ? finish_group_level(result, false) : result;
 }
 
 NVLAR_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
@@ -95,20 +205,95 @@ NVLAR_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
 
 NVLAR_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommDestroy, ncclSystemError)
-  if (nvlar_registry_remove(comm)) NVLAR_INFO("comm %p destroyed", (void *)comm);
+  struct nvlar_route *route = NULL;
+  if (nvlar_registry_remove(comm, &route)) NVLAR_INFO("comm %p destroyed", (void *)comm);
+  /* nvlar's buffers go first: the release needs the communicator for its barrier. */
+  if (route != NULL) nvlar_route_release(nccl, route, false);
   return nccl->ncclCommDestroy(comm);
 }
 
 NVLAR_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommAbort, ncclSystemError)
-  if (nvlar_registry_remove(comm)) NVLAR_INFO("comm %p aborted", (void *)comm);
-  return nccl->ncclCommAbort(comm);
+  struct nvlar_route *route = NULL;
+  if (nvlar_registry_remove(comm, &route)) NVLAR_INFO("comm %p aborted", (void *)comm);
+  /* Stop nvlar's waiting kernels, let NCCL stop its own, then free without any barrier. */
+  if (route != NULL) *(volatile uint32_t *)route->abort_host = 1;
+  ncclResult_t result = nccl->ncclCommAbort(comm);
+  if (route != NULL) nvlar_route_release(nccl, route, true);
+  return result;
 }
 
-/* The routing point for nvlar's kernels; until they exist every call goes to NCCL. */
+NVLAR_EXPORT ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *asyncError) {
+  NVLAR_REAL_OR_RETURN(nccl, ncclCommGetAsyncError, ncclSystemError)
+  ncclResult_t result = nccl->ncclCommGetAsyncError(comm, asyncError);
+  if (result != ncclSuccess || asyncError == NULL || *asyncError != ncclSuccess) return result;
+  struct nvlar_comm *entry = nvlar_registry_find(comm);
+  if (entry != NULL && entry->route != NULL && nvlar_route_failure(entry->route) != NVLAR_KERNEL_OK) {
+    *asyncError = ncclSystemError;
+  }
+  return result;
+}
+
+/* Bytes per element of each ncclDataType_t. */
+static size_t element_size(ncclDataType_t datatype) {
+  static const unsigned char sizes[] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2, 1, 1};
+  return (unsigned)datatype < sizeof(sizes) ? sizes[datatype] : 0;
+}
+
+/* Launches an nvlar kernel for an eligible call; false when the call belongs to NCCL. Every
+ * input to the decision is the same on every rank: the route's policy (agreed at setup), the
+ * count, datatype and op. The buffer checks only keep NCCL's error codes for NULL buffers. */
+static bool try_nvlar(struct nvlar_route *route, const void *sendbuff, void *recvbuff,
+                      size_t count, ncclDataType_t datatype, ncclRedOp_t op, cudaStream_t stream,
+                      ncclResult_t *result) {
+  if (!nvlar_allreduce_supported((int)datatype, (int)op) || sendbuff == NULL || recvbuff == NULL) {
+    return false;
+  }
+  struct nvlar_choice choice = nvlar_select(&route->policy, count * element_size(datatype));
+  if (!choice.nvlar) return false;
+  struct nvlar_allreduce_args args = route->args;
+  args.algo = choice.algo;
+  args.datatype = (int)datatype;
+  args.op = (int)op;
+  args.nblocks = choice.nblocks;
+  args.input = sendbuff;
+  args.output = recvbuff;
+  args.count = count;
+  int current = route->device;
+  cudaGetDevice(&current);
+  if (current != route->device) cudaSetDevice(route->device);
+  cudaError_t error = nvlar_allreduce_launch(&args, stream);
+  if (current != route->device) cudaSetDevice(current);
+  if (error != cudaSuccess) {
+    /* The peers launched theirs: NCCL is no way out now. Report, as NCCL would for a failed
+     * launch. */
+    cudaGetLastError();
+    NVLAR_WARN("comm %p: launching the all-reduce kernel failed: %s", (void *)route->comm,
+               cudaGetErrorString(error));
+    *result = ncclUnhandledCudaError;
+    return true;
+  }
+  atomic_fetch_add_explicit(&route->calls[choice.algo == NVLAR_ALGO_TWOSHOT ? NVLAR_PATH_TWOSHOT
+                                                                            : NVLAR_PATH_ONESHOT],
+                            1, memory_order_relaxed);
+  NVLAR_TRACE("comm %p: all-reduce of %zu elements on nvlar (%s, %d CTAs)", (void *)route->comm,
+              count, choice.algo == NVLAR_ALGO_TWOSHOT ? "two-shot" : "one-shot", choice.nblocks);
+  *result = ncclSuccess;
+  return true;
+}
+
 NVLAR_EXPORT ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
                                         ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
                                         cudaStream_t stream) {
   NVLAR_REAL_OR_RETURN(nccl, ncclAllReduce, ncclSystemError)
+  struct nvlar_comm *entry = nvlar_registry_find(comm);
+  /* After ncclCommFinalize, NCCL answers (with its error) as it would without nvlar. */
+  struct nvlar_route *route =
+      entry != NULL && entry->state == NVLAR_COMM_ACTIVE ? entry->route : NULL;
+  if (route != NULL) {
+    ncclResult_t result;
+    if (try_nvlar(route, sendbuff, recvbuff, count, datatype, op, stream, &result)) return result;
+    atomic_fetch_add_explicit(&route->calls[NVLAR_PATH_NCCL], 1, memory_order_relaxed);
+  }
   return nccl->ncclAllReduce(sendbuff, recvbuff, count, datatype, op, comm, stream);
 }

@@ -31,6 +31,13 @@ const char *nvlar_comm_origin_name(enum nvlar_comm_origin origin) {
   return "unknown";
 }
 
+/* Caller holds the lock (either kind). */
+static struct nvlar_comm *find_locked(ncclComm_t comm) {
+  struct nvlar_comm *entry = buckets[bucket_of(comm)];
+  while (entry != NULL && entry->comm != comm) entry = entry->next;
+  return entry;
+}
+
 /* Caller holds the write lock. */
 static struct nvlar_comm *unlink_entry(ncclComm_t comm) {
   struct nvlar_comm **link = &buckets[bucket_of(comm)];
@@ -62,27 +69,42 @@ bool nvlar_registry_add(ncclComm_t comm, enum nvlar_comm_origin origin) {
   return true;
 }
 
-bool nvlar_registry_remove(ncclComm_t comm) {
+bool nvlar_registry_remove(ncclComm_t comm, struct nvlar_route **route) {
   pthread_rwlock_wrlock(&registry_lock);
   struct nvlar_comm *entry = unlink_entry(comm);
   pthread_rwlock_unlock(&registry_lock);
+  if (route != NULL) *route = entry != NULL ? entry->route : NULL;
   free(entry);
   return entry != NULL;
 }
 
 struct nvlar_comm *nvlar_registry_find(ncclComm_t comm) {
   pthread_rwlock_rdlock(&registry_lock);
-  struct nvlar_comm *entry = buckets[bucket_of(comm)];
-  while (entry != NULL && entry->comm != comm) entry = entry->next;
+  struct nvlar_comm *entry = find_locked(comm);
   pthread_rwlock_unlock(&registry_lock);
   return entry;
 }
 
 bool nvlar_registry_set_state(ncclComm_t comm, enum nvlar_comm_state state) {
   pthread_rwlock_wrlock(&registry_lock);
-  struct nvlar_comm *entry = buckets[bucket_of(comm)];
-  while (entry != NULL && entry->comm != comm) entry = entry->next;
+  struct nvlar_comm *entry = find_locked(comm);
   if (entry != NULL) entry->state = state;
+  pthread_rwlock_unlock(&registry_lock);
+  return entry != NULL;
+}
+
+bool nvlar_registry_set_nonblocking(ncclComm_t comm, bool nonblocking) {
+  pthread_rwlock_wrlock(&registry_lock);
+  struct nvlar_comm *entry = find_locked(comm);
+  if (entry != NULL) entry->nonblocking = nonblocking;
+  pthread_rwlock_unlock(&registry_lock);
+  return entry != NULL;
+}
+
+bool nvlar_registry_attach_route(ncclComm_t comm, struct nvlar_route *route) {
+  pthread_rwlock_wrlock(&registry_lock);
+  struct nvlar_comm *entry = find_locked(comm);
+  if (entry != NULL) entry->route = route;
   pthread_rwlock_unlock(&registry_lock);
   return entry != NULL;
 }

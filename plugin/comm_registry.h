@@ -29,11 +29,15 @@ enum nvlar_comm_state {
   NVLAR_COMM_FINALIZED, /* ncclCommFinalize was called; only destroy may follow */
 };
 
+struct nvlar_route;
+
 struct nvlar_comm {
   ncclComm_t comm;
   enum nvlar_comm_origin origin;
   enum nvlar_comm_state state;
-  struct nvlar_comm *next; /* bucket chain */
+  bool nonblocking;           /* created with config.blocking = 0 (or NCCL_COMM_BLOCKING=0) */
+  struct nvlar_route *route;  /* set once setup made it eligible; NULL: everything to NCCL */
+  struct nvlar_comm *next;    /* bucket chain */
 };
 
 const char *nvlar_comm_origin_name(enum nvlar_comm_origin origin);
@@ -43,8 +47,15 @@ const char *nvlar_comm_origin_name(enum nvlar_comm_origin origin);
  * simply stays on NCCL. */
 bool nvlar_registry_add(ncclComm_t comm, enum nvlar_comm_origin origin);
 
-/* Removes `comm`; true if it was there. */
-bool nvlar_registry_remove(ncclComm_t comm);
+/* Removes `comm`; true if it was there. Its route, if any, is handed to *route (may be NULL
+ * when the caller knows there is none) for the caller to release. */
+bool nvlar_registry_remove(ncclComm_t comm, struct nvlar_route **route);
+
+/* Records whether `comm` is non-blocking; false if it is not registered. */
+bool nvlar_registry_set_nonblocking(ncclComm_t comm, bool nonblocking);
+
+/* Attaches a route to a registered communicator; false if it is not registered. */
+bool nvlar_registry_attach_route(ncclComm_t comm, struct nvlar_route *route);
 
 /* The entry for `comm`, or NULL. */
 struct nvlar_comm *nvlar_registry_find(ncclComm_t comm);

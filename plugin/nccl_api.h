@@ -7,8 +7,9 @@
  *
  *   NVLAR_API_FORWARDED  plain forwards, generated in plugin/api_forward.c
  *   NVLAR_API_WRAPPED    hand-written wrappers (plugin/api_comm.c, plugin/api_forward.c):
- *                        communicator life cycle, ncclAllReduce, and the calls whose return
- *                        type cannot carry ncclSystemError (strings, void)
+ *                        communicator life cycle, groups (grouped inits finish there),
+ *                        ncclCommGetAsyncError (kernel failures), ncclAllReduce, and the calls
+ *                        whose return type cannot carry ncclSystemError (strings, void)
  *
  * The prototypes of the core API come from NCCL's own nccl.h, so the compiler checks every
  * definition against it. The device-API host functions are declared in C++ headers only
@@ -28,8 +29,6 @@
   X(ncclResult_t, ncclGetUniqueId, (ncclUniqueId * uniqueId), (uniqueId), ncclSystemError)     \
   X(ncclResult_t, ncclCommRevoke, (ncclComm_t comm, int revokeFlags), (comm, revokeFlags),     \
     ncclSystemError)                                                                           \
-  X(ncclResult_t, ncclCommGetAsyncError, (ncclComm_t comm, ncclResult_t * asyncError),         \
-    (comm, asyncError), ncclSystemError)                                                       \
   X(ncclResult_t, ncclCommCount, (const ncclComm_t comm, int *count), (comm, count),           \
     ncclSystemError)                                                                           \
   X(ncclResult_t, ncclCommCuDevice, (const ncclComm_t comm, int *device), (comm, device),      \
@@ -92,10 +91,6 @@
     (void *recvbuff, size_t count, ncclDataType_t datatype, int peer, ncclComm_t comm,         \
      cudaStream_t stream),                                                                     \
     (recvbuff, count, datatype, peer, comm, stream), ncclSystemError)                          \
-  X(ncclResult_t, ncclGroupStart, (void), (), ncclSystemError)                                 \
-  X(ncclResult_t, ncclGroupEnd, (void), (), ncclSystemError)                                   \
-  X(ncclResult_t, ncclGroupSimulateEnd, (ncclSimInfo_t * simInfo), (simInfo),                  \
-    ncclSystemError)                                                                           \
   X(ncclResult_t, ncclDevCommCreate,                                                           \
     (ncclComm_t comm, ncclDevCommRequirements_t const *reqs, ncclDevComm_t *outDevComm),       \
     (comm, reqs, outDevComm), ncclSystemError)                                                 \
@@ -123,6 +118,12 @@
     (nBlocks, nSlots, outHandle, outReq), ncclSystemError)
 
 #define NVLAR_API_WRAPPED(X)                                                                   \
+  X(ncclResult_t, ncclGroupStart, (void), (), ncclSystemError)                                 \
+  X(ncclResult_t, ncclGroupEnd, (void), (), ncclSystemError)                                   \
+  X(ncclResult_t, ncclGroupSimulateEnd, (ncclSimInfo_t * simInfo), (simInfo),                  \
+    ncclSystemError)                                                                           \
+  X(ncclResult_t, ncclCommGetAsyncError, (ncclComm_t comm, ncclResult_t * asyncError),         \
+    (comm, asyncError), ncclSystemError)                                                       \
   X(const char *, ncclGetErrorString, (ncclResult_t result), (result),                         \
     nvlar_error_string(result))                                                                \
   X(const char *, ncclGetLastError, (ncclComm_t comm), (comm), nvlar_missing_nccl_message())   \

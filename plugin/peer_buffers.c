@@ -2,9 +2,12 @@
 
 #include <string.h>
 
-/* The signal area is padded so that staging starts on a 4 KiB boundary: the kernels need 16
- * bytes, and a page keeps the two uses apart. */
-static size_t signal_area_bytes(void) { return (NVLAR_SIGNAL_BYTES + 4095) & ~(size_t)4095; }
+/* The signal area, then one page of probe words, then staging (on a 4 KiB boundary: the
+ * kernels need 16 bytes, and pages keep the uses apart). */
+static size_t signal_area_bytes(void) {
+  return ((NVLAR_SIGNAL_BYTES + 4095) & ~(size_t)4095) + 4096;
+}
+static size_t probe_offset(void) { return (NVLAR_SIGNAL_BYTES + 4095) & ~(size_t)4095; }
 
 cudaError_t nvlar_buffers_create(struct nvlar_local_buffers *b, size_t staging_bytes) {
   memset(b, 0, sizeof(*b));
@@ -31,6 +34,7 @@ cudaError_t nvlar_buffers_create(struct nvlar_local_buffers *b, size_t staging_b
     return error;
   }
   b->signals = (uint64_t *)b->shared_base;
+  b->probe = (uint64_t *)((char *)b->shared_base + probe_offset());
   b->staging = (char *)b->shared_base + signal_area_bytes();
   return cudaSuccess;
 }
@@ -50,6 +54,14 @@ cudaError_t nvlar_buffers_export(const struct nvlar_local_buffers *b,
   return cudaIpcGetMemHandle(&handle->ipc, b->shared_base);
 }
 
+void nvlar_buffers_view_pointer(void *shared_base, struct nvlar_peer_buffers *peer) {
+  peer->shared_base = shared_base;
+  peer->signals = (uint64_t *)shared_base;
+  peer->probe = (uint64_t *)((char *)shared_base + probe_offset());
+  peer->staging = (char *)shared_base + signal_area_bytes();
+  peer->opened_by_ipc = false;
+}
+
 cudaError_t nvlar_buffers_open(const struct nvlar_buffer_handle *handle,
                                struct nvlar_peer_buffers *peer) {
   memset(peer, 0, sizeof(*peer));
@@ -61,15 +73,13 @@ cudaError_t nvlar_buffers_open(const struct nvlar_buffer_handle *handle,
   if (error != cudaSuccess) return error;
   peer->opened_by_ipc = true;
   peer->signals = (uint64_t *)peer->shared_base;
+  peer->probe = (uint64_t *)((char *)peer->shared_base + probe_offset());
   peer->staging = (char *)peer->shared_base + signal_area_bytes();
   return cudaSuccess;
 }
 
 void nvlar_buffers_view(const struct nvlar_local_buffers *b, struct nvlar_peer_buffers *peer) {
-  peer->shared_base = b->shared_base;
-  peer->signals = b->signals;
-  peer->staging = b->staging;
-  peer->opened_by_ipc = false;
+  nvlar_buffers_view_pointer(b->shared_base, peer);
 }
 
 cudaError_t nvlar_buffers_close(struct nvlar_peer_buffers *peer) {

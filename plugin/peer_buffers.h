@@ -25,6 +25,8 @@ struct nvlar_local_buffers {
   void *shared_base;    /* the allocation peers map: signals, then staging */
   size_t shared_bytes;
   uint64_t *signals;    /* NVLAR_SIGNAL_BYTES, zeroed */
+  uint64_t *probe;      /* NVLAR_MAX_RANKS words peers probe through their mapping, then
+                           NVLAR_MAX_RANKS words where this rank reads the probes back */
   void *staging;        /* staging_bytes */
   size_t staging_bytes;
   struct nvlar_rank_state *state;          /* device memory, zeroed */
@@ -43,6 +45,7 @@ struct nvlar_buffer_handle {
 struct nvlar_peer_buffers {
   void *shared_base;
   uint64_t *signals;
+  uint64_t *probe;
   void *staging;
   bool opened_by_ipc; /* close with cudaIpcCloseMemHandle */
 };
@@ -61,6 +64,9 @@ cudaError_t nvlar_buffers_open(const struct nvlar_buffer_handle *handle,
 
 /* A rank's buffers seen from the same process (itself, or a peer driven by the same process). */
 void nvlar_buffers_view(const struct nvlar_local_buffers *buffers, struct nvlar_peer_buffers *peer);
+
+/* A rank's buffers from their base pointer, for a rank driven by this same process. */
+void nvlar_buffers_view_pointer(void *shared_base, struct nvlar_peer_buffers *peer);
 
 /* Unmaps a peer; must happen before that peer frees its buffers. */
 cudaError_t nvlar_buffers_close(struct nvlar_peer_buffers *peer);

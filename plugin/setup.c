@@ -1,0 +1,367 @@
+#include "setup.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm_registry.h"
+#include "log.h"
+#include "params.h"
+#include "topology.h"
+
+#define WHY_SIZE 192
+
+/* One communicator's way through setup. */
+struct setup_state {
+  ncclComm_t comm;
+  int rank, nranks, device;
+  bool active;       /* still taking part in the collective steps */
+  bool mapping;      /* every rank went on to map its peers (decided from gathered records) */
+  bool warn;         /* the reason is a failure (WARN), not a property of the job (INFO) */
+  char why[WHY_SIZE];
+  cudaStream_t stream;
+  void *gather;      /* device buffer for the gathered records */
+  struct nvlar_rank_info *infos;
+  struct nvlar_rank_links *links;
+  struct nvlar_route *route;
+};
+
+bool nvlar_config_nonblocking(const ncclConfig_t *config) {
+  if (config != NULL && config->blocking != NCCL_CONFIG_UNDEF_INT) return config->blocking == 0;
+  const char *env = getenv("NCCL_COMM_BLOCKING");
+  return env != NULL && env[0] == '0' && env[1] == '\0';
+}
+
+static void stay_on_nccl(struct setup_state *s, bool warn, const char *fmt, const char *detail) {
+  if (s->why[0] == '\0') {
+    snprintf(s->why, sizeof(s->why), fmt, detail);
+    s->warn = warn;
+  }
+  s->active = false;
+}
+
+static void free_local(struct setup_state *s) {
+  if (s->route != NULL) {
+    if (s->route->own.shared_base != NULL) nvlar_buffers_destroy(&s->route->own);
+    if (s->route->abort_host != NULL) cudaFreeHost(s->route->abort_host);
+    free(s->route);
+    s->route = NULL;
+  }
+}
+
+/* Local facts, this rank's buffers, and its record in the gather buffer. */
+static void prepare(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
+  if (nccl->ncclCommCount(s->comm, &s->nranks) != ncclSuccess ||
+      nccl->ncclCommUserRank(s->comm, &s->rank) != ncclSuccess ||
+      nccl->ncclCommCuDevice(s->comm, &s->device) != ncclSuccess) {
+    /* Every rank asks NCCL the same questions of a communicator NCCL just made. */
+    stay_on_nccl(s, true, "%s", "NCCL could not describe the communicator");
+    return;
+  }
+  if (s->nranks < 2 || s->nranks > NVLAR_MAX_RANKS) {
+    /* Every rank knows the rank count: no collective step is needed to agree. */
+    char count[32];
+    snprintf(count, sizeof(count), "%d", s->nranks);
+    stay_on_nccl(s, false, "%s ranks (nvlar runs 2 to 8)", count);
+    return;
+  }
+  s->active = true;
+  cudaSetDevice(s->device);
+  s->infos = calloc((size_t)s->nranks, sizeof(*s->infos));
+  s->links = calloc((size_t)s->nranks, sizeof(*s->links));
+  s->route = calloc(1, sizeof(*s->route));
+  size_t gather_bytes = (size_t)s->nranks * sizeof(struct nvlar_rank_info);
+  if (s->infos == NULL || s->links == NULL || s->route == NULL ||
+      cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking) != cudaSuccess ||
+      cudaMalloc(&s->gather, gather_bytes) != cudaSuccess) {
+    /* Without a stream and a buffer this rank cannot join the gather; its peers will wait in
+     * NCCL's all-gather, as they would for any rank that fails inside a collective. */
+    stay_on_nccl(s, true, "%s", "out of memory for setup");
+    NVLAR_WARN("comm %p: out of memory for setup; peers may wait for this rank", (void *)s->comm);
+    return;
+  }
+  struct nvlar_rank_info *me = &s->infos[s->rank];
+  int algo = (int)nvlar_param_number(NVLAR_P_ALGO);
+  me->wants_nvlar = !nvlar_param_number(NVLAR_P_DISABLE) && algo != NVLAR_FORCE_NCCL;
+  me->forced_algo = algo;
+  me->allow_pcie = (uint32_t)nvlar_param_number(NVLAR_P_ALLOW_PCIE);
+  me->max_bytes = (uint64_t)nvlar_param_number(NVLAR_P_MAX_BYTES);
+  me->buffers.staging_bytes = (uint64_t)nvlar_param_number(NVLAR_P_BUFFER_BYTES);
+  if (nvlar_describe_rank(s->device, me) && me->wants_nvlar) {
+    struct nvlar_local_buffers *own = &s->route->own;
+    cudaError_t error = nvlar_buffers_create(own, (size_t)me->buffers.staging_bytes);
+    if (error == cudaSuccess) error = nvlar_buffers_export(own, &me->buffers);
+    if (error == cudaSuccess) {
+      error = cudaHostAlloc((void **)&s->route->abort_host, sizeof(uint32_t), cudaHostAllocMapped);
+    }
+    if (error == cudaSuccess) {
+      me->ready = 1;
+      me->local_pointer = (uint64_t)(uintptr_t)own->shared_base;
+    } else {
+      snprintf(me->why, sizeof(me->why), "buffers: %s", cudaGetErrorString(error));
+      cudaGetLastError();
+    }
+  }
+  cudaMemcpyAsync((char *)s->gather + (size_t)s->rank * sizeof(*me), me, sizeof(*me),
+                  cudaMemcpyHostToDevice, s->stream);
+}
+
+/* Every active communicator's records, all-gathered in one NCCL group, into `into`. */
+static void gather(const struct nvlar_real_nccl *nccl, struct setup_state *states, int count,
+                   size_t record_size, bool links) {
+  nccl->ncclGroupStart();
+  for (int i = 0; i < count; i++) {
+    struct setup_state *s = &states[i];
+    if (!s->active) continue;
+    cudaSetDevice(s->device);
+    char *slot = (char *)s->gather + (size_t)s->rank * record_size;
+    if (nccl->ncclAllGather(slot, s->gather, record_size, ncclUint8, s->comm, s->stream) != ncclSuccess) {
+      stay_on_nccl(s, true, "%s", "the setup all-gather failed in NCCL");
+    }
+  }
+  if (nccl->ncclGroupEnd() != ncclSuccess) {
+    for (int i = 0; i < count; i++) {
+      if (states[i].active) stay_on_nccl(&states[i], true, "%s", "the setup all-gather failed in NCCL");
+    }
+    return;
+  }
+  for (int i = 0; i < count; i++) {
+    struct setup_state *s = &states[i];
+    if (!s->active) continue;
+    cudaSetDevice(s->device);
+    void *into = links ? (void *)s->links : (void *)s->infos;
+    if (cudaMemcpyAsync(into, s->gather, (size_t)s->nranks * record_size, cudaMemcpyDeviceToHost,
+                        s->stream) != cudaSuccess ||
+        cudaStreamSynchronize(s->stream) != cudaSuccess) {
+      stay_on_nccl(s, true, "%s", "copying the gathered records failed");
+    }
+  }
+}
+
+/* Maps every peer's buffers and proves each mapping with a write and a read. */
+static void map_and_probe(struct setup_state *s) {
+  struct nvlar_route *route = s->route;
+  struct nvlar_rank_info *me = &s->infos[s->rank];
+  struct nvlar_rank_links *mine = &s->links[s->rank];
+  cudaSetDevice(s->device);
+  mine->mapped = 1;
+  for (int p = 0; p < s->nranks && mine->mapped; p++) {
+    if (p == s->rank) {
+      nvlar_buffers_view(&route->own, &route->peers[p]);
+      mine->link[p] = NVLAR_LINK_SELF;
+      continue;
+    }
+    const struct nvlar_rank_info *peer = &s->infos[p];
+    int peer_device = -1;
+    cudaError_t error;
+    if (nvlar_same_process(me, peer)) {
+      peer_device = peer->cuda_device;
+      error = cudaDeviceEnablePeerAccess(peer_device, 0);
+      if (error == cudaErrorPeerAccessAlreadyEnabled) error = cudaSuccess;
+      if (error == cudaSuccess) nvlar_buffers_view_pointer((void *)(uintptr_t)peer->local_pointer, &route->peers[p]);
+    } else {
+      if (cudaDeviceGetByPCIBusId(&peer_device, peer->bus_id) != cudaSuccess) peer_device = -1;
+      error = nvlar_buffers_open(&peer->buffers, &route->peers[p]);
+    }
+    cudaGetLastError(); /* a failure here is reported below, not left to the next CUDA call */
+    if (error != cudaSuccess) {
+      snprintf(mine->why, sizeof(mine->why), "mapping rank %d: %s", p, cudaGetErrorString(error));
+      mine->mapped = 0;
+      break;
+    }
+    mine->link[p] = (uint8_t)nvlar_link_to(s->device, me->bus_id, peer_device, peer->bus_id);
+  }
+  if (!mine->mapped) return;
+  /* Each rank writes a pattern of its own into its word of every peer's probe page and reads
+   * it back through the same mapping. */
+  uint64_t expected[NVLAR_MAX_RANKS], seen[NVLAR_MAX_RANKS];
+  cudaError_t error = cudaSuccess;
+  for (int p = 0; p < s->nranks && error == cudaSuccess; p++) {
+    expected[p] = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(s->rank + 1) << 40) ^ ((uint64_t)(p + 1) << 8) ^
+                  me->host_hash;
+    if (p == s->rank) continue;
+    error = nvlar_probe_launch(&route->peers[p].probe[s->rank], expected[p],
+                               &route->own.probe[NVLAR_MAX_RANKS + p], s->stream);
+  }
+  if (error == cudaSuccess) {
+    error = cudaMemcpyAsync(seen, &route->own.probe[NVLAR_MAX_RANKS], sizeof(seen),
+                            cudaMemcpyDeviceToHost, s->stream);
+  }
+  if (error == cudaSuccess) error = cudaStreamSynchronize(s->stream);
+  if (error != cudaSuccess) {
+    snprintf(mine->why, sizeof(mine->why), "probe: %s", cudaGetErrorString(error));
+    mine->mapped = 0;
+    cudaGetLastError();
+    return;
+  }
+  for (int p = 0; p < s->nranks; p++) mine->probe_ok[p] = p == s->rank || seen[p] == expected[p];
+}
+
+static void close_peers(struct nvlar_route *route, int nranks) {
+  for (int p = 0; p < nranks; p++) {
+    if (route->peers[p].shared_base != NULL) nvlar_buffers_close(&route->peers[p]);
+  }
+}
+
+static void build_route(struct setup_state *s) {
+  struct nvlar_route *route = s->route;
+  const struct nvlar_rank_info *first = &s->infos[0];
+  route->comm = s->comm;
+  route->device = s->device;
+  route->policy.nranks = s->nranks;
+  route->policy.forced = first->forced_algo;
+  route->policy.max_bytes = first->max_bytes;
+  route->policy.max_blocks = NVLAR_MAX_BLOCKS;
+  for (int r = 0; r < s->nranks; r++) {
+    if (s->infos[r].multiprocessors < route->policy.max_blocks) {
+      route->policy.max_blocks = s->infos[r].multiprocessors;
+    }
+  }
+  *route->abort_host = 0;
+  uint32_t *abort_device = NULL;
+  cudaHostGetDevicePointer((void **)&abort_device, route->abort_host, 0);
+  nvlar_buffers_fill_args(&route->own, route->peers, s->rank, s->nranks, &route->args);
+  route->args.timeout_ns = (uint64_t)nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1000000ull;
+  route->args.abort = abort_device;
+}
+
+/* A barrier on every communicator that went on to map its peers and then stayed on NCCL, as
+ * one NCCL group: after it no rank still maps a peer that is about to free its buffers. Which
+ * communicators take part follows from gathered records only, so all ranks agree. */
+static void barrier(const struct nvlar_real_nccl *nccl, struct setup_state *states, int count) {
+  nccl->ncclGroupStart();
+  for (int i = 0; i < count; i++) {
+    struct setup_state *s = &states[i];
+    if (!s->mapping) continue;
+    cudaSetDevice(s->device);
+    nccl->ncclAllReduce(s->gather, s->gather, 1, ncclInt32, ncclSum, s->comm, s->stream);
+  }
+  nccl->ncclGroupEnd();
+  for (int i = 0; i < count; i++) {
+    if (!states[i].mapping) continue;
+    cudaSetDevice(states[i].device);
+    cudaStreamSynchronize(states[i].stream);
+  }
+}
+
+void nvlar_setup(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, int count) {
+  if (count <= 0) return;
+  struct setup_state *states = calloc((size_t)count, sizeof(*states));
+  if (states == NULL) {
+    NVLAR_WARN("out of memory for setup: %d communicators stay on NCCL", count);
+    return;
+  }
+  int saved_device = 0;
+  cudaGetDevice(&saved_device);
+  for (int i = 0; i < count; i++) {
+    states[i].comm = comms[i];
+    prepare(nccl, &states[i]);
+  }
+  gather(nccl, states, count, sizeof(struct nvlar_rank_info), false);
+  for (int i = 0; i < count; i++) {
+    struct setup_state *s = &states[i];
+    if (!s->active) continue;
+    char why[WHY_SIZE];
+    if (!nvlar_eligible_to_map(s->nranks, s->infos, why, sizeof(why))) {
+      stay_on_nccl(s, false, "%s", why);
+      continue;
+    }
+    s->mapping = true;
+    map_and_probe(s);
+    cudaSetDevice(s->device);
+    cudaMemcpyAsync((char *)s->gather + (size_t)s->rank * sizeof(struct nvlar_rank_links),
+                    &s->links[s->rank], sizeof(struct nvlar_rank_links), cudaMemcpyHostToDevice,
+                    s->stream);
+  }
+  gather(nccl, states, count, sizeof(struct nvlar_rank_links), true);
+  for (int i = 0; i < count; i++) {
+    struct setup_state *s = &states[i];
+    char why[WHY_SIZE];
+    if (s->active && !nvlar_eligible(s->nranks, s->infos, s->links, why, sizeof(why))) {
+      stay_on_nccl(s, true, "%s", why);
+    }
+    if (s->active) {
+      cudaSetDevice(s->device);
+      build_route(s);
+      if (nvlar_registry_attach_route(s->comm, s->route)) {
+        NVLAR_INFO("comm %p rank %d/%d on GPU %d: all-reduces run on nvlar (one-shot up to %zu KiB, "
+                   "two-shot up to %zu MiB, NVLAR_ALGO=%s, staging %zu MiB)",
+                   (void *)s->comm, s->rank, s->nranks, s->device,
+                   nvlar_oneshot_limit(s->nranks) >> 10, NVLAR_TWOSHOT_LIMIT >> 20,
+                   nvlar_param_text(NVLAR_P_ALGO), s->route->own.staging_bytes >> 20);
+        s->route = NULL; /* owned by the registry now */
+        s->mapping = false; /* keeps its mappings: no barrier */
+      } else {
+        stay_on_nccl(s, true, "%s", "it left the registry during setup");
+      }
+    }
+    if (s->why[0] != '\0') {
+      if (s->warn) NVLAR_WARN("comm %p: all-reduces stay on NCCL: %s", (void *)s->comm, s->why);
+      else NVLAR_INFO("comm %p: all-reduces stay on NCCL: %s", (void *)s->comm, s->why);
+    }
+    if (s->route != NULL) {
+      cudaSetDevice(s->device);
+      close_peers(s->route, s->nranks);
+    }
+  }
+  barrier(nccl, states, count);
+  for (int i = 0; i < count; i++) {
+    struct setup_state *s = &states[i];
+    if (s->device >= 0) cudaSetDevice(s->device);
+    free_local(s);
+    if (s->stream != NULL) cudaStreamDestroy(s->stream);
+    if (s->gather != NULL) cudaFree(s->gather);
+    free(s->infos);
+    free(s->links);
+  }
+  cudaSetDevice(saved_device);
+  free(states);
+}
+
+void nvlar_route_release(const struct nvlar_real_nccl *nccl, struct nvlar_route *route,
+                         bool aborting) {
+  int saved_device = 0;
+  cudaGetDevice(&saved_device);
+  cudaSetDevice(route->device);
+  int nranks = route->args.nranks;
+  uint64_t oneshot = atomic_load(&route->calls[NVLAR_PATH_ONESHOT]);
+  uint64_t twoshot = atomic_load(&route->calls[NVLAR_PATH_TWOSHOT]);
+  uint64_t on_nccl = atomic_load(&route->calls[NVLAR_PATH_NCCL]);
+  NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (one-shot %llu, two-shot %llu), "
+             "%llu on NCCL",
+             (void *)route->comm, route->args.rank, nranks, aborting ? "aborted" : "destroyed",
+             (unsigned long long)(oneshot + twoshot), (unsigned long long)oneshot,
+             (unsigned long long)twoshot, (unsigned long long)on_nccl);
+  if (!aborting) cudaDeviceSynchronize(); /* no nvlar kernel of this rank still runs */
+  close_peers(route, nranks);
+  if (!aborting) {
+    /* No rank frees its buffers before every rank has unmapped them. */
+    cudaStream_t stream;
+    if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess) {
+      int32_t *scratch = (int32_t *)&route->own.probe[2 * NVLAR_MAX_RANKS];
+      if (nccl->ncclAllReduce(scratch, scratch, 1, ncclInt32, ncclSum, route->comm, stream) == ncclSuccess) {
+        cudaStreamSynchronize(stream);
+      }
+      cudaStreamDestroy(stream);
+    }
+  }
+  /* cudaFree waits for the device: after an abort, waiting kernels stop within ~50 us. */
+  nvlar_buffers_destroy(&route->own);
+  cudaFreeHost(route->abort_host);
+  free(route);
+  cudaGetLastError();
+  cudaSetDevice(saved_device);
+}
+
+uint32_t nvlar_route_failure(struct nvlar_route *route) {
+  const struct nvlar_error_record *error = route->own.error_host;
+  uint32_t code = error->code;
+  if (code != NVLAR_KERNEL_OK && atomic_exchange(&route->error_reported, 1) == 0) {
+    NVLAR_WARN("comm %p rank %d: an nvlar kernel %s rank %d (its CTA %d, barrier %llu); the "
+               "communicator reports ncclSystemError",
+               (void *)route->comm, error->rank,
+               code == NVLAR_KERNEL_ABORTED ? "was aborted while waiting for" : "timed out waiting for",
+               error->peer, error->block, (unsigned long long)error->seq);
+  }
+  return code;
+}

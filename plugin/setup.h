@@ -1,0 +1,53 @@
+/* Communicator setup: after NCCL has made a communicator, decide with the other ranks whether
+ * its all-reduces may run on nvlar, and if so build the route they take (design.md,
+ * "Communicator setup").
+ *
+ * Setup is collective: every rank of the communicator runs it at the same point (the end of
+ * the init call, or of the ncclGroupEnd that completed a grouped init), through the real NCCL.
+ * It gathers a record from every rank, maps and probes every peer's buffers, gathers the
+ * outcome, and evaluates nvlar_eligible() over the gathered bytes, so all ranks decide alike.
+ * A failure anywhere leaves the communicator on NCCL with one log line saying why. */
+#ifndef NVLAR_SETUP_H
+#define NVLAR_SETUP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "eligibility.h"
+#include "peer_buffers.h"
+#include "real_nccl.h"
+#include "selection.h"
+
+enum nvlar_path { NVLAR_PATH_ONESHOT, NVLAR_PATH_TWOSHOT, NVLAR_PATH_NCCL, NVLAR_PATHS };
+
+/* What an eligible communicator's all-reduces need, built once at setup. */
+struct nvlar_route {
+  ncclComm_t comm;
+  int device;                /* the communicator's CUDA device */
+  struct nvlar_policy policy;
+  struct nvlar_allreduce_args args; /* the per-call fields are filled at each call */
+  struct nvlar_local_buffers own;
+  struct nvlar_peer_buffers peers[NVLAR_MAX_RANKS];
+  uint32_t *abort_host;      /* mapped pinned word the kernels watch; args.abort views it */
+  atomic_uint_fast64_t calls[NVLAR_PATHS];
+  atomic_int error_reported;
+};
+
+/* Runs setup for communicators created by this thread (one, or all those of a group or of
+ * ncclCommInitAll: their collective steps are issued as one NCCL group, so that one thread can
+ * drive several GPUs). Each is looked up in the registry; routes are attached there. */
+void nvlar_setup(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, int count);
+
+/* Frees a route's resources. Destroy (aborting = false) waits for the device, unmaps the peers,
+ * waits at a barrier of the communicator until every rank has unmapped, then frees. Abort
+ * raises the abort word first (waiting kernels stop) and skips the barrier. */
+void nvlar_route_release(const struct nvlar_real_nccl *nccl, struct nvlar_route *route,
+                         bool aborting);
+
+/* The first kernel failure of the route (0 if none), reported once as a WARN naming the peer. */
+uint32_t nvlar_route_failure(struct nvlar_route *route);
+
+/* Whether `config` (and NCCL_COMM_BLOCKING) makes a communicator non-blocking. */
+bool nvlar_config_nonblocking(const ncclConfig_t *config);
+
+#endif
