@@ -37,28 +37,27 @@ enum nvlar_param_type {
     "`ncclSystemError`. Unset: the `libnccl.so.2` that the build found (`meson setup` "       \
     "prints its path), then `libnccl.so.2` through the dynamic loader's search path.")     \
   X(DISABLE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1,                                                \
-    "1: nvlar runs none of its own kernels; every call goes to NCCL unchanged. "              \
-    "(Read now; acted on once all-reduce routing exists.)")                                   \
+    "1: nvlar runs none of its own kernels; every call goes to NCCL unchanged. Every rank "  \
+    "of a communicator must agree (setup compares them; if they differ, NCCL keeps it).")    \
   X(ALGO, NVLAR_PARAM_CHOICE, "auto", "auto|oneshot|twoshot|nccl", 0, 0,                       \
-    "Force the all-reduce kernel for eligible calls, or `nccl` to route every call to NCCL. " \
-    "`auto` follows the tuning table. (Read now; acted on once routing exists.)")             \
+    "Force the all-reduce kernel for eligible calls (whatever their size), or `nccl` to "     \
+    "route every call to NCCL. `auto` follows the built-in table: one-shot up to 512 KiB "   \
+    "(2-4 ranks) or 256 KiB (5-8 ranks), two-shot up to 16 MiB, NCCL above.")                 \
   X(MAX_BYTES, NVLAR_PARAM_SIZE, "0", NULL, 0, INT64_MAX,                                      \
-    "All-reduces larger than this many bytes go to NCCL. 0: no limit beyond the tuning "      \
-    "table. (Read now; acted on once routing exists.)")                                       \
+    "All-reduces larger than this many bytes go to NCCL. 0: no limit beyond the table.")     \
   X(BUFFER_BYTES, NVLAR_PARAM_SIZE, "64M", NULL, 1 << 20, (int64_t)1 << 34,                    \
     "Staging buffer per communicator and GPU; larger messages stream through it in chunks. " \
-    "`nvlar-bench` uses it today; routing will.")                                             \
+    "Every rank of a communicator must use the same value.")                                  \
   X(TIMEOUT_MS, NVLAR_PARAM_INT, "600000", NULL, 1, 86400000,                                  \
     "How long an nvlar kernel waits for a peer before it gives up, records the error and "    \
     "exits; the communicator then reports `ncclSystemError`. The default matches PyTorch's "  \
-    "default collective timeout (10 minutes). `nvlar-bench` and the gpu tests pass it to "    \
-    "the kernels today; routing will.")                                                       \
+    "default collective timeout (10 minutes).")                                               \
   X(TUNING_FILE, NVLAR_PARAM_STRING, "", NULL, 0, 0,                                           \
     "A tuning table that replaces the built-in one. (Read now; used once the tuning table "   \
     "exists.)")                                                                               \
   X(ALLOW_PCIE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1,                                             \
-    "1: also run nvlar kernels where GPUs reach each other over PCIe rather than NVLink. "    \
-    "(Read now; acted on once routing exists.)")
+    "1: also run nvlar kernels where GPUs reach each other over PCIe rather than NVLink "     \
+    "(or where NVML cannot tell). Every rank must agree.")
 
 enum nvlar_param_id {
 #define NVLAR_PARAM_ID(name, type, def, choices, min, max, doc) NVLAR_P_##name,
