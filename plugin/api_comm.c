@@ -17,6 +17,7 @@
 #include "export.h"
 #include "log.h"
 #include "nccl_api.h"
+#include "params.h"
 #include "real_nccl.h"
 #include "setup.h"
 
@@ -60,7 +61,9 @@ static void adopt(ncclComm_t *comms, int count, enum nvlar_comm_origin origin, b
     nvlar_registry_set_nonblocking(comms[i], nonblocking);
     NVLAR_INFO("comm %p created by %s%s", (void *)comms[i], nvlar_comm_origin_name(origin),
                nonblocking ? " (non-blocking)" : "");
-    if (nonblocking) {
+    if (nvlar_param_number(NVLAR_P_DISABLE)) {
+      NVLAR_INFO("comm %p: all-reduces stay on NCCL: NVLAR_DISABLE=1", (void *)comms[i]);
+    } else if (nonblocking) {
       NVLAR_INFO("comm %p: all-reduces stay on NCCL: setup of non-blocking communicators is not "
                  "implemented yet", (void *)comms[i]);
     } else if (group.depth > 0) {

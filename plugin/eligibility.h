@@ -33,7 +33,7 @@ struct nvlar_rank_info {
   char bus_id[32];           /* PCI bus id, "0000:06:00.0" */
   int32_t cc_major, cc_minor;
   int32_t multiprocessors;
-  uint32_t wants_nvlar;      /* NVLAR_DISABLE unset and NVLAR_ALGO not nccl */
+  uint32_t wants_nvlar;      /* NVLAR_ALGO is not nccl */
   int32_t forced_algo;       /* NVLAR_ALGO index (0 auto) */
   uint32_t allow_pcie;       /* NVLAR_ALLOW_PCIE */
   uint64_t max_bytes;        /* NVLAR_MAX_BYTES */

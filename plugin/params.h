@@ -37,8 +37,9 @@ enum nvlar_param_type {
     "`ncclSystemError`. Unset: the `libnccl.so.2` that the build found (`meson setup` "       \
     "prints its path), then `libnccl.so.2` through the dynamic loader's search path.")     \
   X(DISABLE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1,                                                \
-    "1: nvlar runs none of its own kernels; every call goes to NCCL unchanged. Every rank "  \
-    "of a communicator must agree (setup compares them; if they differ, NCCL keeps it).")    \
+    "1: nvlar runs none of its own kernels and skips its setup step: every call goes to "   \
+    "NCCL unchanged. Set it on every rank or on none: ranks without it would wait for the "  \
+    "others in setup.")                                                                       \
   X(ALGO, NVLAR_PARAM_CHOICE, "auto", "auto|oneshot|twoshot|nccl", 0, 0,                       \
     "Force the all-reduce kernel for eligible calls (whatever their size), or `nccl` to "     \
     "route every call to NCCL. `auto` follows the built-in table: one-shot up to 512 KiB "   \

@@ -82,7 +82,7 @@ static void prepare(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
   }
   struct nvlar_rank_info *me = &s->infos[s->rank];
   int algo = (int)nvlar_param_number(NVLAR_P_ALGO);
-  me->wants_nvlar = !nvlar_param_number(NVLAR_P_DISABLE) && algo != NVLAR_FORCE_NCCL;
+  me->wants_nvlar = algo != NVLAR_FORCE_NCCL; /* NVLAR_DISABLE=1 skips setup altogether */
   me->forced_algo = algo;
   me->allow_pcie = (uint32_t)nvlar_param_number(NVLAR_P_ALLOW_PCIE);
   me->max_bytes = (uint64_t)nvlar_param_number(NVLAR_P_MAX_BYTES);

@@ -135,7 +135,7 @@ static void test_local_failures_and_settings(void **state) {
   healthy(4);
   infos[1].wants_nvlar = 0;
   assert_false(nvlar_eligible_to_map(4, infos, why, sizeof(why)));
-  assert_non_null(strstr(why, "NVLAR_DISABLE"));
+  assert_non_null(strstr(why, "NVLAR_ALGO=nccl"));
   healthy(4);
   infos[2].forced_algo = NVLAR_FORCE_TWOSHOT;
   assert_false(nvlar_eligible_to_map(4, infos, why, sizeof(why)));
