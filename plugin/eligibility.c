@@ -50,6 +50,10 @@ bool nvlar_eligible_to_map(int nranks, const struct nvlar_rank_info *infos, char
                r);
       return false;
     }
+    if (info->table_hash != infos[0].table_hash) {
+      snprintf(why, why_size, "ranks 0 and %d use different tuning tables (NVLAR_TUNING_FILE)", r);
+      return false;
+    }
     if (!info->ready) {
       snprintf(why, why_size, "rank %d: %.60s", r, info->why);
       return false;

@@ -37,6 +37,7 @@ struct nvlar_rank_info {
   int32_t forced_algo;       /* NVLAR_ALGO index (0 auto) */
   uint32_t allow_pcie;       /* NVLAR_ALLOW_PCIE */
   uint64_t max_bytes;        /* NVLAR_MAX_BYTES */
+  uint64_t table_hash;       /* the tuning table's rows (NVLAR_TUNING_FILE or built-in) */
   struct nvlar_buffer_handle buffers;
   uint64_t local_pointer;    /* the buffers' address in the owner's process (same-process peers) */
   char why[96];              /* when not ready: the local reason */

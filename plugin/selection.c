@@ -2,8 +2,6 @@
 
 #include "nvlar_kernels.h"
 
-size_t nvlar_oneshot_limit(int nranks) { return nranks <= 4 ? (size_t)512 << 10 : (size_t)256 << 10; }
-
 static int clamp_blocks(size_t wanted, int limit) {
   if (wanted < 1) return 1;
   return wanted > (size_t)limit ? limit : (int)wanted;
@@ -13,24 +11,26 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
   struct nvlar_choice choice = {false, NVLAR_ALGO_ONESHOT, 1};
   if (policy->forced == NVLAR_FORCE_NCCL || bytes == 0) return choice;
   if (policy->max_bytes != 0 && bytes > policy->max_bytes) return choice;
-  int algo;
+  int algo, ctas = 0;
   if (policy->forced == NVLAR_FORCE_ONESHOT) {
     algo = NVLAR_ALGO_ONESHOT;
   } else if (policy->forced == NVLAR_FORCE_TWOSHOT) {
     algo = NVLAR_ALGO_TWOSHOT;
-  } else if (bytes <= nvlar_oneshot_limit(policy->nranks)) {
-    algo = NVLAR_ALGO_ONESHOT;
-  } else if (bytes <= NVLAR_TWOSHOT_LIMIT) {
-    algo = NVLAR_ALGO_TWOSHOT;
   } else {
-    return choice;
+    const struct nvlar_tuning_row *row =
+        nvlar_tuning_find_kernel(policy->table, bytes, policy->nranks, policy->arch);
+    if (row == NULL || row->kernel == NVLAR_KERNEL_NCCL) return choice;
+    algo = row->kernel == NVLAR_KERNEL_TWOSHOT ? NVLAR_ALGO_TWOSHOT : NVLAR_ALGO_ONESHOT;
+    ctas = row->count;
   }
-  /* One CTA per 32 KiB for the one-shot (up to 16: more CTAs mean more flags per barrier),
-   * one per 64 KiB for the two-shot up to 32 (the best of the emulated CTA sweep). */
   int cap = policy->max_blocks < NVLAR_MAX_BLOCKS ? policy->max_blocks : NVLAR_MAX_BLOCKS;
-  if (algo == NVLAR_ALGO_ONESHOT) {
+  if (ctas > 0) {
+    choice.nblocks = clamp_blocks((size_t)ctas, cap);
+  } else if (algo == NVLAR_ALGO_ONESHOT) {
+    /* One CTA per 32 KiB, up to 16 (more CTAs mean more flags to wait for per barrier). */
     choice.nblocks = clamp_blocks((bytes + (32u << 10) - 1) / (32u << 10), cap < 16 ? cap : 16);
   } else {
+    /* One CTA per 64 KiB, up to 32 (the best of the emulated CTA sweep, docs/results.md). */
     choice.nblocks = clamp_blocks((bytes + (64u << 10) - 1) / (64u << 10), cap < 32 ? cap : 32);
   }
   choice.nvlar = true;

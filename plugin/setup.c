@@ -87,6 +87,7 @@ static void prepare(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
   me->allow_pcie = (uint32_t)nvlar_param_number(NVLAR_P_ALLOW_PCIE);
   me->max_bytes = (uint64_t)nvlar_param_number(NVLAR_P_MAX_BYTES);
   me->buffers.staging_bytes = (uint64_t)nvlar_param_number(NVLAR_P_BUFFER_BYTES);
+  me->table_hash = nvlar_tuning_table()->hash;
   if (nvlar_describe_rank(s->device, me) && me->wants_nvlar) {
     struct nvlar_local_buffers *own = &s->route->own;
     cudaError_t error = nvlar_buffers_create(own, (size_t)me->buffers.staging_bytes);
@@ -209,6 +210,8 @@ static void build_route(struct setup_state *s) {
   route->comm = s->comm;
   route->device = s->device;
   route->policy.nranks = s->nranks;
+  route->policy.arch = first->cc_major * 10 + first->cc_minor;
+  route->policy.table = nvlar_tuning_table();
   route->policy.forced = first->forced_algo;
   route->policy.max_bytes = first->max_bytes;
   route->policy.max_blocks = NVLAR_MAX_BLOCKS;
@@ -284,11 +287,11 @@ void nvlar_setup(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, in
       cudaSetDevice(s->device);
       build_route(s);
       if (nvlar_registry_attach_route(s->comm, s->route)) {
-        NVLAR_INFO("comm %p rank %d/%d on GPU %d: all-reduces run on nvlar (one-shot up to %zu KiB, "
-                   "two-shot up to %zu MiB, NVLAR_ALGO=%s, staging %zu MiB)",
+        NVLAR_INFO("comm %p rank %d/%d on GPU %d: all-reduces run on nvlar (table %s, "
+                   "NVLAR_ALGO=%s, staging %zu MiB)",
                    (void *)s->comm, s->rank, s->nranks, s->device,
-                   nvlar_oneshot_limit(s->nranks) >> 10, NVLAR_TWOSHOT_LIMIT >> 20,
-                   nvlar_param_text(NVLAR_P_ALGO), s->route->own.staging_bytes >> 20);
+                   s->route->policy.table->source, nvlar_param_text(NVLAR_P_ALGO),
+                   s->route->own.staging_bytes >> 20);
         s->route = NULL; /* owned by the registry now */
         s->mapping = false; /* keeps its mappings: no barrier */
       } else {

@@ -170,10 +170,13 @@ static void test_same_process(void **state) {
   assert_false(nvlar_same_process(&infos[0], &infos[1]));
 }
 
+static struct nvlar_tuning_table builtin;
+
 static void test_selection(void **state) {
   (void)state;
-  struct nvlar_policy policy = {.nranks = 8, .forced = NVLAR_FORCE_AUTO, .max_bytes = 0,
-                                .max_blocks = 132};
+  assert_int_equal(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &builtin, NULL, NULL), 4);
+  struct nvlar_policy policy = {.nranks = 8, .arch = 90, .forced = NVLAR_FORCE_AUTO,
+                                .max_bytes = 0, .max_blocks = 132, .table = &builtin};
   struct nvlar_choice c = nvlar_select(&policy, 8);
   assert_true(c.nvlar);
   assert_int_equal(c.algo, 0);
@@ -191,7 +194,7 @@ static void test_selection(void **state) {
   assert_false(nvlar_select(&policy, 0).nvlar);
   policy.nranks = 4;
   assert_int_equal(nvlar_select(&policy, 512 << 10).algo, 0);
-  /* Forced kernels ignore the size table, not NVLAR_MAX_BYTES. */
+  /* Forced kernels ignore the table, not NVLAR_MAX_BYTES. */
   policy.forced = NVLAR_FORCE_TWOSHOT;
   assert_int_equal(nvlar_select(&policy, 8).algo, 1);
   assert_true(nvlar_select(&policy, (size_t)1 << 30).nvlar);
@@ -201,8 +204,42 @@ static void test_selection(void **state) {
   policy.forced = NVLAR_FORCE_NCCL;
   assert_false(nvlar_select(&policy, 8).nvlar);
   /* CTA counts never exceed what every rank's GPU holds. */
-  policy = (struct nvlar_policy){.nranks = 8, .forced = NVLAR_FORCE_TWOSHOT, .max_blocks = 6};
+  policy = (struct nvlar_policy){.nranks = 8, .arch = 90, .forced = NVLAR_FORCE_TWOSHOT,
+                                 .max_blocks = 6, .table = &builtin};
   assert_int_equal(nvlar_select(&policy, 64 << 20).nblocks, 6);
+}
+
+/* A table's rows drive the choice: kernel, CTA count, architecture. */
+static void test_selection_from_table(void **state) {
+  (void)state;
+  struct nvlar_tuning_table table;
+  assert_int_equal(nvlar_tuning_parse("nvlar 0-1M 2 sm90 twoshot ctas=7\n"
+                                      "nvlar 0-64K * sm80 oneshot\n"
+                                      "nvlar 0-inf * * nccl\n",
+                                      "test", &table, NULL, NULL), 3);
+  struct nvlar_policy policy = {.nranks = 2, .arch = 90, .max_blocks = 132, .table = &table};
+  struct nvlar_choice c = nvlar_select(&policy, 4096);
+  assert_true(c.nvlar);
+  assert_int_equal(c.algo, 1);
+  assert_int_equal(c.nblocks, 7);
+  policy.nranks = 3;
+  assert_false(nvlar_select(&policy, 4096).nvlar);
+  policy.arch = 80;
+  c = nvlar_select(&policy, 4096);
+  assert_true(c.nvlar);
+  assert_int_equal(c.algo, 0);
+  policy.max_blocks = 4;
+  policy.nranks = 2;
+  policy.arch = 90;
+  assert_int_equal(nvlar_select(&policy, 4096).nblocks, 4);
+}
+
+static void test_different_tables(void **state) {
+  (void)state;
+  healthy(2);
+  infos[1].table_hash = 42;
+  assert_false(nvlar_eligible_to_map(2, infos, why, sizeof(why)));
+  assert_non_null(strstr(why, "tuning tables"));
 }
 
 int main(void) {
@@ -218,6 +255,8 @@ int main(void) {
       cmocka_unit_test(test_shared_gpu),
       cmocka_unit_test(test_same_process),
       cmocka_unit_test(test_selection),
+      cmocka_unit_test(test_selection_from_table),
+      cmocka_unit_test(test_different_tables),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,331 @@
+/* The tuning-table parser, and the tuner plugin as NCCL sees it: each exported version's struct
+ * found with dlopen(RTLD_NOW | RTLD_LOCAL) + dlsym("ncclTunerPlugin_vN"), called on synthetic
+ * cost tables for every collective type. */
+#include <dlfcn.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tuner_abi.h"
+#include "tuning_table.h"
+
+/* ---- parser */
+
+struct warnings {
+  int count;
+  int lines[32];
+  char last[256];
+};
+
+static void collect(void *ctx, const char *source, int line, const char *why) {
+  struct warnings *w = ctx;
+  (void)source;
+  if (w->count < 32) w->lines[w->count] = line;
+  w->count++;
+  snprintf(w->last, sizeof(w->last), "%s", why);
+}
+
+static void test_parse_valid(void **state) {
+  (void)state;
+  struct nvlar_tuning_table table;
+  struct warnings w = {0};
+  const char *text =
+      "# comment line\n"
+      "\n"
+      "nvlar 0-512K 2-4 sm90 oneshot      # trailing comment\n"
+      "nvlar 512K-16M * 90 twoshot ctas=24\n"
+      "nvlar 16M-inf * * nccl\n"
+      "nccl allreduce 0-64K 2-8 1 ring ll channels=4\n"
+      "nccl * 1G-inf * 2-* tree simple\n";
+  assert_int_equal(nvlar_tuning_parse(text, "t", &table, collect, &w), 5);
+  assert_int_equal(w.count, 0);
+  const struct nvlar_tuning_row *r = &table.rows[0];
+  assert_int_equal(r->kind, NVLAR_ROW_KERNEL);
+  assert_int_equal(r->line, 3);
+  assert_int_equal(r->max_bytes, 512 << 10);
+  assert_int_equal(r->min_ranks, 2);
+  assert_int_equal(r->max_ranks, 4);
+  assert_int_equal(r->arch, 90);
+  assert_int_equal(table.rows[1].count, 24);
+  assert_int_equal(table.rows[2].max_bytes, UINT64_MAX);
+  r = &table.rows[3];
+  assert_int_equal(r->kind, NVLAR_ROW_NCCL);
+  assert_int_equal(r->collective, NVLAR_FUNC_ALLREDUCE);
+  assert_int_equal(r->algo, NVLAR_ALGO_RING);
+  assert_int_equal(r->proto, NVLAR_PROTO_LL);
+  assert_int_equal(r->count, 4);
+  assert_int_equal(table.rows[4].collective, -1);
+  assert_int_equal(table.rows[4].min_bytes, (uint64_t)1 << 30);
+  assert_int_equal(table.rows[4].min_nodes, 2);
+}
+
+static void test_parse_malformed(void **state) {
+  (void)state;
+  struct nvlar_tuning_table table;
+  struct warnings w = {0};
+  const char *text =
+      "nvlar 0-1K * * oneshot\n"               /* 1: good */
+      "nvlar 0-1K * *\n"                       /* 2: too few fields */
+      "nvlar 0-1K * * threeshot\n"             /* 3: unknown kernel */
+      "nvlar 5K-1K * * oneshot\n"              /* 4: empty range */
+      "nvlar 0-99999999999999999999 * * nccl\n" /* 5: number too large */
+      "nvlar 0-20000000000G * * nccl\n"        /* 6: overflows after the suffix */
+      "nccl allreduce 0-1K * * ring fast\n"    /* 7: unknown protocol */
+      "nccl allreduce 0-1K 0 * ring ll\n"      /* 8: zero ranks */
+      "nccl allreduce 0-1K 8-2 * ring ll\n"    /* 9: empty rank range */
+      "frobnicate 1 2 3\n"                     /* 10: unknown row */
+      "nvlar 0-1K * * oneshot ctas=0\n"        /* 11: bad CTA count */
+      "nccl allreduce 0-1K * * ring ll channels=65 extra\n" /* 12: too many fields */
+      "nvlar -5-1K * * oneshot\n"              /* 13: negative */
+      "nvlar 0-1K * * twoshot\n";              /* 14: good */
+  assert_int_equal(nvlar_tuning_parse(text, "t", &table, collect, &w), 2);
+  assert_int_equal(w.count, 12);
+  int want[] = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
+  for (int i = 0; i < 12; i++) assert_int_equal(w.lines[i], want[i]);
+  assert_int_equal(table.rows[1].line, 14);
+}
+
+static void test_parse_limits(void **state) {
+  (void)state;
+  struct nvlar_tuning_table table, other;
+  struct warnings w = {0};
+  size_t size = 300 * 32;
+  char *text = malloc(size);
+  text[0] = '\0';
+  for (int i = 0; i < 300; i++) strcat(text, "nvlar 0-1K * * oneshot\n");
+  assert_int_equal(nvlar_tuning_parse(text, "t", &table, collect, &w), NVLAR_TUNING_MAX_ROWS);
+  assert_int_equal(w.count, 300 - NVLAR_TUNING_MAX_ROWS);
+  free(text);
+  /* An empty table is valid: nothing matches. */
+  assert_int_equal(nvlar_tuning_parse("", "t", &table, collect, &w), 0);
+  assert_null(nvlar_tuning_find_kernel(&table, 8, 2, 90));
+  /* Equal rows give equal hashes (comments and layout do not count); others differ. */
+  nvlar_tuning_parse("nvlar 0-1K * * oneshot\n", "a", &table, NULL, NULL);
+  nvlar_tuning_parse("\n# x\nnvlar   0-1K  *  *  oneshot  # y\n", "b", &other, NULL, NULL);
+  assert_int_equal(table.hash, other.hash);
+  nvlar_tuning_parse("nvlar 0-2K * * oneshot\n", "c", &other, NULL, NULL);
+  assert_int_not_equal(table.hash, other.hash);
+}
+
+static void test_first_match_wins(void **state) {
+  (void)state;
+  struct nvlar_tuning_table table;
+  nvlar_tuning_parse("nvlar 0-1M * * twoshot\n"
+                     "nvlar 0-1K * * oneshot\n"
+                     "nccl allreduce 0-inf * * tree simple\n"
+                     "nccl allreduce 0-1K * * ring ll\n",
+                     "t", &table, NULL, NULL);
+  assert_int_equal(nvlar_tuning_find_kernel(&table, 512, 8, 90)->kernel, NVLAR_KERNEL_TWOSHOT);
+  assert_int_equal(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLREDUCE, 512, 8, 1)->algo, NVLAR_ALGO_TREE);
+  assert_null(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLGATHER, 512, 8, 1));
+  assert_null(nvlar_tuning_find_kernel(&table, (2 << 20), 8, 90));
+}
+
+static void test_builtin_parses(void **state) {
+  (void)state;
+  struct nvlar_tuning_table table;
+  struct warnings w = {0};
+  assert_true(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &table, collect, &w) > 0);
+  assert_int_equal(w.count, 0);
+}
+
+/* ---- the plugin, through dlopen as NCCL loads it */
+
+static const char *plugin_table =
+    "nccl allreduce 0-64K * 1 ring ll channels=4\n"
+    "nccl allreduce 64K-inf * * tree simple\n"
+    "nccl reducescatter 0-inf * * collnet_direct simple\n"
+    "nccl * 0-inf * * ring ll128\n";
+
+static void *plugin;
+static int log_lines;
+
+static void logger(nvlar_nccl_log_level level, unsigned long flags, const char *file, int line,
+                   const char *fmt, ...) {
+  (void)level, (void)flags, (void)file, (void)line;
+  if (strncmp(fmt, "TUNER/nvlar: ", 13) == 0) log_lines++;
+}
+
+static int open_plugin(void **state) {
+  (void)state;
+  char path[] = "/tmp/nvlar-tuner-test-XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0 || write(fd, plugin_table, strlen(plugin_table)) != (ssize_t)strlen(plugin_table)) return -1;
+  close(fd);
+  setenv("NVLAR_TUNING_FILE", path, 1); /* read once, at the plugin's first init */
+  unsetenv("NCCL_ALGO");
+  unsetenv("NCCL_PROTO");
+  plugin = dlopen(NVLAR_TEST_LIBNVLAR, RTLD_NOW | RTLD_LOCAL);
+  return plugin != NULL ? 0 : -1;
+}
+
+/* A cost table as NCCL gives it: every entry usable (1.0) except the marked ones. */
+static void fresh_costs(float costs[NVLAR_NUM_ALGORITHMS][NVLAR_NUM_PROTOCOLS]) {
+  for (int a = 0; a < NVLAR_NUM_ALGORITHMS; a++) {
+    for (int p = 0; p < NVLAR_NUM_PROTOCOLS; p++) costs[a][p] = 1.0f;
+  }
+  costs[NVLAR_ALGO_COLLNET_DIRECT][NVLAR_PROTO_SIMPLE] = NVLAR_ALGO_PROTO_IGNORE;
+}
+
+static int zeros(float costs[NVLAR_NUM_ALGORITHMS][NVLAR_NUM_PROTOCOLS], int *algo, int *proto) {
+  int n = 0;
+  for (int a = 0; a < NVLAR_NUM_ALGORITHMS; a++) {
+    for (int p = 0; p < NVLAR_NUM_PROTOCOLS; p++) {
+      if (costs[a][p] == 0.0f) {
+        n++;
+        *algo = a;
+        *proto = p;
+      }
+    }
+  }
+  return n;
+}
+
+typedef ncclResult_t (*coll_info_fn)(void *, int, size_t, int, float **, int, int, int, int *);
+
+/* What the plugin picks for one call: the (algo, proto) it zeroed and the channels. */
+static int pick(coll_info_fn get, void *ctx, int coll, size_t bytes, int *algo, int *proto, int *channels) {
+  float costs[NVLAR_NUM_ALGORITHMS][NVLAR_NUM_PROTOCOLS];
+  fresh_costs(costs);
+  *channels = 0;
+  assert_int_equal(get(ctx, coll, bytes, 1, (float **)costs, NVLAR_NUM_ALGORITHMS,
+                       NVLAR_NUM_PROTOCOLS, 0, channels), ncclSuccess);
+  assert_true(costs[NVLAR_ALGO_COLLNET_DIRECT][NVLAR_PROTO_SIMPLE] == NVLAR_ALGO_PROTO_IGNORE);
+  *algo = *proto = -1;
+  return zeros(costs, algo, proto);
+}
+
+static void check_v4_semantics(coll_info_fn get, void *ctx) {
+  int algo, proto, channels;
+  assert_int_equal(pick(get, ctx, NVLAR_FUNC_ALLREDUCE, 1024, &algo, &proto, &channels), 1);
+  assert_int_equal(algo, NVLAR_ALGO_RING);
+  assert_int_equal(proto, NVLAR_PROTO_LL);
+  assert_int_equal(channels, 4);
+  assert_int_equal(pick(get, ctx, NVLAR_FUNC_ALLREDUCE, 1 << 20, &algo, &proto, &channels), 1);
+  assert_int_equal(algo, NVLAR_ALGO_TREE);
+  assert_int_equal(proto, NVLAR_PROTO_SIMPLE);
+  assert_int_equal(channels, 0);
+  /* The row names an entry NCCL marked unusable: the table stays as it was. */
+  assert_int_equal(pick(get, ctx, NVLAR_FUNC_REDUCESCATTER, 1024, &algo, &proto, &channels), 0);
+  const int others[] = {NVLAR_FUNC_BROADCAST, NVLAR_FUNC_REDUCE, NVLAR_FUNC_ALLGATHER};
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(pick(get, ctx, others[i], 4096, &algo, &proto, &channels), 1);
+    assert_int_equal(algo, NVLAR_ALGO_RING);
+    assert_int_equal(proto, NVLAR_PROTO_LL128);
+  }
+}
+
+static void test_plugin_v5(void **state) {
+  (void)state;
+  const nvlar_tuner_v5 *tuner = dlsym(plugin, "ncclTunerPlugin_v5");
+  assert_non_null(tuner);
+  assert_string_equal(tuner->name, "nvlar");
+  void *ctx = NULL;
+  nvlar_nvl_domain_info_v5 domains = {1, 8, 8};
+  nvlar_tuner_constants_v5 constants;
+  memset(&constants, 0, sizeof(constants));
+  log_lines = 0;
+  assert_int_equal(tuner->init(&ctx, 77, 8, 1, logger, &domains, &constants), ncclSuccess);
+  assert_non_null(ctx);
+  assert_true(log_lines >= 1);
+  check_v4_semantics(tuner->getCollInfo, ctx);
+  assert_int_equal(tuner->finalize(ctx), ncclSuccess);
+  /* Two nodes: the one-node row no longer matches, the catch-all does. */
+  assert_int_equal(tuner->init(&ctx, 78, 16, 2, logger, &domains, &constants), ncclSuccess);
+  int algo, proto, channels;
+  assert_int_equal(pick(tuner->getCollInfo, ctx, NVLAR_FUNC_ALLREDUCE, 1024, &algo, &proto, &channels), 1);
+  assert_int_equal(algo, NVLAR_ALGO_RING);
+  assert_int_equal(proto, NVLAR_PROTO_LL128);
+  assert_int_equal(tuner->finalize(ctx), ncclSuccess);
+}
+
+static void test_plugin_v4_v3(void **state) {
+  (void)state;
+  const nvlar_tuner_v4 *v4 = dlsym(plugin, "ncclTunerPlugin_v4");
+  assert_non_null(v4);
+  void *ctx = NULL;
+  assert_int_equal(v4->init(8, 1, logger, &ctx), ncclSuccess);
+  check_v4_semantics(v4->getCollInfo, ctx);
+  assert_int_equal(v4->destroy(ctx), ncclSuccess);
+
+  const nvlar_tuner_v3 *v3 = dlsym(plugin, "ncclTunerPlugin_v3");
+  assert_non_null(v3);
+  assert_int_equal(v3->init(8, 1, NULL, &ctx), ncclSuccess); /* no logger: still fine */
+  float costs[NVLAR_NUM_ALGORITHMS][NVLAR_NUM_PROTOCOLS];
+  fresh_costs(costs);
+  int channels = 0, algo, proto;
+  assert_int_equal(v3->getCollInfo(ctx, NVLAR_FUNC_ALLREDUCE, 1024, 1, (float **)costs,
+                                   NVLAR_NUM_ALGORITHMS, NVLAR_NUM_PROTOCOLS, &channels), ncclSuccess);
+  assert_int_equal(zeros(costs, &algo, &proto), 1);
+  assert_int_equal(algo, NVLAR_ALGO_RING);
+  assert_int_equal(channels, 4);
+  assert_int_equal(v3->destroy(ctx), ncclSuccess);
+}
+
+static void test_plugin_v2(void **state) {
+  (void)state;
+  const nvlar_tuner_v2 *v2 = dlsym(plugin, "ncclTunerPlugin_v2");
+  assert_non_null(v2);
+  void *ctx = NULL;
+  assert_int_equal(v2->init(8, 1, logger, &ctx), ncclSuccess);
+  int algo = -1, proto = -1, channels = 0;
+  assert_int_equal(v2->getCollInfo(ctx, NVLAR_FUNC_ALLREDUCE, 1024, 0, 0, 1, &algo, &proto, &channels), ncclSuccess);
+  assert_int_equal(algo, NVLAR_ALGO_RING);
+  assert_int_equal(proto, NVLAR_PROTO_LL);
+  assert_int_equal(channels, 4);
+  /* collnet without collnet support: undecided. */
+  algo = proto = -1;
+  assert_int_equal(v2->getCollInfo(ctx, NVLAR_FUNC_REDUCESCATTER, 1024, 0, 0, 1, &algo, &proto, &channels), ncclSuccess);
+  assert_int_equal(algo, -1);
+  assert_int_equal(v2->getCollInfo(ctx, NVLAR_FUNC_REDUCESCATTER, 1024, 1, 0, 1, &algo, &proto, &channels), ncclSuccess);
+  assert_int_equal(algo, NVLAR_ALGO_COLLNET_DIRECT);
+  assert_int_equal(v2->destroy(ctx), ncclSuccess);
+}
+
+/* With NCCL_ALGO or NCCL_PROTO set, the user's choice wins: the plugin changes nothing. */
+static void test_steps_aside(void **state) {
+  (void)state;
+  const char *const variables[] = {"NCCL_ALGO", "NCCL_PROTO"};
+  const nvlar_tuner_v4 *v4 = dlsym(plugin, "ncclTunerPlugin_v4");
+  const nvlar_tuner_v2 *v2 = dlsym(plugin, "ncclTunerPlugin_v2");
+  for (int i = 0; i < 2; i++) {
+    setenv(variables[i], "ring", 1);
+    void *ctx = NULL;
+    assert_int_equal(v4->init(8, 1, logger, &ctx), ncclSuccess);
+    int algo, proto, channels;
+    assert_int_equal(pick(v4->getCollInfo, ctx, NVLAR_FUNC_ALLREDUCE, 1024, &algo, &proto, &channels), 0);
+    assert_int_equal(channels, 0);
+    v4->destroy(ctx);
+    assert_int_equal(v2->init(8, 1, logger, &ctx), ncclSuccess);
+    algo = proto = -1;
+    v2->getCollInfo(ctx, NVLAR_FUNC_ALLREDUCE, 1024, 0, 0, 1, &algo, &proto, &channels);
+    assert_int_equal(algo, -1);
+    v2->destroy(ctx);
+    unsetenv(variables[i]);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest parser[] = {
+      cmocka_unit_test(test_parse_valid),
+      cmocka_unit_test(test_parse_malformed),
+      cmocka_unit_test(test_parse_limits),
+      cmocka_unit_test(test_first_match_wins),
+      cmocka_unit_test(test_builtin_parses),
+  };
+  const struct CMUnitTest plugin_tests[] = {
+      cmocka_unit_test(test_plugin_v5),
+      cmocka_unit_test(test_plugin_v4_v3),
+      cmocka_unit_test(test_plugin_v2),
+      cmocka_unit_test(test_steps_aside),
+  };
+  int failed = cmocka_run_group_tests(parser, NULL, NULL);
+  return failed + cmocka_run_group_tests(plugin_tests, open_plugin, NULL);
+}

@@ -1,0 +1,136 @@
+/* The NCCL tuner plugin: for collectives that stay on NCCL, picks NCCL's algorithm, protocol
+ * and channel count from the `nccl` rows of the tuning table.
+ *
+ * One version-neutral implementation (tuner_init, choose, tuner_finish); the exported structs
+ * ncclTunerPlugin_v5 ... _v2 at the end are thin adapters, as NCCL loads the newest it finds.
+ * Every callback returns ncclSuccess: an error from a tuner would fail the user's collective
+ * (or communicator init), and a tuner can always decline by leaving NCCL's table alone. */
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "export.h"
+#include "tuner_abi.h"
+#include "tuning_table.h"
+
+#define LOG_PREFIX "TUNER/nvlar: "
+
+struct tuner_context {
+  size_t nranks, nnodes;
+  nvlar_nccl_logger log;
+  const struct nvlar_tuning_table *table;
+  bool step_aside; /* NCCL_ALGO or NCCL_PROTO set: the user's choice wins */
+};
+
+static ncclResult_t tuner_init(size_t nranks, size_t nnodes, nvlar_nccl_logger log, void **context) {
+  struct tuner_context *ctx = calloc(1, sizeof(*ctx));
+  *context = ctx;
+  if (ctx == NULL) {
+    if (log != NULL) {
+      log(NVLAR_NCCL_LOG_WARN, NVLAR_NCCL_LOG_SUBSYS_TUNING, __FILE__, __LINE__,
+          LOG_PREFIX "out of memory; NCCL keeps its own choices");
+    }
+    return ncclSuccess;
+  }
+  ctx->nranks = nranks;
+  ctx->nnodes = nnodes;
+  ctx->log = log;
+  ctx->table = nvlar_tuning_table();
+  ctx->step_aside = getenv("NCCL_ALGO") != NULL || getenv("NCCL_PROTO") != NULL;
+  int nccl_rows = 0;
+  for (int i = 0; i < ctx->table->nrows; i++) nccl_rows += ctx->table->rows[i].kind == NVLAR_ROW_NCCL;
+  if (log != NULL) {
+    log(NVLAR_NCCL_LOG_INFO, NVLAR_NCCL_LOG_SUBSYS_INIT | NVLAR_NCCL_LOG_SUBSYS_TUNING, __FILE__,
+        __LINE__, LOG_PREFIX "%zu ranks, %zu nodes, table %s with %d nccl rows%s", nranks, nnodes,
+        ctx->table->source, nccl_rows,
+        ctx->step_aside ? "; NCCL_ALGO or NCCL_PROTO is set, so nvlar leaves NCCL's choice alone" : "");
+  }
+  return ncclSuccess;
+}
+
+/* The table row for this call, if it names an algorithm/protocol that NCCL offers here. */
+static const struct nvlar_tuning_row *matching_row(const struct tuner_context *ctx, int coll,
+                                                   size_t bytes) {
+  if (ctx == NULL || ctx->step_aside) return NULL;
+  return nvlar_tuning_find_nccl(ctx->table, coll, bytes, (int)ctx->nranks, (int)ctx->nnodes);
+}
+
+/* Marks the row's algorithm/protocol as free in NCCL's cost table (NCCL picks the cheapest),
+ * unless NCCL marked that entry as unusable. The table is NCCL's [numAlgo][numProto] array. */
+static void choose(struct tuner_context *ctx, int coll, size_t bytes, float **cost_table,
+                   int num_algo, int num_proto, int *channels) {
+  const struct nvlar_tuning_row *row = matching_row(ctx, coll, bytes);
+  if (row == NULL || cost_table == NULL || row->algo >= num_algo || row->proto >= num_proto) return;
+  float *cost = (float *)cost_table + row->algo * num_proto + row->proto;
+  if (*cost == NVLAR_ALGO_PROTO_IGNORE) {
+    if (ctx->log != NULL) {
+      ctx->log(NVLAR_NCCL_LOG_TRACE, NVLAR_NCCL_LOG_SUBSYS_TUNING, __FILE__, __LINE__,
+               LOG_PREFIX "line %d: %s/%s not available here; NCCL decides", row->line,
+               nvlar_tuning_algo_name(row->algo), nvlar_tuning_proto_name(row->proto));
+    }
+    return;
+  }
+  *cost = 0.0f;
+  if (row->count > 0 && channels != NULL) *channels = row->count;
+}
+
+static ncclResult_t tuner_finish(void *context) {
+  free(context);
+  return ncclSuccess;
+}
+
+/* ---- v5 and v4 (same getCollInfo) */
+
+static ncclResult_t get_coll_info_v4(void *context, int coll, size_t bytes, int pipe_ops,
+                                     float **cost_table, int num_algo, int num_proto,
+                                     int reg_buff, int *channels) {
+  (void)pipe_ops;
+  (void)reg_buff;
+  choose(context, coll, bytes, cost_table, num_algo, num_proto, channels);
+  return ncclSuccess;
+}
+
+static ncclResult_t init_v5(void **context, uint64_t comm_id, size_t nranks, size_t nnodes,
+                            nvlar_nccl_logger log, nvlar_nvl_domain_info_v5 *nvl_domains,
+                            nvlar_tuner_constants_v5 *constants) {
+  (void)comm_id;
+  (void)nvl_domains;
+  (void)constants; /* left as NCCL set them */
+  return tuner_init(nranks, nnodes, log, context);
+}
+
+NVLAR_EXPORT const nvlar_tuner_v5 ncclTunerPlugin_v5 = {
+    .name = "nvlar", .init = init_v5, .getCollInfo = get_coll_info_v4, .finalize = tuner_finish};
+
+NVLAR_EXPORT const nvlar_tuner_v4 ncclTunerPlugin_v4 = {
+    .name = "nvlar", .init = tuner_init, .getCollInfo = get_coll_info_v4, .destroy = tuner_finish};
+
+/* ---- v3: no registered-buffer argument */
+
+static ncclResult_t get_coll_info_v3(void *context, int coll, size_t bytes, int pipe_ops,
+                                     float **cost_table, int num_algo, int num_proto,
+                                     int *channels) {
+  return get_coll_info_v4(context, coll, bytes, pipe_ops, cost_table, num_algo, num_proto, 0, channels);
+}
+
+NVLAR_EXPORT const nvlar_tuner_v3 ncclTunerPlugin_v3 = {
+    .name = "nvlar", .init = tuner_init, .getCollInfo = get_coll_info_v3, .destroy = tuner_finish};
+
+/* ---- v2: returns the algorithm and protocol instead of editing a cost table */
+
+static ncclResult_t get_coll_info_v2(void *context, int coll, size_t bytes, int collnet_support,
+                                     int nvls_support, int pipe_ops, int *algorithm, int *protocol,
+                                     int *channels) {
+  (void)pipe_ops;
+  const struct nvlar_tuning_row *row = matching_row(context, coll, bytes);
+  if (row == NULL) return ncclSuccess;
+  bool collnet = row->algo == NVLAR_ALGO_COLLNET_DIRECT || row->algo == NVLAR_ALGO_COLLNET_CHAIN;
+  bool nvls = row->algo == NVLAR_ALGO_NVLS || row->algo == NVLAR_ALGO_NVLS_TREE;
+  if ((collnet && !collnet_support) || (nvls && !nvls_support)) return ncclSuccess;
+  *algorithm = row->algo;
+  *protocol = row->proto;
+  if (row->count > 0) *channels = row->count;
+  return ncclSuccess;
+}
+
+NVLAR_EXPORT const nvlar_tuner_v2 ncclTunerPlugin_v2 = {
+    .name = "nvlar", .init = tuner_init, .getCollInfo = get_coll_info_v2, .destroy = tuner_finish};

@@ -1,0 +1,284 @@
+#include "tuning_table.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "params.h"
+
+/* Provisional until measured on NVLink (docs/tuning.md): peers' published thresholds and the
+ * emulated measurements of docs/results.md. No nccl rows: without measurements nvlar leaves
+ * NCCL's own choice alone. */
+const char nvlar_tuning_builtin[] =
+    "# nvlar built-in tuning table\n"
+    "nvlar 0-512K    2-4 * oneshot\n"
+    "nvlar 0-256K    5-8 * oneshot\n"
+    "nvlar 0-16M     2-8 * twoshot\n"
+    "nvlar 16M-inf   *   * nccl\n";
+
+static const char *const algo_names[] = {"tree", "ring", "collnet_direct", "collnet_chain",
+                                         "nvls", "nvls_tree", "pat"};
+static const char *const proto_names[] = {"ll", "ll128", "simple"};
+/* ncclFunc_t: Broadcast 0, Reduce 1, AllGather 2, ReduceScatter 3, AllReduce 4. */
+static const char *const collective_names[] = {"broadcast", "reduce", "allgather",
+                                               "reducescatter", "allreduce"};
+static const char *const kernel_names[] = {"oneshot", "twoshot", "nccl"};
+
+#define COUNT_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+const char *nvlar_tuning_algo_name(int algo) {
+  return algo >= 0 && algo < COUNT_OF(algo_names) ? algo_names[algo] : "?";
+}
+const char *nvlar_tuning_proto_name(int proto) {
+  return proto >= 0 && proto < COUNT_OF(proto_names) ? proto_names[proto] : "?";
+}
+
+static int find_word(const char *const *words, int n, const char *word) {
+  for (int i = 0; i < n; i++) {
+    if (strcasecmp(words[i], word) == 0) return i;
+  }
+  return -1;
+}
+
+/* A byte count with an optional K/M/G suffix; "inf" is the largest. */
+static bool parse_bytes(const char *text, uint64_t *value) {
+  if (strcasecmp(text, "inf") == 0) {
+    *value = UINT64_MAX;
+    return true;
+  }
+  if (!isdigit((unsigned char)text[0])) return false;
+  errno = 0;
+  char *end = NULL;
+  unsigned long long number = strtoull(text, &end, 10);
+  if (errno != 0) return false;
+  int shift = 0;
+  switch (toupper((unsigned char)*end)) {
+    case '\0': break;
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    default: return false;
+  }
+  if (*end != '\0' || (shift && number > (UINT64_MAX >> shift))) return false;
+  *value = (uint64_t)number << shift;
+  return true;
+}
+
+/* "MIN-MAX" of byte counts. */
+static bool parse_byte_range(char *text, uint64_t *min, uint64_t *max) {
+  char *dash = strchr(text, '-');
+  if (dash == NULL) return false;
+  *dash = '\0';
+  return parse_bytes(text, min) && parse_bytes(dash + 1, max);
+}
+
+/* "*", "N", "N-M" or "N-*" of small positive integers. */
+static bool parse_int_range(char *text, int *min, int *max) {
+  if (strcmp(text, "*") == 0) {
+    *min = 1;
+    *max = 1 << 30;
+    return true;
+  }
+  char *end = NULL;
+  long low = strtol(text, &end, 10), high = low;
+  if (end == text || low < 1 || low > (1 << 30)) return false;
+  if (*end == '-' && strcmp(end + 1, "*") == 0) {
+    high = 1 << 30; /* "N-*": N or more */
+    end += 2;
+  } else if (*end == '-') {
+    char *start = end + 1;
+    high = strtol(start, &end, 10);
+    if (end == start || high < 1 || high > (1 << 30)) return false;
+  }
+  if (*end != '\0') return false;
+  *min = (int)low;
+  *max = (int)high;
+  return true;
+}
+
+static bool parse_arch(const char *text, int *arch) {
+  if (strcmp(text, "*") == 0) {
+    *arch = 0;
+    return true;
+  }
+  if (strncasecmp(text, "sm", 2) == 0) text += 2;
+  if (*text == '_') text++;
+  char *end = NULL;
+  long value = strtol(text, &end, 10);
+  if (end == text || *end != '\0' || value < 10 || value > 1000) return false;
+  *arch = (int)value;
+  return true;
+}
+
+/* "name=N" with N in [1, limit]. */
+static bool parse_count(const char *text, const char *name, int limit, int *count) {
+  size_t length = strlen(name);
+  if (strncasecmp(text, name, length) != 0 || text[length] != '=') return false;
+  char *end = NULL;
+  long value = strtol(text + length + 1, &end, 10);
+  if (end == text + length + 1 || *end != '\0' || value < 1 || value > limit) return false;
+  *count = (int)value;
+  return true;
+}
+
+static uint64_t hash_bytes(uint64_t hash, const void *data, size_t size) {
+  const unsigned char *bytes = data;
+  for (size_t i = 0; i < size; i++) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+  return hash;
+}
+
+/* Parses one line's fields into `row`; returns NULL or the reason it is malformed. */
+static const char *parse_row(char **fields, int n, struct nvlar_tuning_row *row) {
+  if (strcasecmp(fields[0], "nvlar") == 0) {
+    row->kind = NVLAR_ROW_KERNEL;
+    if (n != 5 && n != 6) return "an nvlar row has 4 or 5 fields: BYTES RANKS ARCH KERNEL [ctas=N]";
+    if (!parse_byte_range(fields[1], &row->min_bytes, &row->max_bytes)) return "bad byte range (MIN-MAX, K/M/G, inf)";
+    if (!parse_int_range(fields[2], &row->min_ranks, &row->max_ranks)) return "bad rank range (*, N or N-M)";
+    if (!parse_arch(fields[3], &row->arch)) return "bad architecture (*, sm90, 90)";
+    row->kernel = find_word(kernel_names, COUNT_OF(kernel_names), fields[4]);
+    if (row->kernel < 0) return "bad kernel (oneshot, twoshot, nccl)";
+    if (n == 6 && !parse_count(fields[5], "ctas", 128, &row->count)) return "bad ctas=N (1 to 128)";
+  } else if (strcasecmp(fields[0], "nccl") == 0) {
+    row->kind = NVLAR_ROW_NCCL;
+    if (n != 7 && n != 8) {
+      return "an nccl row has 6 or 7 fields: COLLECTIVE BYTES RANKS NODES ALGO PROTO [channels=N]";
+    }
+    row->collective = strcmp(fields[1], "*") == 0 ? -1 : find_word(collective_names, COUNT_OF(collective_names), fields[1]);
+    if (row->collective < -1 || (row->collective == -1 && strcmp(fields[1], "*") != 0)) {
+      return "bad collective (allreduce, allgather, reducescatter, broadcast, reduce, *)";
+    }
+    if (!parse_byte_range(fields[2], &row->min_bytes, &row->max_bytes)) return "bad byte range (MIN-MAX, K/M/G, inf)";
+    if (!parse_int_range(fields[3], &row->min_ranks, &row->max_ranks)) return "bad rank range (*, N or N-M)";
+    if (!parse_int_range(fields[4], &row->min_nodes, &row->max_nodes)) return "bad node range (*, N or N-M)";
+    row->algo = find_word(algo_names, COUNT_OF(algo_names), fields[5]);
+    if (row->algo < 0) return "bad algorithm (tree, ring, collnet_direct, collnet_chain, nvls, nvls_tree, pat)";
+    row->proto = find_word(proto_names, COUNT_OF(proto_names), fields[6]);
+    if (row->proto < 0) return "bad protocol (ll, ll128, simple)";
+    if (n == 8 && !parse_count(fields[7], "channels", 64, &row->count)) return "bad channels=N (1 to 64)";
+  } else {
+    return "a row starts with nvlar or nccl";
+  }
+  if (row->min_bytes > row->max_bytes) return "empty byte range (MIN > MAX)";
+  if (row->min_ranks > row->max_ranks) return "empty rank range";
+  if (row->kind == NVLAR_ROW_NCCL && row->min_nodes > row->max_nodes) return "empty node range";
+  return NULL;
+}
+
+int nvlar_tuning_parse(const char *text, const char *source, struct nvlar_tuning_table *table,
+                       nvlar_tuning_warn_fn warn, void *ctx) {
+  memset(table, 0, sizeof(*table));
+  snprintf(table->source, sizeof(table->source), "%s", source);
+  table->hash = 0xcbf29ce484222325ull;
+  int line_number = 0;
+  for (const char *line = text; line != NULL && *line != '\0';) {
+    line_number++;
+    const char *end = strchr(line, '\n');
+    size_t length = end ? (size_t)(end - line) : strlen(line);
+    char buffer[512];
+    bool too_long = length >= sizeof(buffer);
+    if (too_long) length = sizeof(buffer) - 1;
+    memcpy(buffer, line, length);
+    buffer[length] = '\0';
+    line = end ? end + 1 : NULL;
+    char *comment = strchr(buffer, '#');
+    if (comment != NULL) *comment = '\0';
+    char *fields[9];
+    int n = 0;
+    for (char *token = strtok(buffer, " \t\r"); token != NULL; token = strtok(NULL, " \t\r")) {
+      if (n < 9) fields[n] = token;
+      n++;
+    }
+    if (n == 0) continue;
+    struct nvlar_tuning_row row;
+    memset(&row, 0, sizeof(row));
+    row.line = line_number;
+    const char *why = too_long ? "line longer than 511 characters"
+                      : n > 8  ? "too many fields"
+                               : parse_row(fields, n, &row);
+    if (why == NULL && table->nrows == NVLAR_TUNING_MAX_ROWS) why = "more than 256 rows";
+    if (why != NULL) {
+      if (warn != NULL) warn(ctx, source, line_number, why);
+      continue;
+    }
+    table->rows[table->nrows++] = row;
+    row.line = 0; /* the hash covers what a row means, not where it stands */
+    table->hash = hash_bytes(table->hash, &row, sizeof(row));
+  }
+  return table->nrows;
+}
+
+const struct nvlar_tuning_row *nvlar_tuning_find_kernel(const struct nvlar_tuning_table *table,
+                                                        uint64_t bytes, int nranks, int arch) {
+  for (int i = 0; i < table->nrows; i++) {
+    const struct nvlar_tuning_row *row = &table->rows[i];
+    if (row->kind == NVLAR_ROW_KERNEL && bytes >= row->min_bytes && bytes <= row->max_bytes &&
+        nranks >= row->min_ranks && nranks <= row->max_ranks && (row->arch == 0 || row->arch == arch)) {
+      return row;
+    }
+  }
+  return NULL;
+}
+
+const struct nvlar_tuning_row *nvlar_tuning_find_nccl(const struct nvlar_tuning_table *table,
+                                                      int collective, uint64_t bytes, int nranks,
+                                                      int nnodes) {
+  for (int i = 0; i < table->nrows; i++) {
+    const struct nvlar_tuning_row *row = &table->rows[i];
+    if (row->kind == NVLAR_ROW_NCCL && (row->collective == -1 || row->collective == collective) &&
+        bytes >= row->min_bytes && bytes <= row->max_bytes && nranks >= row->min_ranks &&
+        nranks <= row->max_ranks && nnodes >= row->min_nodes && nnodes <= row->max_nodes) {
+      return row;
+    }
+  }
+  return NULL;
+}
+
+static void warn_row(void *ctx, const char *source, int line, const char *why) {
+  (void)ctx;
+  NVLAR_WARN("tuning table %s, line %d: %s; row skipped", source, line, why);
+}
+
+static struct nvlar_tuning_table process_table;
+static pthread_once_t process_table_once = PTHREAD_ONCE_INIT;
+
+static char *read_file(const char *path) {
+  FILE *file = fopen(path, "r");
+  if (file == NULL) return NULL;
+  size_t capacity = 1 << 16, used = 0;
+  char *text = malloc(capacity);
+  while (text != NULL) {
+    used += fread(text + used, 1, capacity - used - 1, file);
+    if (used < capacity - 1) break;
+    char *bigger = capacity < (1u << 24) ? realloc(text, capacity *= 2) : NULL;
+    if (bigger == NULL) free(text);
+    text = bigger;
+  }
+  fclose(file);
+  if (text != NULL) text[used] = '\0';
+  return text;
+}
+
+static void load_process_table(void) {
+  const char *path = nvlar_param_text(NVLAR_P_TUNING_FILE);
+  if (path[0] != '\0') {
+    char *text = read_file(path);
+    if (text != NULL) {
+      nvlar_tuning_parse(text, path, &process_table, warn_row, NULL);
+      free(text);
+      NVLAR_INFO("tuning table %s: %d rows", path, process_table.nrows);
+      return;
+    }
+    NVLAR_WARN("NVLAR_TUNING_FILE=%s cannot be read; using the built-in table", path);
+  }
+  nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &process_table, warn_row, NULL);
+}
+
+const struct nvlar_tuning_table *nvlar_tuning_table(void) {
+  pthread_once(&process_table_once, load_process_table);
+  return &process_table;
+}

@@ -1,0 +1,67 @@
+/* The tuning table: one text format that drives both nvlar's own kernel choice (rows starting
+ * with `nvlar`) and NCCL's algorithm, protocol and channel count for the collectives that stay
+ * on NCCL (rows starting with `nccl`). docs/tuning.md describes the format.
+ *
+ * Rows are tried in file order and the first row that matches wins, so overlapping ranges are
+ * allowed and earlier rows take precedence. A malformed row is reported (with its line number)
+ * and skipped; the rest of the table still applies. */
+#ifndef NVLAR_TUNING_TABLE_H
+#define NVLAR_TUNING_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NVLAR_TUNING_MAX_ROWS 256
+
+enum nvlar_row_kind { NVLAR_ROW_KERNEL, NVLAR_ROW_NCCL };
+enum nvlar_row_kernel { NVLAR_KERNEL_ONESHOT = 0, NVLAR_KERNEL_TWOSHOT = 1, NVLAR_KERNEL_NCCL = 2 };
+
+struct nvlar_tuning_row {
+  int kind;                 /* enum nvlar_row_kind */
+  int line;                 /* in the source, for messages */
+  uint64_t min_bytes, max_bytes; /* inclusive */
+  int min_ranks, max_ranks;
+  int min_nodes, max_nodes; /* nccl rows */
+  int arch;                 /* nvlar rows: compute capability x 10 (90), 0 for any */
+  int kernel;               /* nvlar rows: enum nvlar_row_kernel */
+  int collective;           /* nccl rows: NCCL's ncclFunc_t value, -1 for any */
+  int algo, proto;          /* nccl rows: NCCL_ALGO_* / NCCL_PROTO_* values */
+  int count;                /* CTAs (nvlar) or channels (nccl); 0: the default */
+};
+
+struct nvlar_tuning_table {
+  int nrows;
+  struct nvlar_tuning_row rows[NVLAR_TUNING_MAX_ROWS];
+  uint64_t hash;            /* of the rows as parsed: ranks compare it at setup */
+  char source[256];         /* "built-in" or the file's path */
+};
+
+/* Called for every malformed line: `line` is 1-based. */
+typedef void (*nvlar_tuning_warn_fn)(void *ctx, const char *source, int line, const char *why);
+
+/* Parses `text`; returns how many rows were kept. */
+int nvlar_tuning_parse(const char *text, const char *source, struct nvlar_tuning_table *table,
+                       nvlar_tuning_warn_fn warn, void *ctx);
+
+/* The built-in table's text (provisional thresholds; docs/tuning.md). */
+extern const char nvlar_tuning_builtin[];
+
+/* The first nvlar row matching, or NULL. */
+const struct nvlar_tuning_row *nvlar_tuning_find_kernel(const struct nvlar_tuning_table *table,
+                                                        uint64_t bytes, int nranks, int arch);
+
+/* The first nccl row matching, or NULL. */
+const struct nvlar_tuning_row *nvlar_tuning_find_nccl(const struct nvlar_tuning_table *table,
+                                                      int collective, uint64_t bytes, int nranks,
+                                                      int nnodes);
+
+/* The process-wide table: NVLAR_TUNING_FILE if set and readable (a WARN otherwise, then the
+ * built-in table), read once. Never NULL. */
+const struct nvlar_tuning_table *nvlar_tuning_table(void);
+
+/* Names used by the format, for messages and tools. */
+const char *nvlar_tuning_algo_name(int algo);
+const char *nvlar_tuning_proto_name(int proto);
+
+#endif
