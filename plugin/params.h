@@ -54,8 +54,8 @@ enum nvlar_param_type {
     "exits; the communicator then reports `ncclSystemError`. The default matches PyTorch's "  \
     "default collective timeout (10 minutes).")                                               \
   X(TUNING_FILE, NVLAR_PARAM_STRING, "", NULL, 0, 0,                                           \
-    "A tuning table that replaces the built-in one. (Read now; used once the tuning table "   \
-    "exists.)")                                                                               \
+    "A tuning table that replaces the built-in one (docs/tuning.md). Every rank must use "   \
+    "the same table. If the file cannot be read, a WARN, then the built-in table.")          \
   X(ALLOW_PCIE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1,                                             \
     "1: also run nvlar kernels where GPUs reach each other over PCIe rather than NVLink "     \
     "(or where NVML cannot tell). Every rank must agree.")

@@ -1,7 +1,9 @@
-/* LD_PRELOAD=libnvlar.so in front of an NCCL program on one GPU (test/gpu/app_preload.c):
- * 1-rank communicators (init, grouped init, split, non-blocking init, graph capture, destroy,
- * abort) behave exactly as with NCCL alone, nvlar says why each stays on NCCL, and the host
- * cost nvlar adds to each fallback all-reduce is reported (not asserted). */
+/* An NCCL program on one GPU (test/gpu/app_preload.c) with libnvlar in front, three ways:
+ * LD_PRELOAD=libnvlar.so; NCCL_TUNER_PLUGIN=nvlar (NCCL loads libnccl-tuner-nvlar.so from
+ * LD_LIBRARY_PATH); and both. 1-rank communicators (init, grouped init, split, non-blocking
+ * init, graph capture, destroy, abort) behave exactly as with NCCL alone, nvlar says why each
+ * stays on NCCL, NCCL names the nvlar tuner it loaded, and the host cost nvlar adds to each
+ * fallback all-reduce is reported (not asserted). */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,20 +12,45 @@
 
 static char output[1 << 16];
 
-int main(void) {
-  require_gpus(1);
+static int run(const char *const *env) {
   char *argv[] = {NVLAR_TEST_APP_PRELOAD, NULL};
-  const char *env[] = {"LD_PRELOAD=" NVLAR_TEST_LIBNVLAR, "NVLAR_DEBUG=INFO", "NVLAR_DEBUG_FILE",
-                       NULL};
   int status = nvlar_test_run(argv, env, output, sizeof(output));
   fputs(output, stdout);
   CHECK(status == 0);
   CHECK(nvlar_test_count_lines(output, "app: all checks passed") == 1);
+  CHECK(nvlar_test_count_lines(output, "NVLAR WARN") == 0);
+  CHECK(nvlar_test_count_lines(output, "fallback ncclAllReduce host time per call") == 1);
+  return status;
+}
+
+static void check_tuner_loaded(void) {
+  /* NCCL's own line, then ours through NCCL's logger. */
+  CHECK(nvlar_test_count_lines(output, "TUNER/Plugin: Using nvlar (v5)") >= 1);
+  CHECK(nvlar_test_count_lines(output, "TUNER/nvlar: 1 ranks, 1 nodes, table built-in") >= 1);
+}
+
+int main(void) {
+  require_gpus(1);
+  const char *preload[] = {"LD_PRELOAD=" NVLAR_TEST_LIBNVLAR, "NVLAR_DEBUG=INFO",
+                           "NVLAR_DEBUG_FILE", "NCCL_TUNER_PLUGIN", NULL};
+  run(preload);
   CHECK(nvlar_test_count_lines(output, "NVLAR INFO nvlar ") == 1);
   /* Blocking 1-rank communicators: setup decides without a collective step. */
   CHECK(nvlar_test_count_lines(output, "all-reduces stay on NCCL: 1 ranks") >= 4);
   CHECK(nvlar_test_count_lines(output, "all-reduces stay on NCCL: setup of non-blocking") == 1);
-  CHECK(nvlar_test_count_lines(output, "NVLAR WARN") == 0);
-  CHECK(nvlar_test_count_lines(output, "fallback ncclAllReduce host time per call") == 1);
+
+  const char *tuner[] = {"LD_PRELOAD", "NCCL_TUNER_PLUGIN=nvlar",
+                         "LD_LIBRARY_PATH=" NVLAR_TEST_BUILD_DIR, "NCCL_DEBUG=INFO",
+                         "NCCL_DEBUG_SUBSYS=INIT,TUNING", "NVLAR_DEBUG=INFO", NULL};
+  run(tuner);
+  check_tuner_loaded();
+  CHECK(nvlar_test_count_lines(output, "NVLAR INFO nvlar ") == 0); /* not interposed */
+
+  const char *both[] = {"LD_PRELOAD=" NVLAR_TEST_LIBNVLAR, "NCCL_TUNER_PLUGIN=nvlar",
+                        "LD_LIBRARY_PATH=" NVLAR_TEST_BUILD_DIR, "NCCL_DEBUG=INFO",
+                        "NCCL_DEBUG_SUBSYS=INIT,TUNING", "NVLAR_DEBUG=INFO", NULL};
+  run(both);
+  check_tuner_loaded();
+  CHECK(nvlar_test_count_lines(output, "NVLAR INFO nvlar ") == 1);
   return 0;
 }
