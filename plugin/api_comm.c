@@ -11,6 +11,7 @@
  * the call, not at ncclGroupEnd: the kernels never wait for NCCL's, every rank issues the same
  * calls in the same order, and launches are asynchronous, so one thread can issue them for
  * several GPUs in a row without deadlock (design.md, "One thread, several GPUs"). */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "comm_registry.h"
@@ -64,8 +65,8 @@ static void adopt(ncclComm_t *comms, int count, enum nvlar_comm_origin origin, b
     if (nvlar_param_number(NVLAR_P_DISABLE)) {
       NVLAR_INFO("comm %p: all-reduces stay on NCCL: NVLAR_DISABLE=1", (void *)comms[i]);
     } else if (nonblocking) {
-      NVLAR_INFO("comm %p: all-reduces stay on NCCL: setup of non-blocking communicators is not "
-                 "implemented yet", (void *)comms[i]);
+      /* Set up once NCCL reports it ready, on a helper thread (see ncclCommGetAsyncError). */
+      nvlar_registry_set_async_pending(comms[i]);
     } else if (group.depth > 0) {
       defer_to_group_end(comms[i]);
     } else {
@@ -206,32 +207,81 @@ NVLAR_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
   return result;
 }
 
+/* ---- Non-blocking communicators: setup on a helper thread once NCCL's init is done. */
+
+static void *async_setup_main(void *arg) {
+  struct nvlar_comm *entry = arg;
+  nvlar_setup_nonblocking(nvlar_real_nccl(), entry->comm, &entry->async_cancel);
+  atomic_store(&entry->async_setup, NVLAR_ASYNC_SETUP_DONE);
+  return NULL;
+}
+
+static void start_async_setup(struct nvlar_comm *entry) {
+  if (pthread_create(&entry->async_thread, NULL, async_setup_main, entry) == 0) {
+    atomic_store(&entry->async_thread_started, true);
+    return;
+  }
+  /* Setup is collective: skipping it would leave the peers waiting in theirs. */
+  NVLAR_WARN("comm %p: no thread for nvlar's setup; it runs in this call", (void *)entry->comm);
+  async_setup_main(entry);
+}
+
+/* Before a destroy or abort: a setup still running gives up at its next wait (within ~50 us:
+ * its waits are polls) and its thread is joined. */
+static void stop_async_setup(ncclComm_t comm) {
+  struct nvlar_comm *entry = nvlar_registry_find(comm);
+  if (entry == NULL || !atomic_load(&entry->async_thread_started)) return;
+  atomic_store(&entry->async_cancel, 1);
+  pthread_join(entry->async_thread, NULL);
+  atomic_store(&entry->async_thread_started, false);
+}
+
 NVLAR_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommDestroy, ncclSystemError)
-  struct nvlar_route *route = NULL;
-  if (nvlar_registry_remove(comm, &route)) NVLAR_INFO("comm %p destroyed", (void *)comm);
+  stop_async_setup(comm);
+  struct nvlar_route *route = NULL, *leftover = NULL;
+  if (nvlar_registry_remove(comm, &route, &leftover)) NVLAR_INFO("comm %p destroyed", (void *)comm);
   /* nvlar's buffers go first: the release needs the communicator for its barrier. */
   if (route != NULL) nvlar_route_release(nccl, route, false);
-  return nccl->ncclCommDestroy(comm);
+  ncclResult_t result = nccl->ncclCommDestroy(comm);
+  if (leftover != NULL) nvlar_route_release(nccl, leftover, true);
+  return result;
 }
 
 NVLAR_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommAbort, ncclSystemError)
-  struct nvlar_route *route = NULL;
-  if (nvlar_registry_remove(comm, &route)) NVLAR_INFO("comm %p aborted", (void *)comm);
-  /* Stop nvlar's waiting kernels, let NCCL stop its own, then free without any barrier. */
+  stop_async_setup(comm);
+  struct nvlar_route *route = NULL, *leftover = NULL;
+  if (nvlar_registry_remove(comm, &route, &leftover)) NVLAR_INFO("comm %p aborted", (void *)comm);
+  /* Stop nvlar's waiting kernels, let NCCL stop its own, then free without any barrier (freeing
+   * waits for the device, which is only sure to drain once NCCL's kernels are gone). */
   if (route != NULL) *(volatile uint32_t *)route->abort_host = 1;
   ncclResult_t result = nccl->ncclCommAbort(comm);
   if (route != NULL) nvlar_route_release(nccl, route, true);
+  if (leftover != NULL) nvlar_route_release(nccl, leftover, true);
   return result;
 }
 
+/* Reports nvlar's kernel failures as ncclSystemError; for a non-blocking communicator, also
+ * starts nvlar's setup once NCCL says the communicator is ready, and says ncclInProgress until
+ * that setup is done. Callers of a non-blocking communicator poll this until ncclSuccess before
+ * they use it, so every rank finishes setup before its first all-reduce. */
 NVLAR_EXPORT ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *asyncError) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommGetAsyncError, ncclSystemError)
   ncclResult_t result = nccl->ncclCommGetAsyncError(comm, asyncError);
   if (result != ncclSuccess || asyncError == NULL || *asyncError != ncclSuccess) return result;
   struct nvlar_comm *entry = nvlar_registry_find(comm);
-  if (entry != NULL && entry->route != NULL && nvlar_route_failure(entry->route) != NVLAR_KERNEL_OK) {
+  if (entry == NULL) return result;
+  int stage = atomic_load(&entry->async_setup);
+  if (stage == NVLAR_ASYNC_SETUP_PENDING || stage == NVLAR_ASYNC_SETUP_RUNNING) {
+    int expected = NVLAR_ASYNC_SETUP_PENDING;
+    if (atomic_compare_exchange_strong(&entry->async_setup, &expected, NVLAR_ASYNC_SETUP_RUNNING)) {
+      start_async_setup(entry);
+    }
+    if (atomic_load(&entry->async_setup) != NVLAR_ASYNC_SETUP_DONE) *asyncError = ncclInProgress;
+    return result;
+  }
+  if (entry->route != NULL && nvlar_route_failure(entry->route) != NVLAR_KERNEL_OK) {
     *asyncError = ncclSystemError;
   }
   return result;

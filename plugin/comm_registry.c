@@ -69,11 +69,13 @@ bool nvlar_registry_add(ncclComm_t comm, enum nvlar_comm_origin origin) {
   return true;
 }
 
-bool nvlar_registry_remove(ncclComm_t comm, struct nvlar_route **route) {
+bool nvlar_registry_remove(ncclComm_t comm, struct nvlar_route **route,
+                           struct nvlar_route **leftover) {
   pthread_rwlock_wrlock(&registry_lock);
   struct nvlar_comm *entry = unlink_entry(comm);
   pthread_rwlock_unlock(&registry_lock);
   if (route != NULL) *route = entry != NULL ? entry->route : NULL;
+  if (leftover != NULL) *leftover = entry != NULL ? entry->leftover : NULL;
   free(entry);
   return entry != NULL;
 }
@@ -97,6 +99,22 @@ bool nvlar_registry_set_nonblocking(ncclComm_t comm, bool nonblocking) {
   pthread_rwlock_wrlock(&registry_lock);
   struct nvlar_comm *entry = find_locked(comm);
   if (entry != NULL) entry->nonblocking = nonblocking;
+  pthread_rwlock_unlock(&registry_lock);
+  return entry != NULL;
+}
+
+bool nvlar_registry_set_async_pending(ncclComm_t comm) {
+  pthread_rwlock_wrlock(&registry_lock);
+  struct nvlar_comm *entry = find_locked(comm);
+  if (entry != NULL) atomic_store(&entry->async_setup, NVLAR_ASYNC_SETUP_PENDING);
+  pthread_rwlock_unlock(&registry_lock);
+  return entry != NULL;
+}
+
+bool nvlar_registry_set_leftover(ncclComm_t comm, struct nvlar_route *route) {
+  pthread_rwlock_wrlock(&registry_lock);
+  struct nvlar_comm *entry = find_locked(comm);
+  if (entry != NULL) entry->leftover = route;
   pthread_rwlock_unlock(&registry_lock);
   return entry != NULL;
 }

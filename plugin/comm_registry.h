@@ -9,6 +9,8 @@
 #ifndef NVLAR_COMM_REGISTRY_H
 #define NVLAR_COMM_REGISTRY_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -31,12 +33,26 @@ enum nvlar_comm_state {
 
 struct nvlar_route;
 
+/* Setup of a non-blocking communicator: it starts once NCCL reports the communicator ready,
+ * on a helper thread, and ncclCommGetAsyncError says ncclInProgress until it is done. */
+enum nvlar_async_setup {
+  NVLAR_ASYNC_SETUP_NONE = 0, /* blocking communicator, or nothing to do */
+  NVLAR_ASYNC_SETUP_PENDING,  /* waits for NCCL's init to finish */
+  NVLAR_ASYNC_SETUP_RUNNING,  /* the helper thread runs it */
+  NVLAR_ASYNC_SETUP_DONE,
+};
+
 struct nvlar_comm {
   ncclComm_t comm;
   enum nvlar_comm_origin origin;
   enum nvlar_comm_state state;
   bool nonblocking;           /* created with config.blocking = 0 (or NCCL_COMM_BLOCKING=0) */
   struct nvlar_route *route;  /* set once setup made it eligible; NULL: everything to NCCL */
+  atomic_int async_setup;     /* enum nvlar_async_setup */
+  atomic_int async_cancel;    /* raised by destroy/abort to stop a running setup */
+  atomic_bool async_thread_started; /* async_thread must be joined */
+  pthread_t async_thread;
+  struct nvlar_route *leftover; /* resources of a setup cancelled midway, freed after abort */
   struct nvlar_comm *next;    /* bucket chain */
 };
 
@@ -47,12 +63,20 @@ const char *nvlar_comm_origin_name(enum nvlar_comm_origin origin);
  * simply stays on NCCL. */
 bool nvlar_registry_add(ncclComm_t comm, enum nvlar_comm_origin origin);
 
-/* Removes `comm`; true if it was there. Its route, if any, is handed to *route (may be NULL
- * when the caller knows there is none) for the caller to release. */
-bool nvlar_registry_remove(ncclComm_t comm, struct nvlar_route **route);
+/* Removes `comm`; true if it was there. Its route, if any, is handed to *route, and the
+ * leftover of a cancelled setup to *leftover (either may be NULL when the caller knows there
+ * is none), for the caller to release. */
+bool nvlar_registry_remove(ncclComm_t comm, struct nvlar_route **route,
+                           struct nvlar_route **leftover);
 
 /* Records whether `comm` is non-blocking; false if it is not registered. */
 bool nvlar_registry_set_nonblocking(ncclComm_t comm, bool nonblocking);
+
+/* Marks a registered non-blocking communicator's setup as waiting for NCCL's init. */
+bool nvlar_registry_set_async_pending(ncclComm_t comm);
+
+/* Hands a cancelled setup's resources to the entry, for destroy/abort to free. */
+bool nvlar_registry_set_leftover(ncclComm_t comm, struct nvlar_route *route);
 
 /* Attaches a route to a registered communicator; false if it is not registered. */
 bool nvlar_registry_attach_route(ncclComm_t comm, struct nvlar_route *route);

@@ -16,10 +16,13 @@ cudaError_t nvlar_buffers_create(struct nvlar_local_buffers *b, size_t staging_b
   if (error != cudaSuccess) return error;
   b->shared_bytes = signal_area_bytes() + staging_bytes;
   b->staging_bytes = staging_bytes;
-  error = cudaMalloc(&b->shared_base, b->shared_bytes);
-  if (error == cudaSuccess) error = cudaMemset(b->shared_base, 0, signal_area_bytes());
+  /* Zeroed on a private stream: waiting for it never waits for anyone else's work. */
+  cudaStream_t stream = NULL;
+  error = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  if (error == cudaSuccess) error = cudaMalloc(&b->shared_base, b->shared_bytes);
+  if (error == cudaSuccess) error = cudaMemsetAsync(b->shared_base, 0, signal_area_bytes(), stream);
   if (error == cudaSuccess) error = cudaMalloc((void **)&b->state, sizeof(*b->state));
-  if (error == cudaSuccess) error = cudaMemset(b->state, 0, sizeof(*b->state));
+  if (error == cudaSuccess) error = cudaMemsetAsync(b->state, 0, sizeof(*b->state), stream);
   if (error == cudaSuccess) {
     error = cudaHostAlloc((void **)&b->error_host, sizeof(*b->error_host), cudaHostAllocMapped);
   }
@@ -27,8 +30,9 @@ cudaError_t nvlar_buffers_create(struct nvlar_local_buffers *b, size_t staging_b
     memset((void *)b->error_host, 0, sizeof(*b->error_host));
     error = cudaHostGetDevicePointer((void **)&b->error_device, b->error_host, 0);
   }
-  /* The zeroing above runs on the legacy stream; nothing may use the buffers before it ends. */
-  if (error == cudaSuccess) error = cudaDeviceSynchronize();
+  /* Nothing may use the buffers before the zeroing ends. */
+  if (error == cudaSuccess) error = cudaStreamSynchronize(stream);
+  if (stream != NULL) cudaStreamDestroy(stream);
   if (error != cudaSuccess) {
     nvlar_buffers_destroy(b);
     return error;

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "comm_registry.h"
 #include "log.h"
@@ -14,6 +16,8 @@
 /* One communicator's way through setup. */
 struct setup_state {
   ncclComm_t comm;
+  bool nonblocking;  /* NCCL calls on it return before they are launched */
+  atomic_int *cancel; /* non-zero: stop waiting and give up (abort during setup); may be NULL */
   int rank, nranks, device;
   bool active;       /* still taking part in the collective steps */
   bool mapping;      /* every rank went on to map its peers (decided from gathered records) */
@@ -21,10 +25,48 @@ struct setup_state {
   char why[WHY_SIZE];
   cudaStream_t stream;
   void *gather;      /* device buffer for the gathered records */
-  struct nvlar_rank_info *infos;
-  struct nvlar_rank_links *links;
+  struct nvlar_rank_info *infos;   /* pinned host memory: copies from and to it never block */
+  struct nvlar_rank_links *links;  /* pinned */
+  uint64_t *seen;                  /* pinned: the probe words read back */
   struct nvlar_route *route;
 };
+
+static double now_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Waits until the work on `stream` is done: for a non-blocking communicator first
+ * until NCCL has launched it (its state leaves ncclInProgress), then until the stream is idle.
+ * Never blocks inside CUDA or NCCL, gives up after NVLAR_TIMEOUT_MS (a peer that never joins
+ * the setup) or when cancelled (an abort), so setup can neither hang nor outlive an abort. */
+static bool wait_for(const struct nvlar_real_nccl *nccl, ncclComm_t comm, bool nonblocking,
+                     atomic_int *cancel, cudaStream_t stream) {
+  double deadline = now_seconds() + nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1e-3;
+  bool launched = !nonblocking;
+  for (;;) {
+    if (cancel != NULL && atomic_load(cancel)) return false;
+    if (!launched) {
+      ncclResult_t state = ncclInProgress;
+      if (nccl->ncclCommGetAsyncError(comm, &state) != ncclSuccess ||
+          (state != ncclSuccess && state != ncclInProgress)) {
+        return false;
+      }
+      launched = state == ncclSuccess;
+    } else {
+      cudaError_t error = cudaStreamQuery(stream);
+      if (error == cudaSuccess) return true;
+      if (error != cudaErrorNotReady) return false;
+    }
+    if (now_seconds() > deadline) return false;
+    usleep(50);
+  }
+}
+
+static bool wait_for_stream(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
+  return wait_for(nccl, s->comm, s->nonblocking, s->cancel, s->stream);
+}
 
 bool nvlar_config_nonblocking(const ncclConfig_t *config) {
   if (config != NULL && config->blocking != NCCL_CONFIG_UNDEF_INT) return config->blocking == 0;
@@ -67,11 +109,12 @@ static void prepare(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
   }
   s->active = true;
   cudaSetDevice(s->device);
-  s->infos = calloc((size_t)s->nranks, sizeof(*s->infos));
-  s->links = calloc((size_t)s->nranks, sizeof(*s->links));
   s->route = calloc(1, sizeof(*s->route));
   size_t gather_bytes = (size_t)s->nranks * sizeof(struct nvlar_rank_info);
-  if (s->infos == NULL || s->links == NULL || s->route == NULL ||
+  if (s->route == NULL ||
+      cudaHostAlloc((void **)&s->infos, gather_bytes, cudaHostAllocDefault) != cudaSuccess ||
+      cudaHostAlloc((void **)&s->links, (size_t)s->nranks * sizeof(*s->links), cudaHostAllocDefault) != cudaSuccess ||
+      cudaHostAlloc((void **)&s->seen, NVLAR_MAX_RANKS * sizeof(uint64_t), cudaHostAllocDefault) != cudaSuccess ||
       cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking) != cudaSuccess ||
       cudaMalloc(&s->gather, gather_bytes) != cudaSuccess) {
     /* Without a stream and a buffer this rank cannot join the gather; its peers will wait in
@@ -81,6 +124,7 @@ static void prepare(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
     return;
   }
   struct nvlar_rank_info *me = &s->infos[s->rank];
+  memset(me, 0, sizeof(*me));
   int algo = (int)nvlar_param_number(NVLAR_P_ALGO);
   me->wants_nvlar = algo != NVLAR_FORCE_NCCL; /* NVLAR_DISABLE=1 skips setup altogether */
   me->forced_algo = algo;
@@ -131,16 +175,18 @@ static void gather(const struct nvlar_real_nccl *nccl, struct setup_state *state
     if (!s->active) continue;
     cudaSetDevice(s->device);
     void *into = links ? (void *)s->links : (void *)s->infos;
-    if (cudaMemcpyAsync(into, s->gather, (size_t)s->nranks * record_size, cudaMemcpyDeviceToHost,
+    if (!wait_for_stream(nccl, s) ||
+        cudaMemcpyAsync(into, s->gather, (size_t)s->nranks * record_size, cudaMemcpyDeviceToHost,
                         s->stream) != cudaSuccess ||
-        cudaStreamSynchronize(s->stream) != cudaSuccess) {
-      stay_on_nccl(s, true, "%s", "copying the gathered records failed");
+        !wait_for_stream(nccl, s)) {
+      stay_on_nccl(s, true, "%s", "the setup all-gather did not complete (a rank missing, "
+                                  "an abort, or NVLAR_TIMEOUT_MS)");
     }
   }
 }
 
 /* Maps every peer's buffers and proves each mapping with a write and a read. */
-static void map_and_probe(struct setup_state *s) {
+static void map_and_probe(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
   struct nvlar_route *route = s->route;
   struct nvlar_rank_info *me = &s->infos[s->rank];
   struct nvlar_rank_links *mine = &s->links[s->rank];
@@ -175,7 +221,8 @@ static void map_and_probe(struct setup_state *s) {
   if (!mine->mapped) return;
   /* Each rank writes a pattern of its own into its word of every peer's probe page and reads
    * it back through the same mapping. */
-  uint64_t expected[NVLAR_MAX_RANKS], seen[NVLAR_MAX_RANKS];
+  uint64_t expected[NVLAR_MAX_RANKS];
+  uint64_t *seen = s->seen;
   cudaError_t error = cudaSuccess;
   for (int p = 0; p < s->nranks && error == cudaSuccess; p++) {
     expected[p] = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(s->rank + 1) << 40) ^ ((uint64_t)(p + 1) << 8) ^
@@ -185,10 +232,10 @@ static void map_and_probe(struct setup_state *s) {
                                &route->own.probe[NVLAR_MAX_RANKS + p], s->stream);
   }
   if (error == cudaSuccess) {
-    error = cudaMemcpyAsync(seen, &route->own.probe[NVLAR_MAX_RANKS], sizeof(seen),
-                            cudaMemcpyDeviceToHost, s->stream);
+    error = cudaMemcpyAsync(seen, &route->own.probe[NVLAR_MAX_RANKS],
+                            NVLAR_MAX_RANKS * sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream);
   }
-  if (error == cudaSuccess) error = cudaStreamSynchronize(s->stream);
+  if (error == cudaSuccess && !wait_for_stream(nccl, s)) error = cudaErrorLaunchTimeout;
   if (error != cudaSuccess) {
     snprintf(mine->why, sizeof(mine->why), "probe: %s", cudaGetErrorString(error));
     mine->mapped = 0;
@@ -209,6 +256,7 @@ static void build_route(struct setup_state *s) {
   const struct nvlar_rank_info *first = &s->infos[0];
   route->comm = s->comm;
   route->device = s->device;
+  route->nonblocking = s->nonblocking;
   route->policy.nranks = s->nranks;
   route->policy.arch = first->cc_major * 10 + first->cc_minor;
   route->policy.table = nvlar_tuning_table();
@@ -243,11 +291,12 @@ static void barrier(const struct nvlar_real_nccl *nccl, struct setup_state *stat
   for (int i = 0; i < count; i++) {
     if (!states[i].mapping) continue;
     cudaSetDevice(states[i].device);
-    cudaStreamSynchronize(states[i].stream);
+    wait_for_stream(nccl, &states[i]);
   }
 }
 
-void nvlar_setup(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, int count) {
+static void setup_batch(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, int count,
+                        bool nonblocking, atomic_int *cancel) {
   if (count <= 0) return;
   struct setup_state *states = calloc((size_t)count, sizeof(*states));
   if (states == NULL) {
@@ -258,6 +307,8 @@ void nvlar_setup(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, in
   cudaGetDevice(&saved_device);
   for (int i = 0; i < count; i++) {
     states[i].comm = comms[i];
+    states[i].nonblocking = nonblocking;
+    states[i].cancel = cancel;
     prepare(nccl, &states[i]);
   }
   gather(nccl, states, count, sizeof(struct nvlar_rank_info), false);
@@ -270,7 +321,7 @@ void nvlar_setup(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, in
       continue;
     }
     s->mapping = true;
-    map_and_probe(s);
+    map_and_probe(nccl, s);
     cudaSetDevice(s->device);
     cudaMemcpyAsync((char *)s->gather + (size_t)s->rank * sizeof(struct nvlar_rank_links),
                     &s->links[s->rank], sizeof(struct nvlar_rank_links), cudaMemcpyHostToDevice,
@@ -311,14 +362,34 @@ void nvlar_setup(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, in
   for (int i = 0; i < count; i++) {
     struct setup_state *s = &states[i];
     if (s->device >= 0) cudaSetDevice(s->device);
+    if (cancel != NULL && atomic_load(cancel) && s->route != NULL) {
+      /* Aborted mid-setup: freeing now would wait for the device, where NCCL's all-gather may
+       * wait for a peer forever. The abort releases the buffers after NCCL stopped its
+       * kernels; the small setup scratch (stream, gather buffer, pinned records) is left to
+       * the process's end for the same reason. */
+      close_peers(s->route, s->nranks);
+      nvlar_registry_set_leftover(s->comm, s->route);
+      s->route = NULL;
+      continue;
+    }
     free_local(s);
     if (s->stream != NULL) cudaStreamDestroy(s->stream);
     if (s->gather != NULL) cudaFree(s->gather);
-    free(s->infos);
-    free(s->links);
+    cudaFreeHost(s->infos);
+    cudaFreeHost(s->links);
+    cudaFreeHost(s->seen);
   }
   cudaSetDevice(saved_device);
   free(states);
+}
+
+void nvlar_setup(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, int count) {
+  setup_batch(nccl, comms, count, false, NULL);
+}
+
+void nvlar_setup_nonblocking(const struct nvlar_real_nccl *nccl, ncclComm_t comm,
+                             atomic_int *cancel) {
+  setup_batch(nccl, &comm, 1, true, cancel);
 }
 
 void nvlar_route_release(const struct nvlar_real_nccl *nccl, struct nvlar_route *route,
@@ -330,20 +401,22 @@ void nvlar_route_release(const struct nvlar_real_nccl *nccl, struct nvlar_route 
   uint64_t oneshot = atomic_load(&route->calls[NVLAR_PATH_ONESHOT]);
   uint64_t twoshot = atomic_load(&route->calls[NVLAR_PATH_TWOSHOT]);
   uint64_t on_nccl = atomic_load(&route->calls[NVLAR_PATH_NCCL]);
-  NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (one-shot %llu, two-shot %llu), "
+  if (route->comm != NULL) NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (one-shot %llu, two-shot %llu), "
              "%llu on NCCL",
              (void *)route->comm, route->args.rank, nranks, aborting ? "aborted" : "destroyed",
              (unsigned long long)(oneshot + twoshot), (unsigned long long)oneshot,
              (unsigned long long)twoshot, (unsigned long long)on_nccl);
   if (!aborting) cudaDeviceSynchronize(); /* no nvlar kernel of this rank still runs */
-  close_peers(route, nranks);
+  close_peers(route, NVLAR_MAX_RANKS);
   if (!aborting) {
     /* No rank frees its buffers before every rank has unmapped them. */
     cudaStream_t stream;
     if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess) {
       int32_t *scratch = (int32_t *)&route->own.probe[2 * NVLAR_MAX_RANKS];
-      if (nccl->ncclAllReduce(scratch, scratch, 1, ncclInt32, ncclSum, route->comm, stream) == ncclSuccess) {
-        cudaStreamSynchronize(stream);
+      ncclResult_t result = nccl->ncclAllReduce(scratch, scratch, 1, ncclInt32, ncclSum,
+                                                route->comm, stream);
+      if (result == ncclSuccess || result == ncclInProgress) {
+        wait_for(nccl, route->comm, route->nonblocking, NULL, stream);
       }
       cudaStreamDestroy(stream);
     }

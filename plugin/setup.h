@@ -24,6 +24,7 @@ enum nvlar_path { NVLAR_PATH_ONESHOT, NVLAR_PATH_TWOSHOT, NVLAR_PATH_NCCL, NVLAR
 struct nvlar_route {
   ncclComm_t comm;
   int device;                /* the communicator's CUDA device */
+  bool nonblocking;          /* NCCL calls on the communicator return before launch */
   struct nvlar_policy policy;
   struct nvlar_allreduce_args args; /* the per-call fields are filled at each call */
   struct nvlar_local_buffers own;
@@ -37,6 +38,13 @@ struct nvlar_route {
  * ncclCommInitAll: their collective steps are issued as one NCCL group, so that one thread can
  * drive several GPUs). Each is looked up in the registry; routes are attached there. */
 void nvlar_setup(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, int count);
+
+/* The same for one non-blocking communicator, run on a helper thread once NCCL reports it
+ * ready: every wait is a poll, bounded by NVLAR_TIMEOUT_MS, and stops when *cancel is raised
+ * (by an abort or destroy of the communicator during setup); a cancelled setup leaves its
+ * resources with the registry entry ("leftover") for the abort to free. */
+void nvlar_setup_nonblocking(const struct nvlar_real_nccl *nccl, ncclComm_t comm,
+                             atomic_int *cancel);
 
 /* Frees a route's resources. Destroy (aborting = false) waits for the device, unmaps the peers,
  * waits at a barrier of the communicator until every rank has unmapped, then frees. Abort

@@ -5,6 +5,7 @@
  * own environment, and reads the children's NVLAR_DEBUG=INFO output:
  *   single [ALGO]  one process drives every GPU (ncclCommInitAll), NVLAR_ALGO=ALGO
  *   procs [ALGO]   one process per GPU (ncclCommInitRank)
+ *   procs-nb       one process per GPU, non-blocking communicators (config.blocking = 0)
  *   split          one process, the communicator split into two halves
  *   death          one process per GPU; the last rank dies before an all-reduce, the others
  *                  must get ncclSystemError from ncclCommGetAsyncError, not hang
@@ -215,8 +216,9 @@ static double now_seconds(void) {
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* One process per GPU. `die` makes the last rank exit before its all-reduce. */
-static int scenario_procs(int die) {
+/* One process per GPU. `die` makes the last rank exit before its all-reduce; `nonblocking`
+ * creates the communicators with config.blocking = 0 and polls them ready (bounded). */
+static int scenario_procs(int die, int nonblocking) {
   int n = 0;
   {
     /* Count GPUs in a child: this process must not touch CUDA before forking. */
@@ -246,7 +248,20 @@ static int scenario_procs(int die) {
     }
     CHECK_CUDA(cudaSetDevice(r));
     ncclComm_t comm;
-    CHECK_NCCL(ncclCommInitRank(&comm, n, shared->id, r));
+    if (nonblocking) {
+      ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+      config.blocking = 0;
+      ncclResult_t state = ncclCommInitRankConfig(&comm, n, shared->id, r, &config);
+      CHECK(state == ncclSuccess || state == ncclInProgress);
+      double ready_by = now_seconds() + 120;
+      do {
+        CHECK(ncclCommGetAsyncError(comm, &state) == ncclSuccess);
+        CHECK(now_seconds() < ready_by);
+      } while (state == ncclInProgress);
+      CHECK(state == ncclSuccess);
+    } else {
+      CHECK_NCCL(ncclCommInitRank(&comm, n, shared->id, r));
+    }
     struct rank_buffers b;
     rank_buffers_create(&b, r, count_cases());
     if (die) {
@@ -318,8 +333,9 @@ int main(int argc, char **argv) {
   if (argc > 1) {
     if (strcmp(argv[1], "single") == 0) return scenario_single(0);
     if (strcmp(argv[1], "split") == 0) return scenario_single(1);
-    if (strcmp(argv[1], "procs") == 0) return scenario_procs(0);
-    if (strcmp(argv[1], "death") == 0) return scenario_procs(1);
+    if (strcmp(argv[1], "procs") == 0) return scenario_procs(0, 0);
+    if (strcmp(argv[1], "procs-nb") == 0) return scenario_procs(0, 1);
+    if (strcmp(argv[1], "death") == 0) return scenario_procs(1, 0);
     fprintf(stderr, "unknown scenario %s\n", argv[1]);
     return 2;
   }
@@ -339,6 +355,7 @@ int main(int argc, char **argv) {
   failures += run_scenario(argv[0], "single", "twoshot", "20000", 1);
   failures += run_scenario(argv[0], "single", "nccl", "20000", 0);
   failures += run_scenario(argv[0], "procs", "auto", "20000", 1);
+  failures += run_scenario(argv[0], "procs-nb", "auto", "20000", 1);
   failures += run_scenario(argv[0], "split", "auto", "20000", n >= 4);
   failures += run_scenario(argv[0], "death", "oneshot", "2000", 1);
   printf("%d scenarios failed\n", failures);

@@ -28,8 +28,8 @@ static void test_add_find_remove(void **state) {
   assert_ptr_equal(entry->comm, fake_comm(2));
   assert_int_equal(entry->origin, NVLAR_ORIGIN_SPLIT);
   assert_int_equal(entry->state, NVLAR_COMM_ACTIVE);
-  assert_true(nvlar_registry_remove(fake_comm(1), NULL));
-  assert_false(nvlar_registry_remove(fake_comm(1), NULL));
+  assert_true(nvlar_registry_remove(fake_comm(1), NULL, NULL));
+  assert_false(nvlar_registry_remove(fake_comm(1), NULL, NULL));
   assert_null(nvlar_registry_find(fake_comm(1)));
   assert_non_null(nvlar_registry_find(fake_comm(2)));
   assert_int_equal(nvlar_registry_count(), 1);
@@ -38,7 +38,7 @@ static void test_add_find_remove(void **state) {
 static void test_null_is_never_found(void **state) {
   (void)state;
   assert_null(nvlar_registry_find(NULL));
-  assert_false(nvlar_registry_remove(NULL, NULL));
+  assert_false(nvlar_registry_remove(NULL, NULL, NULL));
 }
 
 /* NCCL may hand out the address of a destroyed communicator again. */
@@ -66,7 +66,7 @@ static void test_many_entries_share_buckets(void **state) {
   for (uintptr_t i = 0; i < 1000; i++) assert_true(nvlar_registry_add(fake_comm(i), NVLAR_ORIGIN_INIT_RANK));
   assert_int_equal(nvlar_registry_count(), 1000);
   for (uintptr_t i = 0; i < 1000; i++) assert_ptr_equal(nvlar_registry_find(fake_comm(i))->comm, fake_comm(i));
-  for (uintptr_t i = 0; i < 1000; i += 2) assert_true(nvlar_registry_remove(fake_comm(i), NULL));
+  for (uintptr_t i = 0; i < 1000; i += 2) assert_true(nvlar_registry_remove(fake_comm(i), NULL, NULL));
   for (uintptr_t i = 0; i < 1000; i++) {
     if (i % 2) assert_non_null(nvlar_registry_find(fake_comm(i)));
     else assert_null(nvlar_registry_find(fake_comm(i)));
@@ -86,7 +86,7 @@ static void *churn(void *arg) {
       if (entry == NULL || entry->comm != fake_comm(base + i)) return (void *)1;
     }
     for (uintptr_t i = 0; i < 20; i++) {
-      if (!nvlar_registry_remove(fake_comm(base + i), NULL)) return (void *)1;
+      if (!nvlar_registry_remove(fake_comm(base + i), NULL, NULL)) return (void *)1;
     }
   }
   return NULL;
