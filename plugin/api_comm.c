@@ -209,9 +209,16 @@ NVLAR_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
 
 /* ---- Non-blocking communicators: setup on a helper thread once NCCL's init is done. */
 
+/* Set on the thread that runs a non-blocking setup. NCCL checks a communicator's readiness by
+ * calling the public ncclCommGetAsyncError, which the preload routes here: on this thread it
+ * must hear NCCL's own answer, not the "in progress" that the setup shows everyone else. */
+static _Thread_local bool running_async_setup;
+
 static void *async_setup_main(void *arg) {
   struct nvlar_comm *entry = arg;
+  running_async_setup = true;
   nvlar_setup_nonblocking(nvlar_real_nccl(), entry->comm, &entry->async_cancel);
+  running_async_setup = false;
   atomic_store(&entry->async_setup, NVLAR_ASYNC_SETUP_DONE);
   return NULL;
 }
@@ -269,7 +276,10 @@ NVLAR_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
 NVLAR_EXPORT ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *asyncError) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommGetAsyncError, ncclSystemError)
   ncclResult_t result = nccl->ncclCommGetAsyncError(comm, asyncError);
-  if (result != ncclSuccess || asyncError == NULL || *asyncError != ncclSuccess) return result;
+  if (result != ncclSuccess || asyncError == NULL || *asyncError != ncclSuccess ||
+      running_async_setup) {
+    return result;
+  }
   struct nvlar_comm *entry = nvlar_registry_find(comm);
   if (entry == NULL) return result;
   int stage = atomic_load(&entry->async_setup);
