@@ -192,6 +192,7 @@ static void map_and_probe(const struct nvlar_real_nccl *nccl, struct setup_state
   struct nvlar_rank_links *mine = &s->links[s->rank];
   cudaSetDevice(s->device);
   mine->mapped = 1;
+  for (int p = 0; p < NVLAR_MAX_RANKS; p++) route->peer_device[p] = -1;
   for (int p = 0; p < s->nranks && mine->mapped; p++) {
     if (p == s->rank) {
       nvlar_buffers_view(&route->own, &route->peers[p]);
@@ -203,6 +204,8 @@ static void map_and_probe(const struct nvlar_real_nccl *nccl, struct setup_state
     cudaError_t error;
     if (nvlar_same_process(me, peer)) {
       peer_device = peer->cuda_device;
+      route->shares_process = true;
+      route->peer_device[p] = peer_device;
       error = cudaDeviceEnablePeerAccess(peer_device, 0);
       if (error == cudaErrorPeerAccessAlreadyEnabled) error = cudaSuccess;
       if (error == cudaSuccess) nvlar_buffers_view_pointer((void *)(uintptr_t)peer->local_pointer, &route->peers[p]);
@@ -406,25 +409,48 @@ void nvlar_route_release(const struct nvlar_real_nccl *nccl, struct nvlar_route 
              (void *)route->comm, route->args.rank, nranks, aborting ? "aborted" : "destroyed",
              (unsigned long long)(oneshot + twoshot), (unsigned long long)oneshot,
              (unsigned long long)twoshot, (unsigned long long)on_nccl);
-  if (!aborting) cudaDeviceSynchronize(); /* no nvlar kernel of this rank still runs */
-  close_peers(route, NVLAR_MAX_RANKS);
+  bool can_free = true;
   if (!aborting) {
-    /* No rank frees its buffers before every rank has unmapped them. */
+    /* No nvlar kernel of this rank still runs, nor (same-process peers, whose devices this
+     * process drives) of theirs: none reads these buffers any more. */
+    cudaDeviceSynchronize();
+    for (int p = 0; p < nranks; p++) {
+      if (route->peer_device[p] >= 0 && route->peer_device[p] != route->device) {
+        cudaSetDevice(route->peer_device[p]);
+        cudaDeviceSynchronize();
+      }
+    }
+    cudaSetDevice(route->device);
+  }
+  close_peers(route, NVLAR_MAX_RANKS);
+  if (!aborting && !route->shares_process) {
+    /* Peers in other processes may still read this rank's staging (the last chunk's reads
+     * end after this rank's kernel did). A barrier of the communicator, once every rank has
+     * unmapped, makes freeing safe. It is not used when this process drives other ranks of
+     * the communicator: one thread destroying them in turn would wait for itself (nccl-tests
+     * -g, ncclCommInitAll); the device synchronisations above cover those peers. */
     cudaStream_t stream;
+    can_free = false;
     if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess) {
       int32_t *scratch = (int32_t *)&route->own.probe[2 * NVLAR_MAX_RANKS];
       ncclResult_t result = nccl->ncclAllReduce(scratch, scratch, 1, ncclInt32, ncclSum,
                                                 route->comm, stream);
-      if (result == ncclSuccess || result == ncclInProgress) {
-        wait_for(nccl, route->comm, route->nonblocking, NULL, stream);
-      }
-      cudaStreamDestroy(stream);
+      can_free = (result == ncclSuccess || result == ncclInProgress) &&
+                 wait_for(nccl, route->comm, route->nonblocking, NULL, stream);
+      if (can_free) cudaStreamDestroy(stream);
+    }
+    if (!can_free) {
+      /* A rank never came to its destroy: freeing would wait for NCCL's stuck barrier. */
+      NVLAR_WARN("comm %p: not every rank reached ncclCommDestroy within NVLAR_TIMEOUT_MS; "
+                 "nvlar's buffers of this communicator stay allocated", (void *)route->comm);
     }
   }
-  /* cudaFree waits for the device: after an abort, waiting kernels stop within ~50 us. */
-  nvlar_buffers_destroy(&route->own);
-  cudaFreeHost(route->abort_host);
-  free(route);
+  if (can_free) {
+    /* cudaFree waits for the device: after an abort, waiting kernels stop within ~50 us. */
+    nvlar_buffers_destroy(&route->own);
+    cudaFreeHost(route->abort_host);
+    free(route);
+  }
   cudaGetLastError();
   cudaSetDevice(saved_device);
 }

@@ -29,6 +29,8 @@ struct nvlar_route {
   struct nvlar_allreduce_args args; /* the per-call fields are filled at each call */
   struct nvlar_local_buffers own;
   struct nvlar_peer_buffers peers[NVLAR_MAX_RANKS];
+  int peer_device[NVLAR_MAX_RANKS]; /* device of each peer this process drives, else -1 */
+  bool shares_process;       /* some peer is driven by this process */
   uint32_t *abort_host;      /* mapped pinned word the kernels watch; args.abort views it */
   atomic_uint_fast64_t calls[NVLAR_PATHS];
   atomic_int error_reported;
@@ -46,9 +48,11 @@ void nvlar_setup(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, in
 void nvlar_setup_nonblocking(const struct nvlar_real_nccl *nccl, ncclComm_t comm,
                              atomic_int *cancel);
 
-/* Frees a route's resources. Destroy (aborting = false) waits for the device, unmaps the peers,
- * waits at a barrier of the communicator until every rank has unmapped, then frees. Abort
- * raises the abort word first (waiting kernels stop) and skips the barrier. */
+/* Frees a route's resources. Destroy (aborting = false) waits for the device (and for the
+ * devices of peers this process drives), unmaps the peers and, when every peer lives in another
+ * process, waits at a barrier of the communicator (bounded by NVLAR_TIMEOUT_MS; past it the
+ * buffers stay allocated, with a WARN) before freeing. Abort (the caller raised the abort word
+ * and let NCCL abort first) frees at once. */
 void nvlar_route_release(const struct nvlar_real_nccl *nccl, struct nvlar_route *route,
                          bool aborting);
 

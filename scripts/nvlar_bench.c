@@ -1,70 +1,61 @@
 /* nvlar-bench: device time of nvlar's all-reduce kernels.
  *
- * --emulate N runs N ranks on this one GPU, all in one launch, and times each kernel per
- * message size with CUDA graphs (so host launch cost does not count). In the same run it
- * measures a device-to-device cudaMemcpy (the bandwidth ceiling for emulated ranks, which all
- * share this GPU's memory) and an empty kernel of the same grid (the launch floor), and reports
- * the kernels' memory traffic as a fraction of the copy bandwidth. */
+ * On several GPUs (real mode, scripts/bench_real.c) it times nvlar against NCCL in the same
+ * run. --emulate N (or a machine with one GPU) runs N ranks on this one GPU, all in one
+ * launch, and times each kernel per message size with CUDA graphs (so host launch cost does
+ * not count). In the same run it measures a device-to-device cudaMemcpy (the bandwidth ceiling
+ * for emulated ranks, which all share this GPU's memory) and an empty kernel of the same grid
+ * (the launch floor), and reports the kernels' memory traffic as a fraction of the copy
+ * bandwidth. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "bench.h"
 #include "nvlar_kernels.h"
 #include "params.h"
 #include "peer_buffers.h"
 
-#define CHECK_CUDA(call)                                                                     \
-  do {                                                                                       \
-    cudaError_t bench_error = (call);                                                        \
-    if (bench_error != cudaSuccess) {                                                        \
-      fprintf(stderr, "nvlar-bench: %s: %s\n", #call, cudaGetErrorString(bench_error));      \
-      exit(1);                                                                               \
-    }                                                                                        \
-  } while (0)
-
-static const char *const type_names[] = {"int8", "uint8", "int32", "uint32", "int64", "uint64",
-                                         "float16", "float32", "float64", "bfloat16",
-                                         "fp8e4m3", "fp8e5m2"};
-static const size_t type_sizes[] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2, 1, 1};
-static const char *const op_names[] = {"sum", "prod", "max", "min", "avg"};
-
-struct options {
-  int emulate;          /* ranks; 0: not given */
-  int datatype, op;
-  int algos[2], nalgos;
-  size_t min_bytes, max_bytes;
-  int step;             /* size multiplier */
-  int blocks;           /* 0: automatic */
-  int sweep_blocks;     /* also time the two-shot at max_bytes for 1, 2, 4, ... CTAs */
-  size_t buffer_bytes;
-  int trials;
-  const char *csv;
-};
+const char *const bench_type_names[] = {"int8", "uint8", "int32", "uint32", "int64", "uint64",
+                                        "float16", "float32", "float64", "bfloat16",
+                                        "fp8e4m3", "fp8e5m2"};
+const size_t bench_type_sizes[] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2, 1, 1};
+const char *const bench_op_names[] = {"sum", "prod", "max", "min", "avg"};
+#define type_names bench_type_names
+#define type_sizes bench_type_sizes
+#define op_names bench_op_names
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: nvlar-bench --emulate N [options]\n"
-          "Times nvlar's all-reduce kernels with N ranks (2..8) emulated on this GPU.\n"
+          "usage: nvlar-bench [-g N] [options]         nvlar against NCCL on the local GPUs\n"
+          "       nvlar-bench --emulate N [options]    nvlar's kernels, N ranks on one GPU\n"
+          "With two GPUs or more, times every size with nvlar (ncclAllReduce through libnvlar)\n"
+          "and with NCCL alone (its pncclAllReduce), alternating, eager and in CUDA graphs, in\n"
+          "one process driving all GPUs; prints time, algBW, busBW and the nvlar/NCCL time\n"
+          "ratio. With one GPU it says so and runs --emulate 8; with none it says so.\n"
+          "  -g, --gpus N       use the first N GPUs (default: all, at most 8)\n"
           "  --dtype T          int8 uint8 int32 uint32 int64 uint64 float16 float32 float64\n"
           "                     bfloat16 fp8e4m3 fp8e5m2 (default float32)\n"
           "  --op OP            sum prod max min avg (default sum)\n"
-          "  --algo A           oneshot, twoshot or both (default both)\n"
+          "  --algo A           emulated: oneshot, twoshot or both (default both)\n"
           "  --min-bytes B      smallest message per rank (default 8)\n"
-          "  --max-bytes B      largest message per rank (default 256M)\n"
+          "  --max-bytes B      largest message per rank (default 1G, emulated 256M)\n"
           "  --step F           size multiplier (default 4)\n"
-          "  --blocks C         CTAs per rank (default: chosen per size, at most what fits)\n"
-          "  --sweep-blocks     also time the two-shot at --max-bytes for 1, 2, 4, ... CTAs\n"
+          "  --blocks C         emulated: CTAs per rank (default: per size, at most what fits)\n"
+          "  --sweep-blocks     emulated: also time the two-shot at --max-bytes for 1, 2, 4,\n"
+          "                     ... CTAs\n"
           "  --buffer-bytes B   staging buffer per rank (default NVLAR_BUFFER_BYTES)\n"
           "  --trials K         timed trials per point; the median is reported (default 7)\n"
           "  --csv FILE         also write every point as CSV\n"
-          "Sizes take K, M, G suffixes. Output: one row per size and kernel with the device\n"
-          "time per call, the empty-kernel time of the same grid, the kernel's memory traffic\n"
-          "(GB/s) and its ratio to the same run's device-to-device copy bandwidth.\n");
+          "Sizes take K, M, G suffixes. Emulated output: one row per size and kernel with the\n"
+          "device time per call, the empty-kernel time of the same grid, the kernel's memory\n"
+          "traffic (GB/s) and its ratio to the same run's device-to-device copy bandwidth.\n"
+          "Real mode keeps NCCL_NVLS_ENABLE=0 unless it is set.\n");
 }
 
-static size_t parse_bytes(const char *text) {
+size_t bench_parse_bytes(const char *text) {
   char *end = NULL;
   errno = 0;
   double value = strtod(text, &end);
@@ -113,6 +104,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
     i++;
     if (strcmp(arg, "--emulate") == 0) {
       o->emulate = atoi(value);
+    } else if (strcmp(arg, "-g") == 0 || strcmp(arg, "--gpus") == 0) {
+      o->gpus = atoi(value);
     } else if (strcmp(arg, "--dtype") == 0) {
       o->datatype = find_name(type_names, 12, value);
     } else if (strcmp(arg, "--op") == 0) {
@@ -128,15 +121,16 @@ static int parse_options(int argc, char **argv, struct options *o) {
         o->nalgos = 0;
       }
     } else if (strcmp(arg, "--min-bytes") == 0) {
-      o->min_bytes = parse_bytes(value);
+      o->min_bytes = bench_parse_bytes(value);
     } else if (strcmp(arg, "--max-bytes") == 0) {
-      o->max_bytes = parse_bytes(value);
+      o->max_bytes = bench_parse_bytes(value);
+      o->max_bytes_given = 1;
     } else if (strcmp(arg, "--step") == 0) {
       o->step = atoi(value);
     } else if (strcmp(arg, "--blocks") == 0) {
       o->blocks = atoi(value);
     } else if (strcmp(arg, "--buffer-bytes") == 0) {
-      o->buffer_bytes = parse_bytes(value);
+      o->buffer_bytes = bench_parse_bytes(value);
     } else if (strcmp(arg, "--trials") == 0) {
       o->trials = atoi(value);
     } else if (strcmp(arg, "--csv") == 0) {
@@ -155,7 +149,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
   return 0;
 }
 
-static int compare_floats(const void *a, const void *b) {
+int bench_compare_floats(const void *a, const void *b) {
   float x = *(const float *)a, y = *(const float *)b;
   return (x > y) - (x < y);
 }
@@ -185,7 +179,7 @@ static float time_graph(launch_fn launch, void *ctx, int calls, int trials, cuda
     CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
     samples[t] = ms * 1000.0f / calls;
   }
-  qsort(samples, trials, sizeof(float), compare_floats);
+  qsort(samples, trials, sizeof(float), bench_compare_floats);
   CHECK_CUDA(cudaEventDestroy(start));
   CHECK_CUDA(cudaEventDestroy(stop));
   CHECK_CUDA(cudaGraphExecDestroy(exec));
@@ -226,22 +220,7 @@ static double traffic_bytes(int algo, int nranks, size_t bytes) {
   return n * 5 * s; /* copy in 2S, reduce S + 2S/n, gather 2S(n-1)/n */
 }
 
-int main(int argc, char **argv) {
-  struct options o;
-  if (parse_options(argc, argv, &o) != 0) {
-    usage(stderr);
-    return 2;
-  }
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    printf("nvlar-bench: no GPU is present; nothing to measure\n");
-    return 0;
-  }
-  if (o.emulate < 2 || o.emulate > NVLAR_MAX_RANKS) {
-    fprintf(stderr, "nvlar-bench: --emulate N (2..%d) is required; real multi-GPU mode is not "
-                    "built yet\n", NVLAR_MAX_RANKS);
-    return 2;
-  }
+static int bench_emulated(struct options o) {
   struct cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   struct bench b;
@@ -355,4 +334,38 @@ int main(int argc, char **argv) {
   }
   if (csv != NULL) fclose(csv);
   return 0;
+}
+
+int main(int argc, char **argv) {
+  struct options o;
+  if (parse_options(argc, argv, &o) != 0) {
+    usage(stderr);
+    return 2;
+  }
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    printf("nvlar-bench: no GPU is present; nothing to measure\n");
+    return 0;
+  }
+  if (o.emulate != 0) {
+    if (o.emulate < 2 || o.emulate > NVLAR_MAX_RANKS) {
+      fprintf(stderr, "nvlar-bench: --emulate N takes 2 to %d ranks\n", NVLAR_MAX_RANKS);
+      return 2;
+    }
+    return bench_emulated(o);
+  }
+  int gpus = o.gpus > 0 ? o.gpus : (devices > NVLAR_MAX_RANKS ? NVLAR_MAX_RANKS : devices);
+  if (gpus > devices || gpus > NVLAR_MAX_RANKS) {
+    fprintf(stderr, "nvlar-bench: -g %d, but %d GPUs are visible (nvlar runs at most %d)\n",
+            gpus, devices, NVLAR_MAX_RANKS);
+    return 2;
+  }
+  if (gpus < 2) {
+    printf("nvlar-bench: one GPU: nvlar and NCCL cannot be compared; running the emulated mode "
+           "with 8 ranks (--emulate 8)\n");
+    o.emulate = 8;
+    return bench_emulated(o);
+  }
+  if (!o.max_bytes_given) o.max_bytes = (size_t)1 << 30;
+  return bench_real(&o, gpus);
 }

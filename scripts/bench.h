@@ -1,0 +1,45 @@
+/* Shared pieces of nvlar-bench's two modes. */
+#ifndef NVLAR_BENCH_H
+#define NVLAR_BENCH_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cuda_runtime_api.h>
+
+#define CHECK_CUDA(call)                                                                     \
+  do {                                                                                       \
+    cudaError_t bench_error = (call);                                                        \
+    if (bench_error != cudaSuccess) {                                                        \
+      fprintf(stderr, "nvlar-bench: %s: %s\n", #call, cudaGetErrorString(bench_error));      \
+      exit(1);                                                                               \
+    }                                                                                        \
+  } while (0)
+
+struct options {
+  int emulate;          /* ranks; 0: not given */
+  int gpus;             /* real mode: 0 = all */
+  int datatype, op;
+  int algos[2], nalgos;
+  size_t min_bytes, max_bytes;
+  int max_bytes_given;  /* real mode defaults to 1 GiB, emulated to 256 MiB */
+  int step;             /* size multiplier */
+  int blocks;           /* 0: automatic */
+  int sweep_blocks;     /* also time the two-shot at max_bytes for 1, 2, 4, ... CTAs */
+  size_t buffer_bytes;
+  int trials;
+  const char *csv;
+};
+
+extern const char *const bench_type_names[];
+extern const size_t bench_type_sizes[];
+extern const char *const bench_op_names[];
+
+size_t bench_parse_bytes(const char *text);
+int bench_compare_floats(const void *a, const void *b);
+
+/* Real mode: nvlar against NCCL on `gpus` GPUs driven by this process. */
+int bench_real(const struct options *o, int gpus);
+
+#endif

@@ -1,0 +1,67 @@
+/* nvlar-table: checks a tuning table (docs/tuning.md) and prints how nvlar reads it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tuning_table.h"
+
+static int problems;
+
+static void report(void *ctx, const char *source, int line, const char *why) {
+  (void)ctx;
+  fprintf(stderr, "%s:%d: %s\n", source, line, why);
+  problems++;
+}
+
+static void print_bytes(unsigned long long bytes) {
+  if (bytes == ~0ull) printf("inf");
+  else printf("%llu", bytes);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2 || strcmp(argv[1], "--help") == 0) {
+    fprintf(argc == 2 ? stdout : stderr,
+            "usage: nvlar-table FILE | --builtin\n"
+            "Parses a tuning table, prints its rows as nvlar reads them, and exits 1 if any\n"
+            "line is malformed (each one is named with its line number).\n");
+    return argc == 2 ? 0 : 2;
+  }
+  struct nvlar_tuning_table *table = malloc(sizeof(*table));
+  if (table == NULL) return 1;
+  if (strcmp(argv[1], "--builtin") == 0) {
+    nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", table, report, NULL);
+  } else {
+    FILE *file = fopen(argv[1], "r");
+    if (file == NULL) {
+      perror(argv[1]);
+      return 1;
+    }
+    static char text[1 << 20];
+    size_t length = fread(text, 1, sizeof(text) - 1, file);
+    fclose(file);
+    text[length] = '\0';
+    nvlar_tuning_parse(text, argv[1], table, report, NULL);
+  }
+  for (int i = 0; i < table->nrows; i++) {
+    const struct nvlar_tuning_row *r = &table->rows[i];
+    printf("line %d: %s bytes ", r->line, r->kind == NVLAR_ROW_KERNEL ? "nvlar" : "nccl ");
+    print_bytes(r->min_bytes);
+    printf("-");
+    print_bytes(r->max_bytes);
+    printf(" ranks %d-%d", r->min_ranks, r->max_ranks);
+    if (r->kind == NVLAR_ROW_KERNEL) {
+      static const char *const kernels[] = {"oneshot", "twoshot", "nccl"};
+      printf(" arch %d -> %s", r->arch, kernels[r->kernel]);
+      if (r->count) printf(" ctas=%d", r->count);
+    } else {
+      printf(" nodes %d-%d collective %d -> %s/%s", r->min_nodes, r->max_nodes, r->collective,
+             nvlar_tuning_algo_name(r->algo), nvlar_tuning_proto_name(r->proto));
+      if (r->count) printf(" channels=%d", r->count);
+    }
+    printf("\n");
+  }
+  printf("%d rows, %d malformed lines, hash %016llx\n", table->nrows, problems,
+         (unsigned long long)table->hash);
+  free(table);
+  return problems ? 1 : 0;
+}
