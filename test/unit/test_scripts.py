@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""scripts/compare-nccl-tests against a stand-in for all_reduce_perf (it prints nccl-tests'
+table, faster when libnvlar is preloaded, and a wrong result on request), and scripts/plot
+on a synthetic benchmark CSV."""
+import os
+import subprocess
+import sys
+import tempfile
+
+compare, plot, libnvlar = sys.argv[1], sys.argv[2], sys.argv[3]
+
+FAKE = r'''#!/usr/bin/env python3
+import os, sys
+nvlar = "libnvlar" in os.environ.get("LD_PRELOAD", "")
+wrong = "1" if nvlar and os.environ.get("FAKE_WRONG") else "0"
+print("# nThread 1 nGpus 8 minBytes 8 maxBytes 1024 step: 4(factor) warmup iters: 5 iters: 20")
+print("#       size         count      type   redop    root     time   algbw   busbw #wrong     time   algbw   busbw #wrong")
+print("#        (B)    (elements)                               (us)  (GB/s)  (GB/s)            (us)  (GB/s)  (GB/s)")
+for size in (8, 32, 128, 512):
+    t = 10.0 if nvlar else 20.0
+    print(f"{size:12d} {size // 4:13d}     float     sum      -1 {t:8.2f}    0.00    0.00 {wrong:>6} {t * 1.1:8.2f}    0.00    0.00      0")
+print("# Avg bus bandwidth    : 0.0")
+'''
+
+failures = 0
+with tempfile.TemporaryDirectory() as tmp:
+    fake = os.path.join(tmp, "all_reduce_perf")
+    with open(fake, "w") as f:
+        f.write(FAKE)
+    os.chmod(fake, 0o755)
+    prefix = os.path.join(tmp, "cmp")
+    env = dict(os.environ)
+    env.pop("FAKE_WRONG", None)
+    result = subprocess.run([compare, "--lib", libnvlar, "--out", prefix, fake, "-b", "8", "-e",
+                             "512", "-c", "1"], capture_output=True, text=True, env=env)
+    table = open(prefix + ".md").read() if os.path.exists(prefix + ".md") else ""
+    if result.returncode != 0 or "| 512 | 20.00 | 10.00 | 0.500 | 22.00 | 11.00 | 0.500 |" not in table:
+        print("compare-nccl-tests, good run:", result.returncode, result.stdout, result.stderr, table)
+        failures += 1
+    env["FAKE_WRONG"] = "1"
+    result = subprocess.run([compare, "--lib", libnvlar, "--out", prefix, fake, "-c", "1"],
+                            capture_output=True, text=True, env=env)
+    if result.returncode != 1 or "#wrong 1" not in result.stderr:
+        print("compare-nccl-tests, wrong results not caught:", result.returncode, result.stderr)
+        failures += 1
+
+    # Any interpreter here that has matplotlib (Debian's python3-matplotlib goes with
+    # /usr/bin/python3, which need not be the python3 first on PATH).
+    interpreter = None
+    for candidate in (sys.executable, "/usr/bin/python3"):
+        if os.path.exists(candidate) and subprocess.run(
+                [candidate, "-c", "import matplotlib"], capture_output=True).returncode == 0:
+            interpreter = candidate
+            break
+    if interpreter is None:
+        print("matplotlib not installed: scripts/plot not exercised")
+    else:
+        bench_csv = os.path.join(tmp, "bench.csv")
+        with open(bench_csv, "w") as f:
+            f.write("device,ngpus,dtype,op,bytes,count,kernel,mode,nvlar_us,nccl_us,ratio,"
+                    "nvlar_algbw,nvlar_busbw,nccl_algbw,nccl_busbw\n")
+            for size in (8, 1024, 1 << 20):
+                for mode in ("eager", "graph"):
+                    f.write(f"GPU,8,bfloat16,sum,{size},{size // 2},oneshot,{mode},5,10,0.5,1,1.75,0.5,0.875\n")
+        result = subprocess.run([interpreter, plot, bench_csv, "--out", os.path.join(tmp, "p")],
+                                capture_output=True, text=True)
+        for name in ("p-ratio.png", "p-busbw.png"):
+            path = os.path.join(tmp, name)
+            if result.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) < 1000:
+                print("plot:", result.returncode, result.stderr)
+                failures += 1
+        if failures == 0:
+            print(f"plot: both PNGs written ({interpreter})")
+print("scripts:", "ok" if failures == 0 else f"{failures} failures")
+sys.exit(1 if failures else 0)
