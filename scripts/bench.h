@@ -20,6 +20,7 @@
 struct options {
   int emulate;          /* ranks; 0: not given */
   int gpus;             /* real mode: 0 = all */
+  int procs;            /* real mode: one process per GPU */
   int datatype, op;
   int algos[2], nalgos;
   size_t min_bytes, max_bytes;
@@ -41,5 +42,8 @@ int bench_compare_floats(const void *a, const void *b);
 
 /* Real mode: nvlar against NCCL on `gpus` GPUs driven by this process. */
 int bench_real(const struct options *o, int gpus);
+
+/* Real mode, one process per GPU (forked; the caller must not have initialised CUDA). */
+int bench_real_procs(const struct options *o, int gpus);
 
 #endif

@@ -1,10 +1,16 @@
-/* nvlar-bench real mode: nvlar against NCCL on the local GPUs, one process driving them all.
+/* nvlar-bench real mode: nvlar against NCCL on the local GPUs, one process driving them all,
+ * or (--procs) one process per GPU.
  *
  * nvlar-bench links nvlar's code itself (the internal library), so its ncclAllReduce is nvlar's
  * wrapper: eligible calls run on nvlar's kernels. NCCL alone is timed through the real NCCL's
  * own entry point (pncclAllReduce), on the same communicators and buffers, alternating with
  * nvlar trial by trial so that both see the same machine state. */
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <nccl.h>
 
@@ -111,42 +117,94 @@ static const char *nvlar_kernel(ncclComm_t comm, size_t bytes) {
   return choice.algo == NVLAR_ALGO_TWOSHOT ? "twoshot" : "oneshot";
 }
 
-int bench_real(const struct options *o, int n) {
-  if (getenv("NCCL_NVLS_ENABLE") == NULL) setenv("NCCL_NVLS_ENABLE", "0", 1);
-  const struct nvlar_real_nccl *nccl = nvlar_real_nccl();
-  if (nccl == NULL) {
-    fprintf(stderr, "nvlar-bench: no NCCL to compare with (%s)\n", nvlar_missing_nccl_message());
-    return 1;
-  }
-  struct path paths[2] = {
-      {"nvlar", ncclAllReduce, ncclGroupStart, ncclGroupEnd},
-      {"nccl", nccl->ncclAllReduce, nccl->ncclGroupStart, nccl->ncclGroupEnd},
-  };
-  ncclComm_t comms[MAX_GPUS];
-  CHECK_NCCL(ncclCommInitAll(comms, n, NULL));
+/* What one process measured: per size, the median time of each path in each mode. */
+#define MAX_POINTS 64
+struct point {
+  size_t bytes, count;
+  char kernel[8];
+  float us[2][2]; /* [eager, graph][nvlar, nccl] */
+};
+struct results {
+  char device[256];
+  int version;
+  char nccl_path[4096];
+  int on_nvlar;
+  int npoints;
+  struct point points[MAX_POINTS];
+  int failed;
+};
+
+static struct path nvlar_path(void) {
+  return (struct path){"nvlar", ncclAllReduce, ncclGroupStart, ncclGroupEnd};
+}
+static struct path nccl_path(const struct nvlar_real_nccl *nccl) {
+  return (struct path){"nccl", nccl->ncclAllReduce, nccl->ncclGroupStart, nccl->ncclGroupEnd};
+}
+
+static void setup_gpu(struct gpu *gpu, int device, ncclComm_t comm, size_t bytes) {
+  CHECK_CUDA(cudaSetDevice(device));
+  gpu->comm = comm;
+  CHECK_CUDA(cudaStreamCreateWithFlags(&gpu->stream, cudaStreamNonBlocking));
+  CHECK_CUDA(cudaMalloc(&gpu->input, bytes + 16));
+  CHECK_CUDA(cudaMalloc(&gpu->output, bytes + 16));
+  CHECK_CUDA(cudaMemset(gpu->input, 0x3c, bytes)); /* not zeros */
+  CHECK_CUDA(cudaEventCreate(&gpu->start));
+  CHECK_CUDA(cudaEventCreate(&gpu->stop));
+}
+
+/* Times both paths at every size, alternating trial by trial, on the GPUs this process drives
+ * (all of them, or its own in one-process-per-GPU mode). */
+static void measure(const struct options *o, const struct nvlar_real_nccl *nccl,
+                    struct gpu *gpus, int n_local, struct results *out) {
+  struct path paths[2] = {nvlar_path(), nccl_path(nccl)};
   size_t element = bench_type_sizes[o->datatype];
-  size_t max_count = o->max_bytes / element;
-  struct gpu gpus[MAX_GPUS];
-  for (int g = 0; g < n; g++) {
-    CHECK_CUDA(cudaSetDevice(g));
-    gpus[g].comm = comms[g];
-    CHECK_CUDA(cudaStreamCreateWithFlags(&gpus[g].stream, cudaStreamNonBlocking));
-    CHECK_CUDA(cudaMalloc(&gpus[g].input, max_count * element + 16));
-    CHECK_CUDA(cudaMalloc(&gpus[g].output, max_count * element + 16));
-    CHECK_CUDA(cudaMemset(gpus[g].input, 0x3c, max_count * element)); /* not zeros */
-    CHECK_CUDA(cudaEventCreate(&gpus[g].start));
-    CHECK_CUDA(cudaEventCreate(&gpus[g].stop));
-  }
   struct cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
-  int version = 0;
-  nccl->ncclGetVersion(&version);
-  struct nvlar_comm *entry = nvlar_registry_find(comms[0]);
-  printf("# nvlar-bench: %d x %s, %s %s, NCCL %d (%s), NCCL_NVLS_ENABLE=%s; communicator %s\n", n,
-         prop.name, bench_type_names[o->datatype], bench_op_names[o->op], version, nccl->path,
-         getenv("NCCL_NVLS_ENABLE"),
-         entry != NULL && entry->route != NULL ? "on nvlar"
-                                               : "on NCCL (NVLAR_DEBUG=INFO says why)");
+  snprintf(out->device, sizeof(out->device), "%s", prop.name);
+  nccl->ncclGetVersion(&out->version);
+  snprintf(out->nccl_path, sizeof(out->nccl_path), "%s", nccl->path);
+  struct nvlar_comm *entry = nvlar_registry_find(gpus[0].comm);
+  out->on_nvlar = entry != NULL && entry->route != NULL;
+  for (size_t bytes = o->min_bytes; bytes <= o->max_bytes && out->npoints < MAX_POINTS;
+       bytes *= (size_t)o->step) {
+    size_t count = bytes / element;
+    if (count == 0) continue;
+    struct point *point = &out->points[out->npoints++];
+    point->bytes = count * element;
+    point->count = count;
+    snprintf(point->kernel, sizeof(point->kernel), "%s", nvlar_kernel(gpus[0].comm, point->bytes));
+    int calls = bytes >= (16u << 20) ? CALLS_LARGE : CALLS_SMALL;
+    int trials = o->trials > 64 ? 64 : o->trials;
+    for (int graph = 0; graph < 2; graph++) {
+      float samples[2][64];
+      for (int p = 0; p < 2; p++) time_calls(&paths[p], gpus, n_local, count, o->datatype, o->op, 2, graph);
+      for (int t = 0; t < trials; t++) {
+        for (int p = 0; p < 2; p++) {
+          samples[p][t] = time_calls(&paths[p], gpus, n_local, count, o->datatype, o->op, calls, graph);
+        }
+      }
+      for (int p = 0; p < 2; p++) {
+        qsort(samples[p], trials, sizeof(float), bench_compare_floats);
+        point->us[graph][p] = samples[p][trials / 2];
+      }
+    }
+  }
+  for (int g = 0; g < n_local; g++) {
+    ncclResult_t async_error = ncclSuccess;
+    CHECK_NCCL(ncclCommGetAsyncError(gpus[g].comm, &async_error));
+    if (async_error != ncclSuccess) {
+      fprintf(stderr, "nvlar-bench: a GPU reports %s: the numbers are invalid\n",
+              ncclGetErrorString(async_error));
+      out->failed = 1;
+    }
+  }
+}
+
+static int report(const struct options *o, int n, const char *how, const struct results *r) {
+  printf("# nvlar-bench: %d x %s (%s), %s %s, NCCL %d (%s), NCCL_NVLS_ENABLE=%s; communicator "
+         "%s\n", n, r->device, how, bench_type_names[o->datatype], bench_op_names[o->op],
+         r->version, r->nccl_path, getenv("NCCL_NVLS_ENABLE"),
+         r->on_nvlar ? "on nvlar" : "on NCCL (NVLAR_DEBUG=INFO says why)");
   printf("%12s %8s %6s %9s %9s %7s %9s %9s %9s %9s\n", "bytes", "kernel", "mode", "nvlar_us",
          "nccl_us", "ratio", "nvlar_alg", "nvlar_bus", "nccl_alg", "nccl_bus");
   FILE *csv = NULL;
@@ -159,53 +217,128 @@ int bench_real(const struct options *o, int n) {
                  "nvlar_algbw,nvlar_busbw,nccl_algbw,nccl_busbw\n");
   }
   double bus_factor = 2.0 * (n - 1) / n;
-  for (size_t bytes = o->min_bytes; bytes <= o->max_bytes; bytes *= (size_t)o->step) {
-    size_t count = bytes / element;
-    if (count == 0) continue;
-    int calls = bytes >= (16u << 20) ? CALLS_LARGE : CALLS_SMALL;
-    const char *kernel = nvlar_kernel(comms[0], count * element);
+  for (int i = 0; i < r->npoints; i++) {
+    const struct point *p = &r->points[i];
     for (int graph = 0; graph < 2; graph++) {
-      float samples[2][64];
-      int trials = o->trials > 64 ? 64 : o->trials;
-      for (int p = 0; p < 2; p++) time_calls(&paths[p], gpus, n, count, o->datatype, o->op, 2, graph);
-      for (int t = 0; t < trials; t++) {
-        for (int p = 0; p < 2; p++) {
-          samples[p][t] = time_calls(&paths[p], gpus, n, count, o->datatype, o->op, calls, graph);
-        }
-      }
-      float us[2];
-      for (int p = 0; p < 2; p++) {
-        qsort(samples[p], trials, sizeof(float), bench_compare_floats);
-        us[p] = samples[p][trials / 2];
-      }
-      double bytes_moved = (double)(count * element);
-      double alg[2] = {bytes_moved / (us[0] * 1e3), bytes_moved / (us[1] * 1e3)};
+      const float *us = p->us[graph];
+      double alg[2] = {p->bytes / (us[0] * 1e3), p->bytes / (us[1] * 1e3)};
       const char *mode = graph ? "graph" : "eager";
-      printf("%12zu %8s %6s %9.2f %9.2f %7.3f %9.1f %9.1f %9.1f %9.1f\n", count * element, kernel,
+      printf("%12zu %8s %6s %9.2f %9.2f %7.3f %9.1f %9.1f %9.1f %9.1f\n", p->bytes, p->kernel,
              mode, us[0], us[1], us[0] / us[1], alg[0], alg[0] * bus_factor, alg[1],
              alg[1] * bus_factor);
       if (csv != NULL) {
-        fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%s,%.3f,%.3f,%.4f,%.2f,%.2f,%.2f,%.2f\n", prop.name,
-                n, bench_type_names[o->datatype], bench_op_names[o->op], count * element, count,
-                kernel, mode, us[0], us[1], us[0] / us[1], alg[0], alg[0] * bus_factor, alg[1],
-                alg[1] * bus_factor);
+        fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%s,%.3f,%.3f,%.4f,%.2f,%.2f,%.2f,%.2f\n", r->device,
+                n, bench_type_names[o->datatype], bench_op_names[o->op], p->bytes, p->count,
+                p->kernel, mode, us[0], us[1], us[0] / us[1], alg[0], alg[0] * bus_factor,
+                alg[1], alg[1] * bus_factor);
       }
     }
   }
   if (csv != NULL) fclose(csv);
-  int failures = 0;
+  return r->failed ? 1 : 0;
+}
+
+static const struct nvlar_real_nccl *find_nccl(void) {
+  if (getenv("NCCL_NVLS_ENABLE") == NULL) setenv("NCCL_NVLS_ENABLE", "0", 1);
+  const struct nvlar_real_nccl *nccl = nvlar_real_nccl();
+  if (nccl == NULL) {
+    fprintf(stderr, "nvlar-bench: no NCCL to compare with (%s)\n", nvlar_missing_nccl_message());
+  }
+  return nccl;
+}
+
+int bench_real(const struct options *o, int n) {
+  const struct nvlar_real_nccl *nccl = find_nccl();
+  if (nccl == NULL) return 1;
+  ncclComm_t comms[MAX_GPUS];
+  CHECK_NCCL(ncclCommInitAll(comms, n, NULL));
+  size_t bytes = o->max_bytes / bench_type_sizes[o->datatype] * bench_type_sizes[o->datatype];
+  struct gpu gpus[MAX_GPUS];
+  for (int g = 0; g < n; g++) setup_gpu(&gpus[g], g, comms[g], bytes);
+  struct results *results = calloc(1, sizeof(*results));
+  if (results == NULL) return 1;
+  measure(o, nccl, gpus, n, results);
+  int status = report(o, n, "one process", results);
+  free(results);
   for (int g = 0; g < n; g++) {
-    ncclResult_t async_error = ncclSuccess;
-    CHECK_NCCL(ncclCommGetAsyncError(comms[g], &async_error));
-    if (async_error != ncclSuccess) {
-      fprintf(stderr, "nvlar-bench: GPU %d reports %s: the numbers are invalid\n", g,
-              ncclGetErrorString(async_error));
-      failures++;
-    }
     CHECK_CUDA(cudaSetDevice(g));
     CHECK_CUDA(cudaFree(gpus[g].input));
     CHECK_CUDA(cudaFree(gpus[g].output));
   }
   for (int g = 0; g < n; g++) CHECK_NCCL(ncclCommDestroy(comms[g]));
-  return failures ? 1 : 0;
+  return status;
+}
+
+struct shared_run {
+  atomic_int id_ready;
+  ncclUniqueId id;
+  struct results ranks[MAX_GPUS];
+};
+
+static double now_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int rank_main(const struct options *o, int rank, int n, struct shared_run *shared) {
+  const struct nvlar_real_nccl *nccl = find_nccl();
+  if (nccl == NULL) return 1;
+  if (rank == 0) {
+    CHECK_NCCL(ncclGetUniqueId(&shared->id));
+    atomic_store(&shared->id_ready, 1);
+  }
+  for (double deadline = now_seconds() + 60; !atomic_load(&shared->id_ready);) {
+    if (now_seconds() > deadline) return 1;
+    usleep(1000);
+  }
+  CHECK_CUDA(cudaSetDevice(rank));
+  ncclComm_t comm;
+  CHECK_NCCL(ncclCommInitRank(&comm, n, shared->id, rank));
+  struct gpu gpu;
+  setup_gpu(&gpu, rank, comm, o->max_bytes / bench_type_sizes[o->datatype] * bench_type_sizes[o->datatype]);
+  measure(o, nccl, &gpu, 1, &shared->ranks[rank]);
+  CHECK_NCCL(ncclCommDestroy(comm));
+  return shared->ranks[rank].failed;
+}
+
+int bench_real_procs(const struct options *o, int n) {
+  struct shared_run *shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE,
+                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) return 1;
+  memset(shared, 0, sizeof(*shared));
+  fflush(NULL);
+  pid_t children[MAX_GPUS];
+  for (int r = 0; r < n; r++) {
+    children[r] = fork();
+    if (children[r] == 0) _exit(rank_main(o, r, n, shared));
+  }
+  int failed = 0;
+  for (int r = 0; r < n; r++) {
+    int status = 0;
+    if (waitpid(children[r], &status, 0) != children[r] || !WIFEXITED(status) || WEXITSTATUS(status)) {
+      failed = 1;
+    }
+  }
+  if (failed) {
+    fprintf(stderr, "nvlar-bench: a rank failed; no results\n");
+    munmap(shared, sizeof(*shared));
+    return 1;
+  }
+  /* Each point's time is the slowest rank's: a collective ends when its last rank does. */
+  struct results *merged = &shared->ranks[0];
+  for (int r = 1; r < n; r++) {
+    merged->on_nvlar &= shared->ranks[r].on_nvlar;
+    for (int i = 0; i < merged->npoints; i++) {
+      for (int m = 0; m < 2; m++) {
+        for (int p = 0; p < 2; p++) {
+          float other = shared->ranks[r].points[i].us[m][p];
+          if (other > merged->points[i].us[m][p]) merged->points[i].us[m][p] = other;
+        }
+      }
+    }
+  }
+  int status = report(o, n, "one process per GPU", merged);
+  munmap(shared, sizeof(*shared));
+  return status;
 }

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "nvlar_kernels.h"
@@ -36,6 +38,7 @@ static void usage(FILE *out) {
           "one process driving all GPUs; prints time, algBW, busBW and the nvlar/NCCL time\n"
           "ratio. With one GPU it says so and runs --emulate 8; with none it says so.\n"
           "  -g, --gpus N       use the first N GPUs (default: all, at most 8)\n"
+          "  --procs            one process per GPU instead of one process for all\n"
           "  --dtype T          int8 uint8 int32 uint32 int64 uint64 float16 float32 float64\n"
           "                     bfloat16 fp8e4m3 fp8e5m2 (default float32)\n"
           "  --op OP            sum prod max min avg (default sum)\n"
@@ -95,6 +98,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
       exit(0);
     } else if (strcmp(arg, "--sweep-blocks") == 0) {
       o->sweep_blocks = 1;
+      continue;
+    } else if (strcmp(arg, "--procs") == 0) {
+      o->procs = 1;
       continue;
     }
     if (value == NULL) {
@@ -336,14 +342,28 @@ static int bench_emulated(struct options o) {
   return 0;
 }
 
+/* GPUs visible, counted in a child process so that this one can still fork CUDA users. */
+static int count_gpus_in_child(void) {
+  fflush(NULL);
+  pid_t child = fork();
+  if (child == 0) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) count = 0;
+    _exit(count > 255 ? 255 : count);
+  }
+  int status = 0;
+  if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status)) return 0;
+  return WEXITSTATUS(status);
+}
+
 int main(int argc, char **argv) {
   struct options o;
   if (parse_options(argc, argv, &o) != 0) {
     usage(stderr);
     return 2;
   }
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+  int devices = count_gpus_in_child();
+  if (devices == 0) {
     printf("nvlar-bench: no GPU is present; nothing to measure\n");
     return 0;
   }
@@ -367,5 +387,5 @@ int main(int argc, char **argv) {
     return bench_emulated(o);
   }
   if (!o.max_bytes_given) o.max_bytes = (size_t)1 << 30;
-  return bench_real(&o, gpus);
+  return o.procs ? bench_real_procs(&o, gpus) : bench_real(&o, gpus);
 }
