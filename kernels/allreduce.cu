@@ -24,6 +24,15 @@ bool same_call(const nvlar_allreduce_args &a, const nvlar_allreduce_args &b) {
 
 }  // namespace
 
+extern "C" const char *nvlar_algo_name(int algo) {
+  switch (algo) {
+    case NVLAR_ALGO_ONESHOT: return "oneshot";
+    case NVLAR_ALGO_TWOSHOT: return "twoshot";
+    case NVLAR_ALGO_PUSH: return "push";
+    default: return "?";
+  }
+}
+
 extern "C" int nvlar_allreduce_supported(int datatype, int op) {
   return datatype >= 0 && datatype < kTypes && op >= 0 && op < kOps;
 }
@@ -33,7 +42,10 @@ extern "C" cudaError_t nvlar_allreduce_check(const nvlar_allreduce_args *a) {
   if (a->nranks < 2 || a->nranks > NVLAR_MAX_RANKS || a->rank < 0 || a->rank >= a->nranks) {
     return cudaErrorInvalidValue;
   }
-  if (a->algo != NVLAR_ALGO_ONESHOT && a->algo != NVLAR_ALGO_TWOSHOT) return cudaErrorInvalidValue;
+  if (a->algo != NVLAR_ALGO_ONESHOT && a->algo != NVLAR_ALGO_TWOSHOT &&
+      a->algo != NVLAR_ALGO_PUSH) {
+    return cudaErrorInvalidValue;
+  }
   if (a->nblocks < 1 || a->nblocks > NVLAR_MAX_BLOCKS || a->timeout_ns == 0) {
     return cudaErrorInvalidValue;
   }
@@ -44,6 +56,7 @@ extern "C" cudaError_t nvlar_allreduce_check(const nvlar_allreduce_args *a) {
   }
   for (int p = 0; p < a->nranks; p++) {
     if (a->staging[p] == nullptr || a->signals[p] == nullptr) return cudaErrorInvalidValue;
+    if (a->algo == NVLAR_ALGO_PUSH && a->push[p] == nullptr) return cudaErrorInvalidValue;
   }
   return cudaSuccess;
 }

@@ -344,6 +344,154 @@ __device__ void twoshot(const nvlar_allreduce_args &a, int block, int nblocks, u
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Push one-shot (LL protocol): no barrier. Every 8 bytes of a rank's input travel in one
+// 16-byte packet {data low, flag, data high, flag} that the rank stores into its slot of every
+// peer's receive buffer; a reader knows a packet is complete when both flags equal the chunk's
+// flag, because each 8-byte half {data, flag} is written by one store, which no reader can see
+// half-done. Then every rank reduces the packets of all ranks in rank order 0..n-1.
+//
+// Receive buffers: rank p's push area holds NVLAR_PUSH_BUFFERS buffers, each with one slot per
+// source rank; chunk s (a counter that runs on across calls) uses buffer s % NVLAR_PUSH_BUFFERS
+// and flag 1 + s % (2^32 - 1), never 0, the value of untouched memory.
+//
+// Why two buffers suffice: when rank A writes chunk s into rank B's buffer s % 2, B has
+// finished reading chunk s - 2 from that buffer. A reached chunk s only after receiving all of
+// chunk s - 1, in particular B's packets of chunk s - 1 in the packet range of A's CTA c; B's
+// CTA c sent those only after it finished reading chunk s - 2 in the same range (program
+// order), and CTA c of every rank handles the same packet range in every chunk (ranges are cut
+// from a full chunk, the last chunk clipped). Across calls the same holds, since chunk s - 1
+// may belong to the previous call: a rank sends nothing of a call before its previous call's
+// kernel (or, with programmatic dependent launch, its griddepcontrol.wait) has finished.
+// A stale packet still in a slot carries the flag of chunk s - 2, or older, never chunk s's.
+
+__device__ __forceinline__ void store_packet(void *slot, uint64_t payload, uint32_t flag) {
+  asm volatile("st.volatile.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(slot),
+               "r"((uint32_t)payload), "r"(flag), "r"((uint32_t)(payload >> 32)), "r"(flag)
+               : "memory");
+}
+
+__device__ __forceinline__ uint4 load_packet(const void *slot) {
+  uint4 v;
+  asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(slot)
+               : "memory");
+  return v;
+}
+
+// Waits (bounded, abortable) until the packet at `slot` carries `flag`; false on failure.
+__device__ __forceinline__ bool wait_packet(const nvlar_allreduce_args &a, const void *slot,
+                                            uint32_t flag, int peer, int block, uint64_t seq,
+                                            volatile int *gave_up, uint64_t *payload) {
+  uint4 v = load_packet(slot);
+  if (v.y != flag || v.w != flag) {
+    uint64_t start = global_time_ns(), abort_checked = start;
+    for (;;) {
+      v = load_packet(slot);
+      if (v.y == flag && v.w == flag) break;
+      if (*gave_up) return false;
+      uint64_t now = global_time_ns();
+      if (now - start > a.timeout_ns) {
+        record_failure(a, NVLAR_KERNEL_TIMEOUT, peer, block, seq);
+        *gave_up = 1;
+        return false;
+      }
+      if (a.abort != nullptr && now - abort_checked > kAbortCheckNs) {
+        abort_checked = now;
+        if (*a.abort != 0) {
+          record_failure(a, NVLAR_KERNEL_ABORTED, peer, block, seq);
+          *gave_up = 1;
+          return false;
+        }
+      }
+    }
+  }
+  *payload = (uint64_t)v.x | ((uint64_t)v.z << 32);
+  return true;
+}
+
+// The 8 input bytes of packet `pk` (elements beyond `length` read as zero).
+template <typename T>
+__device__ __forceinline__ uint64_t read_payload(const T *input, size_t pk, size_t length) {
+  constexpr size_t E = 8 / sizeof(T);
+  size_t first = pk * E;
+  if (first + E <= length && (reinterpret_cast<uintptr_t>(input + first) & 7) == 0) {
+    return *reinterpret_cast<const uint64_t *>(input + first);
+  }
+  union {
+    uint64_t bits;
+    T elems[E];
+  } packed;
+  packed.bits = 0;
+  for (size_t k = 0; k < E && first + k < length; k++) packed.elems[k] = input[first + k];
+  return packed.bits;
+}
+
+template <typename T, int Op>
+__device__ void push_oneshot(const nvlar_allreduce_args &a, int block, int nblocks,
+                             uint64_t push0, volatile int *gave_up, uint64_t *chunks_out) {
+  using E = Elem<T>;
+  using R = Reduce<T, Op>;
+  using Acc = typename E::Acc;
+  constexpr size_t per_packet = 8 / sizeof(T);
+  constexpr size_t slot_packets = NVLAR_PUSH_CHUNK_BYTES / 8;
+  constexpr size_t chunk_elems = NVLAR_PUSH_CHUNK_BYTES / sizeof(T);
+  constexpr size_t slot_bytes = slot_packets * 16;
+  const T *input = static_cast<const T *>(a.input);
+  T *output = static_cast<T *>(a.output);
+  uint64_t chunks = (a.count + chunk_elems - 1) / chunk_elems;
+  *chunks_out = chunks;
+  Range mine = split(slot_packets, block, nblocks, 1);  // the same range in every chunk
+  for (uint64_t j = 0; j < chunks; j++) {
+    uint64_t seq = push0 + j;
+    uint32_t flag = 1u + (uint32_t)(seq % 0xffffffffull);
+    size_t buffer = seq % NVLAR_PUSH_BUFFERS;
+    size_t offset = j * chunk_elems;
+    size_t length = min_size(chunk_elems, a.count - offset);
+    size_t packets = (length + per_packet - 1) / per_packet;
+    size_t end = min_size(mine.end, packets);
+    // Slot of source rank `src` in rank `dst`'s buffer for this chunk.
+    auto slot = [&](int dst, int src) {
+      return static_cast<char *>(a.push[dst]) + (buffer * NVLAR_MAX_RANKS + src) * slot_bytes;
+    };
+    for (size_t pk = mine.begin + threadIdx.x; pk < end; pk += blockDim.x) {
+      uint64_t payload = read_payload(input + offset, pk, length);
+      for (int q = 0; q < a.nranks; q++) {
+        if (q != a.rank) store_packet(slot(q, a.rank) + pk * 16, payload, flag);
+      }
+    }
+    for (size_t pk = mine.begin + threadIdx.x; pk < end; pk += blockDim.x) {
+      Acc acc[per_packet];
+      for (int q = 0; q < a.nranks; q++) {
+        uint64_t payload;
+        if (q == a.rank) {
+          payload = read_payload(input + offset, pk, length);
+        } else if (!wait_packet(a, slot(a.rank, q) + pk * 16, flag, q, block, seq, gave_up,
+                                &payload)) {
+          return;
+        }
+        union {
+          uint64_t bits;
+          T elems[per_packet];
+        } packed;
+        packed.bits = payload;
+#pragma unroll
+        for (size_t k = 0; k < per_packet; k++) {
+          Acc value = E::to_acc(packed.elems[k]);
+          acc[k] = q == 0 ? value : R::combine(acc[k], value);
+        }
+      }
+      size_t first = pk * per_packet;
+#pragma unroll
+      for (size_t k = 0; k < per_packet; k++) {
+        if (first + k < length) output[offset + first + k] = E::from_acc(R::finish(acc[k], a.nranks));
+      }
+    }
+    if (*gave_up) return;
+  }
+}
+
 template <typename T, int Op>
 __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nblocks) {
   __shared__ int gave_up;
@@ -352,25 +500,33 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
   // stream); a failed rank stays failed: its peers' flags can no longer be trusted.
   volatile nvlar_rank_state *state = a.state;
   uint64_t seq0 = state->slot[block].barrier_seq, chunk0 = state->slot[block].chunk_seq;
+  uint64_t push0 = state->slot[block].push_seq;
   bool failed = state->failed != 0;
   __syncthreads();
   if (failed || a.count == 0) return;
 
-  uint64_t chunks = 0;
-  bool twoshot_algo = a.algo == NVLAR_ALGO_TWOSHOT;
-  if (twoshot_algo) {
+  uint64_t chunks = 0, seq1 = seq0, chunk1 = chunk0, push1 = push0;
+  if (a.algo == NVLAR_ALGO_PUSH) {
+    push_oneshot<T, Op>(a, block, nblocks, push0, &gave_up, &chunks);
+    push1 = push0 + chunks;
+  } else if (a.algo == NVLAR_ALGO_TWOSHOT) {
     twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &gave_up, &chunks);
+    seq1 = seq0 + 2 * chunks;
+    chunk1 = chunk0 + chunks;
   } else {
     oneshot<T, Op>(a, block, nblocks, seq0, chunk0, &gave_up, &chunks);
+    seq1 = seq0 + chunks;
+    chunk1 = chunk0 + chunks;
   }
+  __syncthreads();  // every thread's part is done (or gave up) before the progress moves
   if (gave_up) return;
 
   // Advance this CTA's slot and the slots no CTA of this launch reads (see nvlar_kernels.h).
-  uint64_t seq1 = seq0 + (twoshot_algo ? 2 : 1) * chunks, chunk1 = chunk0 + chunks;
   for (int slot = block + nblocks * threadIdx.x; slot < NVLAR_MAX_BLOCKS;
        slot += nblocks * blockDim.x) {
     state->slot[slot].barrier_seq = seq1;
     state->slot[slot].chunk_seq = chunk1;
+    state->slot[slot].push_seq = push1;
   }
 }
 

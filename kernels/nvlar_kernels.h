@@ -20,7 +20,16 @@ extern "C" {
 enum nvlar_algo {
   NVLAR_ALGO_ONESHOT = 0, /* copy in, barrier, every rank reduces everything */
   NVLAR_ALGO_TWOSHOT = 1, /* copy in, barrier, reduce own slice, barrier, gather slices */
+  NVLAR_ALGO_PUSH = 2,    /* write packets with inline flags into every peer; no barrier */
 };
+
+/* Push one-shot: a message moves in chunks of this many bytes per rank. Each 8 bytes travel
+ * in a 16-byte packet {4 data bytes, flag, 4 data bytes, flag}; NVLAR_PUSH_BUFFERS receive
+ * buffers per rank rotate from chunk to chunk, each with one slot per source rank. */
+#define NVLAR_PUSH_CHUNK_BYTES ((size_t)256 << 10)
+#define NVLAR_PUSH_BUFFERS 2
+#define NVLAR_PUSH_AREA_BYTES \
+  ((size_t)NVLAR_PUSH_BUFFERS * NVLAR_MAX_RANKS * (NVLAR_PUSH_CHUNK_BYTES / 8) * 16)
 
 /* Signal area of one rank: one 64-bit flag per (source rank, CTA). Flag [src][b] is written
  * only by CTA b of rank src, with the barrier sequence number it has reached; sequence numbers
@@ -37,6 +46,7 @@ enum nvlar_algo {
 struct nvlar_rank_progress {
   uint64_t barrier_seq; /* barriers passed so far (the next barrier waits for seq + 1) */
   uint64_t chunk_seq;   /* chunks staged so far; its parity picks the staging half */
+  uint64_t push_seq;    /* push chunks sent so far; picks the receive buffer and the flag */
 };
 struct nvlar_rank_state {
   uint32_t failed;      /* set once a wait timed out; later launches return at once */
@@ -73,6 +83,8 @@ struct nvlar_allreduce_args {
   void *output;
   size_t count;          /* elements; 0 is a no-op */
   void *staging[NVLAR_MAX_RANKS];    /* every rank's staging buffer, mapped here */
+  void *push[NVLAR_MAX_RANKS];       /* every rank's push receive area (NVLAR_PUSH_AREA_BYTES,
+                                        zeroed once), mapped here */
   uint64_t *signals[NVLAR_MAX_RANKS]; /* every rank's signal area, mapped here */
   size_t staging_bytes;  /* size of each staging buffer; a multiple of 256, at least 64 KiB */
   struct nvlar_rank_state *state;    /* this rank's, device memory */
@@ -82,6 +94,9 @@ struct nvlar_allreduce_args {
    * (within about 50 us) and record NVLAR_KERNEL_ABORTED; ncclCommAbort uses it. */
   const volatile uint32_t *abort;
 };
+
+/* "oneshot", "twoshot" or "push". */
+const char *nvlar_algo_name(int algo);
 
 /* 1 if the kernels implement this datatype/op pair (all 12 NCCL types; sum, prod, max, min,
  * avg), else 0. */

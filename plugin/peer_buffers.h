@@ -27,6 +27,7 @@ struct nvlar_local_buffers {
   uint64_t *signals;    /* NVLAR_SIGNAL_BYTES, zeroed */
   uint64_t *probe;      /* NVLAR_MAX_RANKS words peers probe through their mapping, then
                            NVLAR_MAX_RANKS words where this rank reads the probes back */
+  void *push;           /* NVLAR_PUSH_AREA_BYTES, zeroed: packets peers push to this rank */
   void *staging;        /* staging_bytes */
   size_t staging_bytes;
   struct nvlar_rank_state *state;          /* device memory, zeroed */
@@ -46,6 +47,7 @@ struct nvlar_peer_buffers {
   void *shared_base;
   uint64_t *signals;
   uint64_t *probe;
+  void *push;
   void *staging;
   bool opened_by_ipc; /* close with cudaIpcCloseMemHandle */
 };

@@ -22,7 +22,7 @@ struct options {
   int gpus;             /* real mode: 0 = all */
   int procs;            /* real mode: one process per GPU */
   int datatype, op;
-  int algos[2], nalgos;
+  int algos[3], nalgos;
   size_t min_bytes, max_bytes;
   int max_bytes_given;  /* real mode defaults to 1 GiB, emulated to 256 MiB */
   int step;             /* size multiplier */

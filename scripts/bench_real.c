@@ -114,7 +114,7 @@ static const char *nvlar_kernel(ncclComm_t comm, size_t bytes) {
   if (entry == NULL || entry->route == NULL) return "nccl";
   struct nvlar_choice choice = nvlar_select(&entry->route->policy, bytes);
   if (!choice.nvlar) return "nccl";
-  return choice.algo == NVLAR_ALGO_TWOSHOT ? "twoshot" : "oneshot";
+  return nvlar_algo_name(choice.algo);
 }
 
 /* What one process measured: per size, the median time of each path in each mode. */

@@ -42,7 +42,7 @@ static void usage(FILE *out) {
           "  --dtype T          int8 uint8 int32 uint32 int64 uint64 float16 float32 float64\n"
           "                     bfloat16 fp8e4m3 fp8e5m2 (default float32)\n"
           "  --op OP            sum prod max min avg (default sum)\n"
-          "  --algo A           emulated: oneshot, twoshot or both (default both)\n"
+          "  --algo A           emulated: oneshot, twoshot, push or all (default all)\n"
           "  --min-bytes B      smallest message per rank (default 8)\n"
           "  --max-bytes B      largest message per rank (default 1G, emulated 256M)\n"
           "  --step F           size multiplier (default 4)\n"
@@ -84,7 +84,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
   o->datatype = 7;
   o->algos[0] = NVLAR_ALGO_ONESHOT;
   o->algos[1] = NVLAR_ALGO_TWOSHOT;
-  o->nalgos = 2;
+  o->algos[2] = NVLAR_ALGO_PUSH;
+  o->nalgos = 3;
   o->min_bytes = 8;
   o->max_bytes = 256u << 20;
   o->step = 4;
@@ -117,13 +118,14 @@ static int parse_options(int argc, char **argv, struct options *o) {
     } else if (strcmp(arg, "--op") == 0) {
       o->op = find_name(op_names, 5, value);
     } else if (strcmp(arg, "--algo") == 0) {
-      if (strcmp(value, "oneshot") == 0) {
-        o->algos[0] = NVLAR_ALGO_ONESHOT;
+      int algo = strcmp(value, "oneshot") == 0   ? NVLAR_ALGO_ONESHOT
+                 : strcmp(value, "twoshot") == 0 ? NVLAR_ALGO_TWOSHOT
+                 : strcmp(value, "push") == 0    ? NVLAR_ALGO_PUSH
+                                                 : -1;
+      if (algo >= 0) {
+        o->algos[0] = algo;
         o->nalgos = 1;
-      } else if (strcmp(value, "twoshot") == 0) {
-        o->algos[0] = NVLAR_ALGO_TWOSHOT;
-        o->nalgos = 1;
-      } else if (strcmp(value, "both") != 0) {
+      } else if (strcmp(value, "all") != 0) {
         o->nalgos = 0;
       }
     } else if (strcmp(arg, "--min-bytes") == 0) {
@@ -223,6 +225,9 @@ static void launch_copy(void *ctx, cudaStream_t stream) {
 static double traffic_bytes(int algo, int nranks, size_t bytes) {
   double s = (double)bytes, n = nranks;
   if (algo == NVLAR_ALGO_ONESHOT) return n * (n + 3) * s; /* copy in (2S), read n x S, write S */
+  /* Push: read input twice (send, own share), write 2S of packets to each of n-1 peers, read
+   * them back, write S. */
+  if (algo == NVLAR_ALGO_PUSH) return n * (2 * s + 4 * (n - 1) * s + s);
   return n * 5 * s; /* copy in 2S, reduce S + 2S/n, gather 2S(n-1)/n */
 }
 
@@ -318,7 +323,7 @@ static int bench_emulated(struct options o) {
           float us = time_graph(launch_allreduce, &b, calls, o.trials, stream);
           float empty_us = time_graph(launch_empty, &b, calls, o.trials, stream);
           double traffic = traffic_bytes(algo, b.nranks, count * element) / (us * 1e3);
-          const char *algo_name = algo == NVLAR_ALGO_TWOSHOT ? "twoshot" : "oneshot";
+          const char *algo_name = nvlar_algo_name(algo);
           printf("%12zu %12zu %8s %6d %10.2f %10.2f %10.0f %8.3f\n", count * element, count,
                  algo_name, blocks, us, empty_us, traffic, traffic / copy_gbps);
           if (csv != NULL) {

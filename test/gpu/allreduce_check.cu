@@ -241,3 +241,20 @@ extern "C" cudaError_t check_verify(void *const *outputs, int noutputs, size_t c
                                                      seed, result);
   return cudaGetLastError();
 }
+
+namespace {
+__global__ void spin_kernel(uint64_t ns) {
+  uint64_t start;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  for (;;) {
+    uint64_t now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    if (now - start >= ns) break;
+  }
+}
+}  // namespace
+
+extern "C" cudaError_t check_spin(uint64_t ns, cudaStream_t stream) {
+  spin_kernel<<<1, 1, 0, stream>>>(ns);
+  return cudaGetLastError();
+}

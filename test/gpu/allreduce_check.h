@@ -45,6 +45,9 @@ cudaError_t check_verify(void *const *outputs, int noutputs, size_t count, int d
                          int nranks, uint64_t seed, struct check_result *result,
                          cudaStream_t stream);
 
+/* A kernel that only waits `ns` nanoseconds: makes one emulated rank late on purpose. */
+cudaError_t check_spin(uint64_t ns, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,6 @@
 /* The correctness matrix of the all-reduce kernels on one GPU, ranks emulated:
  * every dtype x op x nranks {2,3,4,5,6,7,8} x size {1, 7, 31, 4099, 1 MiB + 5 elements, 64 MiB}
- * x in-place/out-of-place x {one-shot, two-shot}, all ranks in one launch; misaligned pointers
+ * x in-place/out-of-place x {one-shot, two-shot, push}, all ranks in one launch; misaligned pointers
  * (one element past 16-byte alignment) for nranks {3, 8}; and a subset with every rank on its
  * own stream (separate launches, as real ranks run). Each output must match the reference
  * (exactly; avg of floats within 2 ulp), be bitwise identical on all ranks, and leave the guard
@@ -24,7 +24,7 @@ struct case_desc {
   size_t count;
 };
 
-static const char *algo_name(int algo) { return algo == NVLAR_ALGO_TWOSHOT ? "twoshot" : "oneshot"; }
+static const char *algo_name(int algo) { return nvlar_algo_name(algo); }
 
 static size_t case_count(int size_index, size_t element) {
   switch (size_index) {
@@ -127,7 +127,7 @@ int main(void) {
     struct emulation e;
     CHECK_CUDA(emulation_create(&e, nranks, quick ? (64u << 10) : STAGING_BYTES, 64u << 20));
     int max_blocks = emulation_max_blocks(&e, nranks);
-    for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_TWOSHOT; algo++) {
+    for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_PUSH; algo++) {
       int n = 0;
       for (int type = 0; type < 12; type++) {
         for (int op = 0; op < 5; op++) {

@@ -44,7 +44,7 @@ static int back_to_back_one_launch(struct emulation *e, struct check_result *res
   int max_blocks = emulation_max_blocks(e, NRANKS);
   for (int i = 0; i < CALLS; i++) {
     size_t count = call_count(i);
-    int algo = i % 3 == 0 ? NVLAR_ALGO_TWOSHOT : NVLAR_ALGO_ONESHOT;
+    int algo = i % 3; /* one-shot, two-shot, push in turn */
     int nblocks = 1 + i % (max_blocks < 12 ? max_blocks : 12);
     struct nvlar_allreduce_args args[NRANKS];
     void *outputs[NRANKS];
@@ -66,7 +66,7 @@ static int back_to_back_streams(struct emulation *e, struct check_result *result
   int nblocks = emulation_max_blocks(e, NRANKS) < 4 ? emulation_max_blocks(e, NRANKS) : 4;
   for (int i = 0; i < CALLS; i++) {
     size_t count = call_count(i);
-    int algo = i % 2 ? NVLAR_ALGO_TWOSHOT : NVLAR_ALGO_ONESHOT;
+    int algo = i % 3;
     for (int r = 0; r < NRANKS; r++) {
       void *input = emulation_input(e, r, 4, 0);
       void *output = emulation_output(e, r, 4, 0, 0);
@@ -92,7 +92,7 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_TWOSHOT; algo++) {
+  for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_PUSH; algo++) {
     struct nvlar_allreduce_args args[NRANKS];
     void *outputs[NRANKS];
     CHECK_CUDA(emulation_poison(e, count * 4, stream));
@@ -113,19 +113,27 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   CHECK_CUDA(cudaGraphDestroy(graph));
 
   CHECK_CUDA(cudaMemcpy(&after, e->buffers[0].state, sizeof(after), cudaMemcpyDeviceToHost));
-  /* Per replay: the one-shot passes one barrier per chunk, the two-shot two. */
+  /* Per replay: the one-shot passes one barrier per chunk, the two-shot two; the push sends
+   * one chunk sequence number per 256 KiB. */
   uint64_t oneshot_chunks = (count + (STAGING_BYTES / 2 / 4) - 1) / (STAGING_BYTES / 2 / 4);
   uint64_t twoshot_chunks = (count + (STAGING_BYTES / 4 / 4) - 1) / (STAGING_BYTES / 4 / 4);
+  uint64_t push_chunks = (count * 4 + NVLAR_PUSH_CHUNK_BYTES - 1) / NVLAR_PUSH_CHUNK_BYTES;
   uint64_t want = REPLAYS * (oneshot_chunks + 2 * twoshot_chunks);
-  if (after.slot[0].barrier_seq - before.slot[0].barrier_seq != want) {
-    fprintf(stderr, "FAIL graph: barrier sequence advanced by %llu, want %llu\n",
-            (unsigned long long)(after.slot[0].barrier_seq - before.slot[0].barrier_seq), (unsigned long long)want);
+  if (after.slot[0].barrier_seq - before.slot[0].barrier_seq != want ||
+      after.slot[0].push_seq - before.slot[0].push_seq != REPLAYS * push_chunks) {
+    fprintf(stderr, "FAIL graph: barrier sequence advanced by %llu, want %llu; push sequence by "
+            "%llu, want %llu\n",
+            (unsigned long long)(after.slot[0].barrier_seq - before.slot[0].barrier_seq),
+            (unsigned long long)want,
+            (unsigned long long)(after.slot[0].push_seq - before.slot[0].push_seq),
+            (unsigned long long)(REPLAYS * push_chunks));
     return 1;
   }
   /* Every CTA slot must have advanced in step, whatever CTA counts ran. */
   for (int slot = 1; slot < NVLAR_MAX_BLOCKS; slot++) {
     if (after.slot[slot].barrier_seq != after.slot[0].barrier_seq ||
-        after.slot[slot].chunk_seq != after.slot[0].chunk_seq) {
+        after.slot[slot].chunk_seq != after.slot[0].chunk_seq ||
+        after.slot[slot].push_seq != after.slot[0].push_seq) {
       fprintf(stderr, "FAIL graph: progress slot %d differs from slot 0\n", slot);
       return 1;
     }

@@ -1,7 +1,7 @@
 /* Ranks in separate processes on one GPU, sharing staging and signal buffers through CUDA IPC
  * with the same code the routing layer uses (plugin/peer_buffers.c). For 2 and 4 ranks: every
- * dtype x op x size {1, 7, 4099, 300000 elements (several chunks)} x in/out-of-place x both
- * kernels; each rank checks its output against the reference and guard bytes, and the ranks
+ * dtype x op x size {1, 7, 4099, 300000 elements (several chunks)} x in/out-of-place x the
+ * three kernels; each rank checks its output against the reference and guard bytes, and the ranks
  * compare hashes of their outputs, which must be identical.
  *
  * The parent touches no CUDA (a process that initialised CUDA cannot fork usable children);
@@ -20,7 +20,7 @@
 #include "params.h"
 #include "peer_buffers.h"
 
-#define MAX_CASES 1024
+#define MAX_CASES 1536
 #define STAGING_BYTES (1u << 20)
 #define MAX_COUNT 300000
 #define GUARD 256
@@ -89,7 +89,7 @@ static int rank_main(int rank, int nranks, struct shared_state *shared) {
   uint64_t timeout_ns = (uint64_t)nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1000000ull;
 
   int ncases = 0;
-  for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_TWOSHOT; algo++) {
+  for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_PUSH; algo++) {
     for (int type = 0; type < 12; type++) {
       for (int op = 0; op < 5; op++) {
         for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {

@@ -45,13 +45,13 @@ static void run(int algo) {
     CHECK(error->rank == r);
     CHECK(error->peer == ABSENT);
     CHECK(error->block >= 0 && error->block < 2);
-    CHECK(error->seq == 1);
+    CHECK(error->seq == (algo == NVLAR_ALGO_PUSH ? 0 : 1)); /* push counts chunks from 0 */
   }
   /* A failed rank's next call returns without waiting; nothing is left running. */
   CHECK_CUDA(nvlar_allreduce_launch(&args[0], e.streams[0]));
   CHECK_CUDA(cudaDeviceSynchronize());
   printf("%s: ranks gave up on absent rank %d after %.2f s (timeout %.2f s)\n",
-         algo == NVLAR_ALGO_TWOSHOT ? "twoshot" : "oneshot", ABSENT, waited, e.timeout_ns * 1e-9);
+         nvlar_algo_name(algo), ABSENT, waited, e.timeout_ns * 1e-9);
   emulation_destroy(&e);
 }
 
@@ -93,6 +93,7 @@ int main(void) {
   require_gpus(1);
   run(NVLAR_ALGO_ONESHOT);
   run(NVLAR_ALGO_TWOSHOT);
+  run(NVLAR_ALGO_PUSH);
   run_abort();
   return 0;
 }
