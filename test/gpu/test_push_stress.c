@@ -16,6 +16,11 @@
 int main(void) {
   require_gpus(1);
   int calls = quick_mode() ? 2000 : 100000;
+  /* Knobs for investigating a failure: a fixed CTA count, another delay. */
+  const char *fixed_blocks = getenv("NVLAR_TEST_STRESS_BLOCKS");
+  const char *delay_text = getenv("NVLAR_TEST_STRESS_DELAY_NS");
+  uint64_t delay_ns = delay_text ? strtoull(delay_text, NULL, 10) : DELAY_NS;
+  if (getenv("NVLAR_TEST_STRESS_CALLS")) calls = atoi(getenv("NVLAR_TEST_STRESS_CALLS"));
   struct emulation e;
   CHECK_CUDA(emulation_create(&e, NRANKS, 1u << 20, COUNT * 4));
   struct check_result *results;
@@ -23,13 +28,13 @@ int main(void) {
   CHECK_CUDA(cudaMemset(results, 0, NRANKS * sizeof(*results)));
   for (int i = 0; i < calls; i++) {
     /* Alternate the CTA count too: the buffer-reuse argument must hold across grids. */
-    int nblocks = 1 + i % 3;
+    int nblocks = fixed_blocks ? atoi(fixed_blocks) : 1 + i % 3;
     for (int r = 0; r < NRANKS; r++) {
       void *input = emulation_input(&e, r, 4, 0), *output = emulation_output(&e, r, 4, 0, 0);
       struct nvlar_allreduce_args args;
       emulation_args(&e, r, NVLAR_ALGO_PUSH, 7, 0, nblocks, input, output, COUNT, &args);
       CHECK_CUDA(check_fill(input, COUNT, 7, 0, r, NRANKS, 900000 + i, e.streams[r]));
-      if (r == 0) CHECK_CUDA(check_spin(DELAY_NS, e.streams[r]));
+      if (r == 0 && delay_ns > 0) CHECK_CUDA(check_spin(delay_ns, e.streams[r]));
       CHECK_CUDA(nvlar_allreduce_launch(&args, e.streams[r]));
       CHECK_CUDA(check_verify(&output, 1, COUNT, 7, 0, NRANKS, 900000 + i, &results[r], e.streams[r]));
     }
@@ -39,9 +44,15 @@ int main(void) {
   CHECK_CUDA(cudaMemcpy(host, results, sizeof(host), cudaMemcpyDeviceToHost));
   int failures = 0;
   for (int r = 0; r < NRANKS; r++) {
-    if (host[r].mismatches != 0 || e.buffers[r].error_host->code != NVLAR_KERNEL_OK) {
-      fprintf(stderr, "rank %d: %llu wrong elements, kernel error %u\n", r, host[r].mismatches,
-              e.buffers[r].error_host->code);
+    const struct nvlar_error_record *error = e.buffers[r].error_host;
+    struct nvlar_rank_progress progress;
+    CHECK_CUDA(cudaMemcpy(&progress, &e.buffers[r].state->slot[0], sizeof(progress),
+                          cudaMemcpyDeviceToHost));
+    if (host[r].mismatches != 0 || error->code != NVLAR_KERNEL_OK) {
+      fprintf(stderr, "rank %d: %llu wrong elements, kernel error %u (waited for rank %d CTA %d "
+              "at chunk %llu; push progress %llu)\n", r, host[r].mismatches, error->code,
+              error->peer, error->block, (unsigned long long)error->seq,
+              (unsigned long long)progress.push_seq);
       failures++;
     }
   }
