@@ -87,44 +87,45 @@ struct nvlar_comm *nvlar_registry_find(ncclComm_t comm) {
   return entry;
 }
 
-bool nvlar_registry_set_state(ncclComm_t comm, enum nvlar_comm_state state) {
+/* Every setter: the entry of `comm` under the write lock, changed, then the lock released. */
+static struct nvlar_comm *lock_entry_for_update(ncclComm_t comm) {
   pthread_rwlock_wrlock(&registry_lock);
-  struct nvlar_comm *entry = find_locked(comm);
-  if (entry != NULL) entry->state = state;
+  return find_locked(comm);
+}
+
+static bool unlock_after_update(const struct nvlar_comm *entry) {
   pthread_rwlock_unlock(&registry_lock);
   return entry != NULL;
+}
+
+bool nvlar_registry_set_state(ncclComm_t comm, enum nvlar_comm_state state) {
+  struct nvlar_comm *entry = lock_entry_for_update(comm);
+  if (entry != NULL) entry->state = state;
+  return unlock_after_update(entry);
 }
 
 bool nvlar_registry_set_nonblocking(ncclComm_t comm, bool nonblocking) {
-  pthread_rwlock_wrlock(&registry_lock);
-  struct nvlar_comm *entry = find_locked(comm);
+  struct nvlar_comm *entry = lock_entry_for_update(comm);
   if (entry != NULL) entry->nonblocking = nonblocking;
-  pthread_rwlock_unlock(&registry_lock);
-  return entry != NULL;
+  return unlock_after_update(entry);
 }
 
 bool nvlar_registry_set_async_pending(ncclComm_t comm) {
-  pthread_rwlock_wrlock(&registry_lock);
-  struct nvlar_comm *entry = find_locked(comm);
+  struct nvlar_comm *entry = lock_entry_for_update(comm);
   if (entry != NULL) atomic_store(&entry->async_setup, NVLAR_ASYNC_SETUP_PENDING);
-  pthread_rwlock_unlock(&registry_lock);
-  return entry != NULL;
+  return unlock_after_update(entry);
 }
 
 bool nvlar_registry_set_leftover(ncclComm_t comm, struct nvlar_route *route) {
-  pthread_rwlock_wrlock(&registry_lock);
-  struct nvlar_comm *entry = find_locked(comm);
+  struct nvlar_comm *entry = lock_entry_for_update(comm);
   if (entry != NULL) entry->leftover = route;
-  pthread_rwlock_unlock(&registry_lock);
-  return entry != NULL;
+  return unlock_after_update(entry);
 }
 
 bool nvlar_registry_attach_route(ncclComm_t comm, struct nvlar_route *route) {
-  pthread_rwlock_wrlock(&registry_lock);
-  struct nvlar_comm *entry = find_locked(comm);
+  struct nvlar_comm *entry = lock_entry_for_update(comm);
   if (entry != NULL) entry->route = route;
-  pthread_rwlock_unlock(&registry_lock);
-  return entry != NULL;
+  return unlock_after_update(entry);
 }
 
 size_t nvlar_registry_count(void) {

@@ -82,11 +82,16 @@ static void stay_on_nccl(struct setup_state *s, bool warn, const char *fmt, cons
   s->active = false;
 }
 
+/* Frees a route and what it owns; any part may be missing (a setup that stopped midway). */
+static void free_route(struct nvlar_route *route) {
+  if (route->own.shared_base != NULL) nvlar_buffers_destroy(&route->own);
+  if (route->abort_host != NULL) cudaFreeHost(route->abort_host);
+  free(route);
+}
+
 static void free_local(struct setup_state *s) {
   if (s->route != NULL) {
-    if (s->route->own.shared_base != NULL) nvlar_buffers_destroy(&s->route->own);
-    if (s->route->abort_host != NULL) cudaFreeHost(s->route->abort_host);
-    free(s->route);
+    free_route(s->route);
     s->route = NULL;
   }
 }
@@ -447,9 +452,7 @@ void nvlar_route_release(const struct nvlar_real_nccl *nccl, struct nvlar_route 
   }
   if (can_free) {
     /* cudaFree waits for the device: after an abort, waiting kernels stop within ~50 us. */
-    nvlar_buffers_destroy(&route->own);
-    cudaFreeHost(route->abort_host);
-    free(route);
+    free_route(route);
   }
   cudaGetLastError();
   cudaSetDevice(saved_device);

@@ -45,7 +45,6 @@ struct gpu {
 };
 
 struct path {
-  const char *name;
   all_reduce_fn all_reduce;
   group_fn group_start, group_end;
 };
@@ -135,10 +134,10 @@ struct results {
 };
 
 static struct path nvlar_path(void) {
-  return (struct path){"nvlar", ncclAllReduce, ncclGroupStart, ncclGroupEnd};
+  return (struct path){ncclAllReduce, ncclGroupStart, ncclGroupEnd};
 }
 static struct path nccl_path(const struct nvlar_real_nccl *nccl) {
-  return (struct path){"nccl", nccl->ncclAllReduce, nccl->ncclGroupStart, nccl->ncclGroupEnd};
+  return (struct path){nccl->ncclAllReduce, nccl->ncclGroupStart, nccl->ncclGroupEnd};
 }
 
 static void setup_gpu(struct gpu *gpu, int device, ncclComm_t comm, size_t bytes) {

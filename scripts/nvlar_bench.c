@@ -25,9 +25,6 @@ const char *const bench_type_names[] = {"int8", "uint8", "int32", "uint32", "int
                                         "fp8e4m3", "fp8e5m2"};
 const size_t bench_type_sizes[] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2, 1, 1};
 const char *const bench_op_names[] = {"sum", "prod", "max", "min", "avg"};
-#define type_names bench_type_names
-#define type_sizes bench_type_sizes
-#define op_names bench_op_names
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -114,9 +111,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
     } else if (strcmp(arg, "-g") == 0 || strcmp(arg, "--gpus") == 0) {
       o->gpus = atoi(value);
     } else if (strcmp(arg, "--dtype") == 0) {
-      o->datatype = find_name(type_names, 12, value);
+      o->datatype = find_name(bench_type_names, 12, value);
     } else if (strcmp(arg, "--op") == 0) {
-      o->op = find_name(op_names, 5, value);
+      o->op = find_name(bench_op_names, 5, value);
     } else if (strcmp(arg, "--algo") == 0) {
       int algo = strcmp(value, "oneshot") == 0   ? NVLAR_ALGO_ONESHOT
                  : strcmp(value, "twoshot") == 0 ? NVLAR_ALGO_TWOSHOT
@@ -237,7 +234,7 @@ static int bench_emulated(struct options o) {
   struct bench b;
   memset(&b, 0, sizeof(b));
   b.nranks = o.emulate;
-  size_t element = type_sizes[o.datatype];
+  size_t element = bench_type_sizes[o.datatype];
   size_t max_count = o.max_bytes / element;
   for (int r = 0; r < b.nranks; r++) {
     CHECK_CUDA(nvlar_buffers_create(&b.buffers[r], o.buffer_bytes));
@@ -265,7 +262,7 @@ static int bench_emulated(struct options o) {
   float copy_us = time_graph(launch_copy, &b, 10, o.trials, stream);
   double copy_gbps = 2.0 * b.copy_bytes / (copy_us * 1e3);
   printf("# nvlar-bench --emulate %d: %s %s, %s, %d SMs, staging %zu bytes per rank\n", b.nranks,
-         type_names[o.datatype], op_names[o.op], prop.name, prop.multiProcessorCount,
+         bench_type_names[o.datatype], bench_op_names[o.op], prop.name, prop.multiProcessorCount,
          o.buffer_bytes);
   printf("# device-to-device copy: %.0f GB/s (bytes read + written); CTAs fitting per rank: %d\n",
          copy_gbps, fit);
@@ -328,7 +325,7 @@ static int bench_emulated(struct options o) {
                  algo_name, blocks, us, empty_us, traffic, traffic / copy_gbps);
           if (csv != NULL) {
             fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,%.3f,%.1f,%.1f,%.4f\n", prop.name,
-                    b.nranks, type_names[o.datatype], op_names[o.op], count * element, count,
+                    b.nranks, bench_type_names[o.datatype], bench_op_names[o.op], count * element, count,
                     algo_name, blocks, us, empty_us, traffic, copy_gbps, traffic / copy_gbps);
           }
         }
