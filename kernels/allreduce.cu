@@ -13,6 +13,10 @@ using TypedOccupancy = cudaError_t (*)(int, bool, int *);
 #define NVLAR_OCCUPANCY(suffix) nvlar_allreduce_occupancy_##suffix,
 const TypedOccupancy typed_occupancy[] = {NVLAR_ELEMENT_TYPES(NVLAR_OCCUPANCY)};
 #undef NVLAR_OCCUPANCY
+using TypedLoad = cudaError_t (*)(int);
+#define NVLAR_LOAD(suffix) nvlar_allreduce_load_##suffix,
+const TypedLoad typed_load[] = {NVLAR_ELEMENT_TYPES(NVLAR_LOAD)};
+#undef NVLAR_LOAD
 constexpr int kTypes = sizeof(typed_launchers) / sizeof(typed_launchers[0]);
 constexpr int kOps = 5;  // ncclSum, ncclProd, ncclMax, ncclMin, ncclAvg
 
@@ -90,6 +94,16 @@ extern "C" cudaError_t nvlar_allreduce_occupancy(int datatype, int op, int emula
 namespace {
 __global__ void empty_kernel() {}
 }  // namespace
+
+extern "C" cudaError_t nvlar_kernels_load(void) {
+  cudaError_t error = cudaSuccess;
+  for (int type = 0; type < kTypes && error == cudaSuccess; type++) {
+    for (int op = 0; op < kOps && error == cudaSuccess; op++) error = typed_load[type](op);
+  }
+  cudaFuncAttributes attributes;
+  if (error == cudaSuccess) error = cudaFuncGetAttributes(&attributes, empty_kernel);
+  return error;
+}
 
 extern "C" cudaError_t nvlar_empty_launch(int nblocks, int nranks, cudaStream_t stream) {
   if (nblocks < 1 || nranks < 1) return cudaErrorInvalidValue;

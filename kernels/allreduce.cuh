@@ -578,6 +578,19 @@ template <typename T> struct LaunchVisitor {
   }
 };
 
+// Loads (does not launch) the kernels of one type and operator: with CUDA's lazy loading, the
+// first launch of a kernel would otherwise load it then, and loading may wait for the device to
+// go idle, which it never does while an all-reduce kernel waits for a peer whose launch comes
+// after this one (several ranks driven from one thread, or emulated ranks on one GPU).
+template <typename T> struct LoadVisitor {
+  template <int Op> cudaError_t run() const {
+    cudaFuncAttributes attributes;
+    cudaError_t error = cudaFuncGetAttributes(&attributes, allreduce_kernel<T, Op>);
+    if (error == cudaSuccess) error = cudaFuncGetAttributes(&attributes, allreduce_emulated_kernel<T, Op>);
+    return error;
+  }
+};
+
 template <typename T> struct OccupancyVisitor {
   bool emulated;
   int *blocks_per_sm;
@@ -599,6 +612,9 @@ template <typename T> struct OccupancyVisitor {
   cudaError_t nvlar_allreduce_launch_##suffix(const nvlar_allreduce_args *ranks, int nranks, \
                                               bool emulated, cudaStream_t stream) {          \
     return nvlar::with_op(ranks[0].op, nvlar::LaunchVisitor<T>{ranks, nranks, emulated, stream}); \
+  }                                                                                          \
+  cudaError_t nvlar_allreduce_load_##suffix(int op) {                                       \
+    return nvlar::with_op(op, nvlar::LoadVisitor<T>{});                                      \
   }                                                                                          \
   cudaError_t nvlar_allreduce_occupancy_##suffix(int op, bool emulated, int *blocks_per_sm) { \
     return nvlar::with_op(op, nvlar::OccupancyVisitor<T>{emulated, blocks_per_sm});         \

@@ -139,7 +139,9 @@ static void prepare(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
   me->table_hash = nvlar_tuning_table()->hash;
   if (nvlar_describe_rank(s->device, me) && me->wants_nvlar) {
     struct nvlar_local_buffers *own = &s->route->own;
-    cudaError_t error = nvlar_buffers_create(own, (size_t)me->buffers.staging_bytes);
+    /* Kernels load now, not at their first launch (nvlar_kernels.h says why). */
+    cudaError_t error = nvlar_kernels_load();
+    if (error == cudaSuccess) error = nvlar_buffers_create(own, (size_t)me->buffers.staging_bytes);
     if (error == cudaSuccess) error = nvlar_buffers_export(own, &me->buffers);
     if (error == cudaSuccess) {
       error = cudaHostAlloc((void **)&s->route->abort_host, sizeof(uint32_t), cudaHostAllocMapped);

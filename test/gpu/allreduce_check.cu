@@ -258,3 +258,11 @@ extern "C" cudaError_t check_spin(uint64_t ns, cudaStream_t stream) {
   spin_kernel<<<1, 1, 0, stream>>>(ns);
   return cudaGetLastError();
 }
+
+extern "C" cudaError_t check_load(void) {
+  cudaFuncAttributes attributes;
+  cudaError_t error = cudaFuncGetAttributes(&attributes, fill_kernel);
+  if (error == cudaSuccess) error = cudaFuncGetAttributes(&attributes, verify_kernel);
+  if (error == cudaSuccess) error = cudaFuncGetAttributes(&attributes, spin_kernel);
+  return error;
+}

@@ -48,6 +48,9 @@ cudaError_t check_verify(void *const *outputs, int noutputs, size_t count, int d
 /* A kernel that only waits `ns` nanoseconds: makes one emulated rank late on purpose. */
 cudaError_t check_spin(uint64_t ns, cudaStream_t stream);
 
+/* Loads the kernels above without launching them (see nvlar_kernels_load). */
+cudaError_t check_load(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,10 @@ cudaError_t emulation_create(struct emulation *e, int nranks, size_t staging_byt
   e->data_bytes = max_data_bytes + 2 * GUARD_OFFSET + 64;
   e->timeout_ns = (uint64_t)nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1000000ull;
   cudaError_t error = cudaDeviceGetAttribute(&e->multiprocessors, cudaDevAttrMultiProcessorCount, 0);
+  /* Ranks on separate streams wait for each other: no kernel may load lazily at its first
+   * launch, since loading can wait for the GPU to go idle (nvlar_kernels_load). */
+  if (error == cudaSuccess) error = nvlar_kernels_load();
+  if (error == cudaSuccess) error = check_load();
   /* The most demanding instantiation bounds every case: fp64 max is as heavy as any. */
   int worst = 1 << 30;
   for (int type = 0; type < 12 && error == cudaSuccess; type++) {
