@@ -9,7 +9,7 @@ using TypedLaunch = cudaError_t (*)(const nvlar_allreduce_args *, int, bool, cud
 #define NVLAR_LAUNCHER(suffix) nvlar_allreduce_launch_##suffix,
 const TypedLaunch typed_launchers[] = {NVLAR_ELEMENT_TYPES(NVLAR_LAUNCHER)};
 #undef NVLAR_LAUNCHER
-using TypedOccupancy = cudaError_t (*)(int, bool, int *);
+using TypedOccupancy = cudaError_t (*)(int, bool, bool, int *);
 #define NVLAR_OCCUPANCY(suffix) nvlar_allreduce_occupancy_##suffix,
 const TypedOccupancy typed_occupancy[] = {NVLAR_ELEMENT_TYPES(NVLAR_OCCUPANCY)};
 #undef NVLAR_OCCUPANCY
@@ -33,6 +33,7 @@ extern "C" const char *nvlar_algo_name(int algo) {
     case NVLAR_ALGO_ONESHOT: return "oneshot";
     case NVLAR_ALGO_TWOSHOT: return "twoshot";
     case NVLAR_ALGO_PUSH: return "push";
+    case NVLAR_ALGO_TMA: return "tma";
     default: return "?";
   }
 }
@@ -47,7 +48,7 @@ extern "C" cudaError_t nvlar_allreduce_check(const nvlar_allreduce_args *a) {
     return cudaErrorInvalidValue;
   }
   if (a->algo != NVLAR_ALGO_ONESHOT && a->algo != NVLAR_ALGO_TWOSHOT &&
-      a->algo != NVLAR_ALGO_PUSH) {
+      a->algo != NVLAR_ALGO_PUSH && a->algo != NVLAR_ALGO_TMA) {
     return cudaErrorInvalidValue;
   }
   if (a->nblocks < 1 || a->nblocks > NVLAR_MAX_BLOCKS || a->timeout_ns == 0) {
@@ -85,10 +86,10 @@ extern "C" cudaError_t nvlar_allreduce_launch_emulated(const nvlar_allreduce_arg
   return typed_launchers[ranks[0].datatype](ranks, nranks, true, stream);
 }
 
-extern "C" cudaError_t nvlar_allreduce_occupancy(int datatype, int op, int emulated,
+extern "C" cudaError_t nvlar_allreduce_occupancy(int algo, int datatype, int op, int emulated,
                                                  int *blocks_per_sm) {
   if (blocks_per_sm == nullptr || !nvlar_allreduce_supported(datatype, op)) return cudaErrorInvalidValue;
-  return typed_occupancy[datatype](op, emulated != 0, blocks_per_sm);
+  return typed_occupancy[datatype](op, emulated != 0, algo == NVLAR_ALGO_TMA, blocks_per_sm);
 }
 
 namespace {

@@ -492,10 +492,32 @@ __device__ void push_oneshot(const nvlar_allreduce_args &a, int block, int nbloc
   }
 }
 
-template <typename T, int Op>
+}  // namespace nvlar
+
+#include "tma_twoshot.cuh"
+
+namespace nvlar {
+
+// Programmatic dependent launch (sm_90+; a no-op for a kernel launched without it): the CTAs
+// of this kernel may start while the previous kernel on the stream still runs. Wait for that
+// kernel's completion (and its memory) here, before anything it may have written is read: this
+// rank's progress record (written by the previous nvlar kernel), the user's input, the staging
+// and push buffers. Then let the next kernel on the stream start its own prologue: it waits in
+// its griddepcontrol.wait for this whole grid to finish, so starting it early only overlaps
+// its launch with this kernel. Every CTA of this grid is resident once they all passed
+// launch_dependents, so the early starter cannot take the SMs a CTA of this rank still needs.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+template <typename T, int Op, bool kTma>
 __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nblocks) {
   __shared__ int gave_up;
   if (threadIdx.x == 0) gave_up = 0;
+  wait_for_previous_kernel();
   // The rank state was written by the previous launch (ordered before this one by the
   // stream); a failed rank stays failed: its peers' flags can no longer be trusted.
   volatile nvlar_rank_state *state = a.state;
@@ -506,7 +528,12 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
   if (failed || a.count == 0) return;
 
   uint64_t chunks = 0, seq1 = seq0, chunk1 = chunk0, push1 = push0;
-  if (a.algo == NVLAR_ALGO_PUSH) {
+  if (kTma) {
+    // The TMA two-shot shares the two-shot's staging halves and barrier numbers.
+    tma_twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &gave_up, &chunks);
+    seq1 = seq0 + 2 * chunks;
+    chunk1 = chunk0 + chunks;
+  } else if (a.algo == NVLAR_ALGO_PUSH) {
     push_oneshot<T, Op>(a, block, nblocks, push0, &gave_up, &chunks);
     push1 = push0 + chunks;
   } else if (a.algo == NVLAR_ALGO_TWOSHOT) {
@@ -534,18 +561,35 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
 // Kernels and per-type dispatch. Arguments are __grid_constant__ so that the device
 // functions read them in place (by reference) instead of copying them to local memory.
 
-template <typename T, int Op>
+template <typename T, int Op, bool kTma>
 __global__ void __launch_bounds__(NVLAR_THREADS) allreduce_kernel(const __grid_constant__ nvlar_allreduce_args args) {
-  allreduce_rank<T, Op>(args, blockIdx.x, gridDim.x);
+  allreduce_rank<T, Op, kTma>(args, blockIdx.x, gridDim.x);
 }
 
 struct EmulatedRanks {
   nvlar_allreduce_args ranks[NVLAR_MAX_RANKS];
 };
 
-template <typename T, int Op>
+template <typename T, int Op, bool kTma>
 __global__ void __launch_bounds__(NVLAR_THREADS) allreduce_emulated_kernel(const __grid_constant__ EmulatedRanks e) {
-  allreduce_rank<T, Op>(e.ranks[blockIdx.y], blockIdx.x, gridDim.x);
+  allreduce_rank<T, Op, kTma>(e.ranks[blockIdx.y], blockIdx.x, gridDim.x);
+}
+
+// Launches `kernel` with the TMA kernel's shared memory if it is one, and as a programmatic
+// dependent launch if asked.
+template <typename Kernel, typename Arg>
+cudaError_t launch(Kernel kernel, const Arg &arg, dim3 grid, bool tma, bool pdl, cudaStream_t stream) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = dim3(NVLAR_THREADS);
+  config.dynamicSmemBytes = tma ? kTmaSharedBytes : 0;
+  config.stream = stream;
+  cudaLaunchAttribute attribute;
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = pdl ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, arg);
 }
 
 // Calls visitor.run<Op>() for the operator chosen at run time.
@@ -567,40 +611,55 @@ template <typename T> struct LaunchVisitor {
   cudaStream_t stream;
   template <int Op> cudaError_t run() const {
     dim3 grid(ranks[0].nblocks, emulated ? nranks : 1);
+    bool tma = ranks[0].algo == NVLAR_ALGO_TMA, pdl = ranks[0].pdl != 0;
+    cudaError_t error;
     if (emulated) {
       EmulatedRanks all;
       for (int r = 0; r < nranks; r++) all.ranks[r] = ranks[r];
-      allreduce_emulated_kernel<T, Op><<<grid, NVLAR_THREADS, 0, stream>>>(all);
+      error = tma ? launch(allreduce_emulated_kernel<T, Op, true>, all, grid, true, pdl, stream)
+                  : launch(allreduce_emulated_kernel<T, Op, false>, all, grid, false, pdl, stream);
     } else {
-      allreduce_kernel<T, Op><<<grid, NVLAR_THREADS, 0, stream>>>(ranks[0]);
+      error = tma ? launch(allreduce_kernel<T, Op, true>, ranks[0], grid, true, pdl, stream)
+                  : launch(allreduce_kernel<T, Op, false>, ranks[0], grid, false, pdl, stream);
     }
-    return cudaGetLastError();
+    return error != cudaSuccess ? error : cudaGetLastError();
   }
 };
 
-// Loads (does not launch) the kernels of one type and operator: with CUDA's lazy loading, the
-// first launch of a kernel would otherwise load it then, and loading may wait for the device to
-// go idle, which it never does while an all-reduce kernel waits for a peer whose launch comes
-// after this one (several ranks driven from one thread, or emulated ranks on one GPU).
+// Loads (does not launch) the kernels of one type and operator, and gives the TMA kernels
+// their shared memory: with CUDA's lazy loading, the first launch of a kernel would otherwise
+// load it then, and loading may wait for the device to go idle, which it never does while an
+// all-reduce kernel waits for a peer whose launch comes after this one (several ranks driven
+// from one thread, or emulated ranks on one GPU).
 template <typename T> struct LoadVisitor {
   template <int Op> cudaError_t run() const {
     cudaFuncAttributes attributes;
-    cudaError_t error = cudaFuncGetAttributes(&attributes, allreduce_kernel<T, Op>);
-    if (error == cudaSuccess) error = cudaFuncGetAttributes(&attributes, allreduce_emulated_kernel<T, Op>);
+    cudaError_t error = cudaFuncGetAttributes(&attributes, allreduce_kernel<T, Op, false>);
+    if (error == cudaSuccess) error = cudaFuncGetAttributes(&attributes, allreduce_emulated_kernel<T, Op, false>);
+    if (error == cudaSuccess) {
+      error = cudaFuncSetAttribute(allreduce_kernel<T, Op, true>,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kTmaSharedBytes);
+    }
+    if (error == cudaSuccess) {
+      error = cudaFuncSetAttribute(allreduce_emulated_kernel<T, Op, true>,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kTmaSharedBytes);
+    }
     return error;
   }
 };
 
 template <typename T> struct OccupancyVisitor {
-  bool emulated;
+  bool emulated, tma;
   int *blocks_per_sm;
+  template <typename Kernel> cudaError_t query(Kernel kernel) const {
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, kernel, NVLAR_THREADS,
+                                                         tma ? kTmaSharedBytes : 0);
+  }
   template <int Op> cudaError_t run() const {
     if (emulated) {
-      return cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-          blocks_per_sm, allreduce_emulated_kernel<T, Op>, NVLAR_THREADS, 0);
+      return tma ? query(allreduce_emulated_kernel<T, Op, true>) : query(allreduce_emulated_kernel<T, Op, false>);
     }
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, allreduce_kernel<T, Op>,
-                                                         NVLAR_THREADS, 0);
+    return tma ? query(allreduce_kernel<T, Op, true>) : query(allreduce_kernel<T, Op, false>);
   }
 };
 
@@ -616,6 +675,7 @@ template <typename T> struct OccupancyVisitor {
   cudaError_t nvlar_allreduce_load_##suffix(int op) {                                       \
     return nvlar::with_op(op, nvlar::LoadVisitor<T>{});                                      \
   }                                                                                          \
-  cudaError_t nvlar_allreduce_occupancy_##suffix(int op, bool emulated, int *blocks_per_sm) { \
-    return nvlar::with_op(op, nvlar::OccupancyVisitor<T>{emulated, blocks_per_sm});         \
+  cudaError_t nvlar_allreduce_occupancy_##suffix(int op, bool emulated, bool tma,           \
+                                                 int *blocks_per_sm) {                        \
+    return nvlar::with_op(op, nvlar::OccupancyVisitor<T>{emulated, tma, blocks_per_sm});    \
   }

@@ -21,7 +21,13 @@ enum nvlar_algo {
   NVLAR_ALGO_ONESHOT = 0, /* copy in, barrier, every rank reduces everything */
   NVLAR_ALGO_TWOSHOT = 1, /* copy in, barrier, reduce own slice, barrier, gather slices */
   NVLAR_ALGO_PUSH = 2,    /* write packets with inline flags into every peer; no barrier */
+  NVLAR_ALGO_TMA = 3,     /* the two-shot with bulk copies (cp.async.bulk) through a pipeline
+                             of shared-memory stages; sm_90+ (elsewhere it runs the two-shot)
+                             with NVLAR_TMA_SHARED_BYTES of shared memory per CTA */
 };
+
+/* Dynamic shared memory of a TMA two-shot CTA (one CTA per multiprocessor). */
+#define NVLAR_TMA_SHARED_BYTES ((size_t)128 + 6 * ((size_t)32 << 10))
 
 /* Push one-shot: a message moves in chunks of this many bytes per rank. Each 8 bytes travel
  * in a 16-byte packet {4 data bytes, flag, 4 data bytes, flag}; NVLAR_PUSH_BUFFERS receive
@@ -93,9 +99,13 @@ struct nvlar_allreduce_args {
   /* Host-visible word, may be NULL: once the host sets it non-zero, waiting kernels give up
    * (within about 50 us) and record NVLAR_KERNEL_ABORTED; ncclCommAbort uses it. */
   const volatile uint32_t *abort;
+  /* 1: launch as a programmatic dependent launch (sm_90+): the kernel's CTAs start while the
+   * previous kernel on the stream finishes, and wait for it before reading anything it may
+   * have written. 0: an ordinary launch. Results are the same. */
+  int pdl;
 };
 
-/* "oneshot", "twoshot" or "push". */
+/* "oneshot", "twoshot", "push" or "tma". */
 const char *nvlar_algo_name(int algo);
 
 /* 1 if the kernels implement this datatype/op pair (all 12 NCCL types; sum, prod, max, min,
@@ -120,11 +130,15 @@ cudaError_t nvlar_allreduce_launch_emulated(const struct nvlar_allreduce_args *r
  * a kernel's first launch loads it, and loading can wait for the device to go idle, which it
  * never does while a launched rank waits for a peer whose launch comes after the load. */
 cudaError_t nvlar_kernels_load(void);
+/* It also gives the TMA kernels their shared memory on the current device: call it once per
+ * device before launching NVLAR_ALGO_TMA there. */
 
-/* How many CTAs of the all-reduce kernel for this type and op fit on one multiprocessor at
- * once (emulated: the single-launch variant). Emulation needs nranks * nblocks <= this times
- * the multiprocessor count; a real rank needs nblocks <= it times the count. */
-cudaError_t nvlar_allreduce_occupancy(int datatype, int op, int emulated, int *blocks_per_sm);
+/* How many CTAs of the all-reduce kernel for this algorithm, type and op fit on one
+ * multiprocessor at once (emulated: the single-launch variant). Emulation needs
+ * nranks * nblocks <= this times the multiprocessor count; a real rank needs nblocks <= it
+ * times the count. */
+cudaError_t nvlar_allreduce_occupancy(int algo, int datatype, int op, int emulated,
+                                      int *blocks_per_sm);
 
 /* An empty kernel with the same grid as a call of `nblocks` CTAs for `nranks` emulated ranks:
  * the launch floor that the benchmark reports next to each kernel. */

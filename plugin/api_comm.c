@@ -336,11 +336,9 @@ static bool try_nvlar(struct nvlar_route *route, const void *sendbuff, void *rec
     *result = ncclUnhandledCudaError;
     return true;
   }
-  atomic_fetch_add_explicit(&route->calls[choice.algo == NVLAR_ALGO_TWOSHOT ? NVLAR_PATH_TWOSHOT
-                                                                            : NVLAR_PATH_ONESHOT],
-                            1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&route->calls[choice.algo], 1, memory_order_relaxed);
   NVLAR_TRACE("comm %p: all-reduce of %zu elements on nvlar (%s, %d CTAs)", (void *)route->comm,
-              count, choice.algo == NVLAR_ALGO_TWOSHOT ? "two-shot" : "one-shot", choice.nblocks);
+              count, nvlar_algo_name(choice.algo), choice.nblocks);
   *result = ncclSuccess;
   return true;
 }

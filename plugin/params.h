@@ -40,10 +40,15 @@ enum nvlar_param_type {
     "1: nvlar runs none of its own kernels and skips its setup step: every call goes to "   \
     "NCCL unchanged. Set it on every rank or on none: ranks without it would wait for the "  \
     "others in setup.")                                                                       \
-  X(ALGO, NVLAR_PARAM_CHOICE, "auto", "auto|oneshot|twoshot|nccl", 0, 0,                       \
+  X(ALGO, NVLAR_PARAM_CHOICE, "auto", "auto|oneshot|twoshot|tma|push|nccl", 0, 0,             \
     "Force the all-reduce kernel for eligible calls (whatever their size), or `nccl` to "     \
-    "route every call to NCCL. `auto` follows the built-in table: one-shot up to 512 KiB "   \
-    "(2-4 ranks) or 256 KiB (5-8 ranks), two-shot up to 16 MiB, NCCL above.")                 \
+    "route every call to NCCL. `tma` is the two-shot with bulk copies; on GPUs below "       \
+    "compute capability 9.0 the plain two-shot runs instead. `auto` follows the tuning "     \
+    "table (docs/tuning.md gives the built-in one).")                                        \
+  X(PDL, NVLAR_PARAM_BOOL, "1", NULL, 0, 1,                                                    \
+    "1: launch nvlar kernels with programmatic dependent launch (compute capability 9.0 "    \
+    "and up), so that a kernel's launch overlaps the end of the previous kernel on the "    \
+    "stream; it waits for that kernel before reading anything. 0: ordinary launches.")     \
   X(MAX_BYTES, NVLAR_PARAM_SIZE, "0", NULL, 0, INT64_MAX,                                      \
     "All-reduces larger than this many bytes go to NCCL. 0: no limit beyond the table.")     \
   X(BUFFER_BYTES, NVLAR_PARAM_SIZE, "64M", NULL, 1 << 20, (int64_t)1 << 34,                    \

@@ -10,12 +10,14 @@
 
 #include "tuning_table.h"
 
-/* NVLAR_ALGO choices, in the order of the parameter table (auto|oneshot|twoshot|nccl). */
+/* NVLAR_ALGO choices, in the order of the parameter table (auto|oneshot|twoshot|tma|push|nccl). */
 enum nvlar_forced_algo {
   NVLAR_FORCE_AUTO = 0,
   NVLAR_FORCE_ONESHOT = 1,
   NVLAR_FORCE_TWOSHOT = 2,
-  NVLAR_FORCE_NCCL = 3,
+  NVLAR_FORCE_TMA = 3,
+  NVLAR_FORCE_PUSH = 4,
+  NVLAR_FORCE_NCCL = 5,
 };
 
 struct nvlar_policy {

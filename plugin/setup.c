@@ -284,6 +284,9 @@ static void build_route(struct setup_state *s) {
   nvlar_buffers_fill_args(&route->own, route->peers, s->rank, s->nranks, &route->args);
   route->args.timeout_ns = (uint64_t)nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1000000ull;
   route->args.abort = abort_device;
+  /* A rank's own choice (results do not depend on it): sm_90 and up have programmatic
+   * dependent launch. */
+  route->args.pdl = nvlar_param_number(NVLAR_P_PDL) != 0 && route->policy.arch >= 90;
 }
 
 /* A barrier on every communicator that went on to map its peers and then stayed on NCCL, as
@@ -408,14 +411,19 @@ void nvlar_route_release(const struct nvlar_real_nccl *nccl, struct nvlar_route 
   cudaGetDevice(&saved_device);
   cudaSetDevice(route->device);
   int nranks = route->args.nranks;
-  uint64_t oneshot = atomic_load(&route->calls[NVLAR_PATH_ONESHOT]);
-  uint64_t twoshot = atomic_load(&route->calls[NVLAR_PATH_TWOSHOT]);
-  uint64_t on_nccl = atomic_load(&route->calls[NVLAR_PATH_NCCL]);
-  if (route->comm != NULL) NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (one-shot %llu, two-shot %llu), "
-             "%llu on NCCL",
-             (void *)route->comm, route->args.rank, nranks, aborting ? "aborted" : "destroyed",
-             (unsigned long long)(oneshot + twoshot), (unsigned long long)oneshot,
-             (unsigned long long)twoshot, (unsigned long long)on_nccl);
+  unsigned long long on[NVLAR_PATH_NCCL], on_nvlar = 0;
+  for (int algo = 0; algo < NVLAR_PATH_NCCL; algo++) {
+    on[algo] = atomic_load(&route->calls[algo]);
+    on_nvlar += on[algo];
+  }
+  unsigned long long on_nccl = atomic_load(&route->calls[NVLAR_PATH_NCCL]);
+  if (route->comm != NULL) {
+    NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (one-shot %llu, two-shot %llu, "
+               "tma %llu, push %llu), %llu on NCCL",
+               (void *)route->comm, route->args.rank, nranks, aborting ? "aborted" : "destroyed",
+               on_nvlar, on[NVLAR_ALGO_ONESHOT], on[NVLAR_ALGO_TWOSHOT], on[NVLAR_ALGO_TMA],
+               on[NVLAR_ALGO_PUSH], on_nccl);
+  }
   bool can_free = true;
   if (!aborting) {
     /* No nvlar kernel of this rank still runs, nor (same-process peers, whose devices this

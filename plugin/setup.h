@@ -18,7 +18,8 @@
 #include "real_nccl.h"
 #include "selection.h"
 
-enum nvlar_path { NVLAR_PATH_ONESHOT, NVLAR_PATH_TWOSHOT, NVLAR_PATH_NCCL, NVLAR_PATHS };
+/* Call counters: calls[algo] for each enum nvlar_algo, calls[NVLAR_PATH_NCCL] for NCCL. */
+enum nvlar_path { NVLAR_PATH_NCCL = NVLAR_ALGO_TMA + 1, NVLAR_PATHS };
 
 /* What an eligible communicator's all-reduces need, built once at setup. */
 struct nvlar_route {

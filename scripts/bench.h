@@ -22,12 +22,14 @@ struct options {
   int gpus;             /* real mode: 0 = all */
   int procs;            /* real mode: one process per GPU */
   int datatype, op;
-  int algos[3], nalgos;
+  int algos[4], nalgos;
   size_t min_bytes, max_bytes;
   int max_bytes_given;  /* real mode defaults to 1 GiB, emulated to 256 MiB */
   int step;             /* size multiplier */
   int blocks;           /* 0: automatic */
-  int sweep_blocks;     /* also time the two-shot at max_bytes for 1, 2, 4, ... CTAs */
+  int sweep_blocks;     /* also time both two-shots at max_bytes for 1, 2, 4, ... CTAs */
+  int pdl;              /* emulated: programmatic dependent launch (NVLAR_PDL) */
+  int pdl_gain;         /* emulated: also time every point with PDL off and on */
   size_t buffer_bytes;
   int trials;
   const char *csv;

@@ -39,19 +39,23 @@ static void usage(FILE *out) {
           "  --dtype T          int8 uint8 int32 uint32 int64 uint64 float16 float32 float64\n"
           "                     bfloat16 fp8e4m3 fp8e5m2 (default float32)\n"
           "  --op OP            sum prod max min avg (default sum)\n"
-          "  --algo A           emulated: oneshot, twoshot, push or all (default all)\n"
+          "  --algo A           emulated: oneshot, twoshot, push, tma or all (default all)\n"
           "  --min-bytes B      smallest message per rank (default 8)\n"
           "  --max-bytes B      largest message per rank (default 1G, emulated 256M)\n"
           "  --step F           size multiplier (default 4)\n"
           "  --blocks C         emulated: CTAs per rank (default: per size, at most what fits)\n"
-          "  --sweep-blocks     emulated: also time the two-shot at --max-bytes for 1, 2, 4,\n"
-          "                     ... CTAs\n"
+          "  --sweep-blocks     emulated: also time the two-shot and the TMA two-shot at\n"
+          "                     --max-bytes for 1, 2, 4, ... CTAs per rank, up to all that fit\n"
+          "  --pdl 0|1          emulated: programmatic dependent launch (default NVLAR_PDL)\n"
+          "  --pdl-gain         emulated: also time every size with PDL off and on, for calls\n"
+          "                     back to back and for calls each behind an empty kernel\n"
           "  --buffer-bytes B   staging buffer per rank (default NVLAR_BUFFER_BYTES)\n"
           "  --trials K         timed trials per point; the median is reported (default 7)\n"
           "  --csv FILE         also write every point as CSV\n"
           "Sizes take K, M, G suffixes. Emulated output: one row per size and kernel with the\n"
           "device time per call, the empty-kernel time of the same grid, the kernel's memory\n"
           "traffic (GB/s) and its ratio to the same run's device-to-device copy bandwidth.\n"
+          "CSV rows name their series: size, sweep, or pdl-b2b / pdl-after (--pdl-gain).\n"
           "Real mode keeps NCCL_NVLS_ENABLE=0 unless it is set.\n");
 }
 
@@ -82,7 +86,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
   o->algos[0] = NVLAR_ALGO_ONESHOT;
   o->algos[1] = NVLAR_ALGO_TWOSHOT;
   o->algos[2] = NVLAR_ALGO_PUSH;
-  o->nalgos = 3;
+  o->algos[3] = NVLAR_ALGO_TMA;
+  o->nalgos = 4;
+  o->pdl = (int)nvlar_param_number(NVLAR_P_PDL);
   o->min_bytes = 8;
   o->max_bytes = 256u << 20;
   o->step = 4;
@@ -99,6 +105,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
       continue;
     } else if (strcmp(arg, "--procs") == 0) {
       o->procs = 1;
+      continue;
+    } else if (strcmp(arg, "--pdl-gain") == 0) {
+      o->pdl_gain = 1;
       continue;
     }
     if (value == NULL) {
@@ -118,6 +127,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
       int algo = strcmp(value, "oneshot") == 0   ? NVLAR_ALGO_ONESHOT
                  : strcmp(value, "twoshot") == 0 ? NVLAR_ALGO_TWOSHOT
                  : strcmp(value, "push") == 0    ? NVLAR_ALGO_PUSH
+                 : strcmp(value, "tma") == 0     ? NVLAR_ALGO_TMA
                                                  : -1;
       if (algo >= 0) {
         o->algos[0] = algo;
@@ -136,6 +146,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
       o->blocks = atoi(value);
     } else if (strcmp(arg, "--buffer-bytes") == 0) {
       o->buffer_bytes = bench_parse_bytes(value);
+    } else if (strcmp(arg, "--pdl") == 0) {
+      o->pdl = atoi(value);
     } else if (strcmp(arg, "--trials") == 0) {
       o->trials = atoi(value);
     } else if (strcmp(arg, "--csv") == 0) {
@@ -147,7 +159,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
   }
   if (o->datatype < 0 || o->op < 0 || o->nalgos == 0 || o->step < 2 || o->trials < 1 ||
       o->min_bytes == 0 || o->max_bytes < o->min_bytes || o->blocks < 0 ||
-      o->blocks > NVLAR_MAX_BLOCKS) {
+      o->blocks > NVLAR_MAX_BLOCKS || (o->pdl != 0 && o->pdl != 1)) {
     fprintf(stderr, "nvlar-bench: invalid option value (see --help)\n");
     return -1;
   }
@@ -199,12 +211,21 @@ struct bench {
   void *input[NVLAR_MAX_RANKS], *output[NVLAR_MAX_RANKS];
   struct nvlar_allreduce_args args[NVLAR_MAX_RANKS];
   int empty_blocks;
+  int sm_count;         /* the grid of the kernel that precedes each call in the "after" series */
   void *copy_src, *copy_dst;
   size_t copy_bytes;
 };
 
 static void launch_allreduce(void *ctx, cudaStream_t stream) {
   struct bench *b = ctx;
+  CHECK_CUDA(nvlar_allreduce_launch_emulated(b->args, b->nranks, stream));
+}
+
+/* An all-reduce behind another kernel (an empty one, a CTA per SM), as behind a model's
+ * kernel: what programmatic dependent launch can overlap. */
+static void launch_after_kernel(void *ctx, cudaStream_t stream) {
+  struct bench *b = ctx;
+  CHECK_CUDA(nvlar_empty_launch(b->sm_count, 1, stream));
   CHECK_CUDA(nvlar_allreduce_launch_emulated(b->args, b->nranks, stream));
 }
 
@@ -225,15 +246,53 @@ static double traffic_bytes(int algo, int nranks, size_t bytes) {
   /* Push: read input twice (send, own share), write 2S of packets to each of n-1 peers, read
    * them back, write S. */
   if (algo == NVLAR_ALGO_PUSH) return n * (2 * s + 4 * (n - 1) * s + s);
-  return n * 5 * s; /* copy in 2S, reduce S + 2S/n, gather 2S(n-1)/n */
+  return n * 5 * s; /* both two-shots: copy in 2S, reduce S + 2S/n, gather 2S(n-1)/n */
+}
+
+/* CTAs per rank for a size when --blocks is not given. */
+static int default_blocks(int algo, size_t bytes, int fit) {
+  if (algo == NVLAR_ALGO_TMA) {
+    /* As routing does (plugin/selection.c): a CTA per 2 MiB, up to 8. */
+    size_t want = (bytes + (2u << 20) - 1) / (2u << 20);
+    int cap = fit < 8 ? fit : 8;
+    return want > (size_t)cap ? cap : (want < 1 ? 1 : (int)want);
+  }
+  /* About 32 KiB per CTA, up to the largest power of two that fits: on the H100 with 8 ranks,
+   * 32 CTAs per rank beat 33 (the full 2 CTAs per SM) by 10% (docs/results.md). */
+  size_t want = (bytes + (32u << 10) - 1) / (32u << 10);
+  int cap = 1;
+  while (cap * 2 <= fit) cap *= 2;
+  int blocks = want > (size_t)cap ? cap : (int)want;
+  return blocks < 1 ? 1 : blocks;
+}
+
+static void set_args(struct bench *b, const struct options *o, int algo, int blocks, size_t count,
+                     int pdl) {
+  for (int r = 0; r < b->nranks; r++) {
+    struct nvlar_allreduce_args *args = &b->args[r];
+    memset(args, 0, sizeof(*args));
+    nvlar_buffers_fill_args(&b->buffers[r], b->views, r, b->nranks, args);
+    args->algo = algo;
+    args->datatype = o->datatype;
+    args->op = o->op;
+    args->nblocks = blocks;
+    args->input = b->input[r];
+    args->output = b->output[r];
+    args->count = count;
+    args->timeout_ns = (uint64_t)nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1000000ull;
+    args->pdl = pdl;
+  }
+  b->empty_blocks = blocks;
 }
 
 static int bench_emulated(struct options o) {
   struct cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  CHECK_CUDA(nvlar_kernels_load()); /* before any launch: the TMA kernels' shared memory */
   struct bench b;
   memset(&b, 0, sizeof(b));
   b.nranks = o.emulate;
+  b.sm_count = prop.multiProcessorCount;
   size_t element = bench_type_sizes[o.datatype];
   size_t max_count = o.max_bytes / element;
   for (int r = 0; r < b.nranks; r++) {
@@ -243,14 +302,20 @@ static int bench_emulated(struct options o) {
     CHECK_CUDA(cudaMalloc(&b.output[r], max_count * element + 16));
     CHECK_CUDA(cudaMemset(b.input[r], 0x3c, max_count * element)); /* 1.0 in fp16/bf16 pairs */
   }
-  int per_sm = 0;
-  CHECK_CUDA(nvlar_allreduce_occupancy(o.datatype, o.op, 1, &per_sm));
-  int fit = per_sm * prop.multiProcessorCount / b.nranks;
-  if (fit > NVLAR_MAX_BLOCKS) fit = NVLAR_MAX_BLOCKS;
-  if (o.blocks > fit) {
-    fprintf(stderr, "nvlar-bench: %d CTAs per rank do not fit for %d ranks (at most %d)\n",
-            o.blocks, b.nranks, fit);
-    return 2;
+  /* CTAs per rank that fit with every emulated rank resident, per algorithm. */
+  int fits[4];
+  for (int algo = 0; algo < 4; algo++) {
+    int per_sm = 0;
+    CHECK_CUDA(nvlar_allreduce_occupancy(algo, o.datatype, o.op, 1, &per_sm));
+    fits[algo] = per_sm * prop.multiProcessorCount / b.nranks;
+    if (fits[algo] > NVLAR_MAX_BLOCKS) fits[algo] = NVLAR_MAX_BLOCKS;
+  }
+  for (int a = 0; a < o.nalgos; a++) {
+    if (o.blocks > fits[o.algos[a]]) {
+      fprintf(stderr, "nvlar-bench: %d CTAs per rank of %s do not fit for %d ranks (at most %d)\n",
+              o.blocks, nvlar_algo_name(o.algos[a]), b.nranks, fits[o.algos[a]]);
+      return 2;
+    }
   }
   cudaStream_t stream;
   CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -261,13 +326,11 @@ static int bench_emulated(struct options o) {
   CHECK_CUDA(cudaMalloc(&b.copy_dst, b.copy_bytes));
   float copy_us = time_graph(launch_copy, &b, 10, o.trials, stream);
   double copy_gbps = 2.0 * b.copy_bytes / (copy_us * 1e3);
-  printf("# nvlar-bench --emulate %d: %s %s, %s, %d SMs, staging %zu bytes per rank\n", b.nranks,
-         bench_type_names[o.datatype], bench_op_names[o.op], prop.name, prop.multiProcessorCount,
-         o.buffer_bytes);
-  printf("# device-to-device copy: %.0f GB/s (bytes read + written); CTAs fitting per rank: %d\n",
-         copy_gbps, fit);
-  printf("%12s %12s %8s %6s %10s %10s %10s %8s\n", "bytes", "count", "algo", "ctas", "time_us",
-         "empty_us", "traffic", "ratio");
+  printf("# nvlar-bench --emulate %d: %s %s, %s, %d SMs, staging %zu bytes per rank, PDL %s\n",
+         b.nranks, bench_type_names[o.datatype], bench_op_names[o.op], prop.name,
+         prop.multiProcessorCount, o.buffer_bytes, o.pdl ? "on" : "off");
+  printf("# device-to-device copy: %.0f GB/s (bytes read + written); CTAs fitting per rank: %d "
+         "(TMA two-shot %d)\n", copy_gbps, fits[NVLAR_ALGO_ONESHOT], fits[NVLAR_ALGO_TMA]);
   FILE *csv = NULL;
   if (o.csv != NULL) {
     csv = fopen(o.csv, "w");
@@ -276,47 +339,65 @@ static int bench_emulated(struct options o) {
       return 1;
     }
     fprintf(csv, "device,nranks,dtype,op,bytes,count,algo,ctas,time_us,empty_us,traffic_gbps,"
-                 "copy_gbps,ratio\n");
+                 "copy_gbps,ratio,series,pdl\n");
   }
 
-  for (int pass = 0; pass < 1 + o.sweep_blocks; pass++) {
-    size_t first = pass == 0 ? o.min_bytes : o.max_bytes;
+  /* Pass 0: every size. Pass 1 (--sweep-blocks): both two-shots at --max-bytes for 1, 2, 4,
+   * ... CTAs and the most that fit. Pass 2 (--pdl-gain): every size, PDL off and on. */
+  static const char *const series_names[] = {"size", "sweep"};
+  for (int pass = 0; pass < 3; pass++) {
+    if ((pass == 1 && !o.sweep_blocks) || (pass == 2 && !o.pdl_gain)) continue;
+    if (pass == 0) {
+      printf("%12s %12s %8s %6s %10s %10s %10s %8s\n", "bytes", "count", "algo", "ctas",
+             "time_us", "empty_us", "traffic", "ratio");
+    } else if (pass == 1) {
+      printf("# CTA sweep at %zu bytes per rank\n", o.max_bytes);
+    } else {
+      printf("# programmatic dependent launch: us per call, back to back (b2b) and each behind "
+             "an empty kernel of %d CTAs (after)\n", b.sm_count);
+      printf("%12s %8s %6s %10s %10s %10s %10s %10s\n", "bytes", "algo", "ctas", "b2b_off",
+             "b2b_on", "after_off", "after_on", "gain_us");
+    }
+    size_t first = pass == 1 ? o.max_bytes : o.min_bytes;
     for (size_t bytes = first; bytes <= o.max_bytes; bytes *= (size_t)o.step) {
       size_t count = bytes / element;
       if (count == 0) continue;
       for (int a = 0; a < o.nalgos; a++) {
-        int algo = o.algos[a];
-        if (pass == 1 && algo != NVLAR_ALGO_TWOSHOT) continue;
-        int sweep_steps = pass == 0 ? 1 : 32;
-        for (int step = 0, ctas = 1; step < sweep_steps && ctas <= fit; step++, ctas *= 2) {
-          int blocks = o.blocks;
-          if (pass == 1) {
-            blocks = ctas;
-          } else if (blocks == 0) {
-            /* About 32 KiB per CTA, up to the largest power of two that fits: on the H100
-             * with 8 ranks, 32 CTAs per rank beat 33 (the full 2 CTAs per SM) by 10%
-             * (docs/results.md). */
-            size_t want = (bytes + (32u << 10) - 1) / (32u << 10);
-            int cap = 1;
-            while (cap * 2 <= fit) cap *= 2;
-            blocks = want > (size_t)cap ? cap : (int)want;
-            if (blocks < 1) blocks = 1;
+        int algo = o.algos[a], fit = fits[algo];
+        if (pass == 1 && algo != NVLAR_ALGO_TWOSHOT && algo != NVLAR_ALGO_TMA) continue;
+        int calls = bytes >= (16u << 20) ? 5 : 50;
+        if (pass == 2) {
+          int blocks = o.blocks ? o.blocks : default_blocks(algo, bytes, fit);
+          float t[2][2]; /* [after a kernel][pdl] */
+          for (int pdl = 0; pdl < 2; pdl++) {
+            set_args(&b, &o, algo, blocks, count, pdl);
+            t[0][pdl] = time_graph(launch_allreduce, &b, calls, o.trials, stream);
+            t[1][pdl] = time_graph(launch_after_kernel, &b, calls, o.trials, stream);
           }
-          for (int r = 0; r < b.nranks; r++) {
-            struct nvlar_allreduce_args *args = &b.args[r];
-            memset(args, 0, sizeof(*args));
-            nvlar_buffers_fill_args(&b.buffers[r], b.views, r, b.nranks, args);
-            args->algo = algo;
-            args->datatype = o.datatype;
-            args->op = o.op;
-            args->nblocks = blocks;
-            args->input = b.input[r];
-            args->output = b.output[r];
-            args->count = count;
-            args->timeout_ns = (uint64_t)nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1000000ull;
+          printf("%12zu %8s %6d %10.2f %10.2f %10.2f %10.2f %10.2f\n", count * element,
+                 nvlar_algo_name(algo), blocks, t[0][0], t[0][1], t[1][0], t[1][1],
+                 t[1][0] - t[1][1]);
+          for (int after = 0; csv != NULL && after < 2; after++) {
+            for (int pdl = 0; pdl < 2; pdl++) {
+              fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,,,%.1f,,%s,%d\n", prop.name, b.nranks,
+                      bench_type_names[o.datatype], bench_op_names[o.op], count * element, count,
+                      nvlar_algo_name(algo), blocks, t[after][pdl], copy_gbps,
+                      after ? "pdl-after" : "pdl-b2b", pdl);
+            }
           }
-          b.empty_blocks = blocks;
-          int calls = bytes >= (16u << 20) ? 5 : 50;
+          continue;
+        }
+        /* The sweep: 1, 2, 4, ... and, if not a power of two, the most that fit. */
+        int sweep[16], nsweep = 0;
+        if (pass == 1) {
+          for (int ctas = 1; ctas <= fit; ctas *= 2) sweep[nsweep++] = ctas;
+          if (sweep[nsweep - 1] != fit) sweep[nsweep++] = fit;
+        } else {
+          sweep[nsweep++] = o.blocks ? o.blocks : default_blocks(algo, bytes, fit);
+        }
+        for (int k = 0; k < nsweep; k++) {
+          int blocks = sweep[k];
+          set_args(&b, &o, algo, blocks, count, o.pdl);
           float us = time_graph(launch_allreduce, &b, calls, o.trials, stream);
           float empty_us = time_graph(launch_empty, &b, calls, o.trials, stream);
           double traffic = traffic_bytes(algo, b.nranks, count * element) / (us * 1e3);
@@ -324,9 +405,10 @@ static int bench_emulated(struct options o) {
           printf("%12zu %12zu %8s %6d %10.2f %10.2f %10.0f %8.3f\n", count * element, count,
                  algo_name, blocks, us, empty_us, traffic, traffic / copy_gbps);
           if (csv != NULL) {
-            fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,%.3f,%.1f,%.1f,%.4f\n", prop.name,
-                    b.nranks, bench_type_names[o.datatype], bench_op_names[o.op], count * element, count,
-                    algo_name, blocks, us, empty_us, traffic, copy_gbps, traffic / copy_gbps);
+            fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,%.3f,%.1f,%.1f,%.4f,%s,%d\n", prop.name,
+                    b.nranks, bench_type_names[o.datatype], bench_op_names[o.op], count * element,
+                    count, algo_name, blocks, us, empty_us, traffic, copy_gbps, traffic / copy_gbps,
+                    series_names[pass], o.pdl);
           }
         }
       }

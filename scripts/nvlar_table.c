@@ -50,8 +50,7 @@ int main(int argc, char **argv) {
     print_bytes(r->max_bytes);
     printf(" ranks %d-%d", r->min_ranks, r->max_ranks);
     if (r->kind == NVLAR_ROW_KERNEL) {
-      static const char *const kernels[] = {"oneshot", "twoshot", "nccl"};
-      printf(" arch %d -> %s", r->arch, kernels[r->kernel]);
+      printf(" arch %d -> %s", r->arch, nvlar_tuning_kernel_name(r->kernel));
       if (r->count) printf(" ctas=%d", r->count);
     } else {
       printf(" nodes %d-%d collective %d -> %s/%s", r->min_nodes, r->max_nodes, r->collective,

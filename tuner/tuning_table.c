@@ -27,12 +27,15 @@ static const char *const proto_names[] = {"ll", "ll128", "simple"};
 /* ncclFunc_t: Broadcast 0, Reduce 1, AllGather 2, ReduceScatter 3, AllReduce 4. */
 static const char *const collective_names[] = {"broadcast", "reduce", "allgather",
                                                "reducescatter", "allreduce"};
-static const char *const kernel_names[] = {"oneshot", "twoshot", "nccl"};
+static const char *const kernel_names[] = {"oneshot", "twoshot", "nccl", "tma", "push"};
 
 #define COUNT_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 const char *nvlar_tuning_algo_name(int algo) {
   return algo >= 0 && algo < COUNT_OF(algo_names) ? algo_names[algo] : "?";
+}
+const char *nvlar_tuning_kernel_name(int kernel) {
+  return kernel >= 0 && kernel < COUNT_OF(kernel_names) ? kernel_names[kernel] : "?";
 }
 const char *nvlar_tuning_proto_name(int proto) {
   return proto >= 0 && proto < COUNT_OF(proto_names) ? proto_names[proto] : "?";
@@ -141,7 +144,7 @@ static const char *parse_row(char **fields, int n, struct nvlar_tuning_row *row)
     if (!parse_int_range(fields[2], &row->min_ranks, &row->max_ranks)) return "bad rank range (*, N or N-M)";
     if (!parse_arch(fields[3], &row->arch)) return "bad architecture (*, sm90, 90)";
     row->kernel = find_word(kernel_names, COUNT_OF(kernel_names), fields[4]);
-    if (row->kernel < 0) return "bad kernel (oneshot, twoshot, nccl)";
+    if (row->kernel < 0) return "bad kernel (oneshot, twoshot, tma, push, nccl)";
     if (n == 6 && !parse_count(fields[5], "ctas", 128, &row->count)) return "bad ctas=N (1 to 128)";
   } else if (strcasecmp(fields[0], "nccl") == 0) {
     row->kind = NVLAR_ROW_NCCL;

@@ -15,7 +15,16 @@
 #define NVLAR_TUNING_MAX_ROWS 256
 
 enum nvlar_row_kind { NVLAR_ROW_KERNEL, NVLAR_ROW_NCCL };
-enum nvlar_row_kernel { NVLAR_KERNEL_ONESHOT = 0, NVLAR_KERNEL_TWOSHOT = 1, NVLAR_KERNEL_NCCL = 2 };
+enum nvlar_row_kernel {
+  NVLAR_KERNEL_ONESHOT = 0,
+  NVLAR_KERNEL_TWOSHOT = 1,
+  NVLAR_KERNEL_NCCL = 2,
+  NVLAR_KERNEL_TMA = 3,  /* the TMA two-shot; below sm_90 the plain two-shot runs instead */
+  NVLAR_KERNEL_PUSH = 4, /* the push one-shot */
+};
+
+/* "oneshot", "twoshot", "nccl", "tma", "push" (the words of the KERNEL field), or "?". */
+const char *nvlar_tuning_kernel_name(int kernel);
 
 struct nvlar_tuning_row {
   int kind;                 /* enum nvlar_row_kind */

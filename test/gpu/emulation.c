@@ -22,11 +22,20 @@ cudaError_t emulation_create(struct emulation *e, int nranks, size_t staging_byt
   for (int type = 0; type < 12 && error == cudaSuccess; type++) {
     for (int op = 0; op < 5 && error == cudaSuccess; op++) {
       int blocks = 0;
-      error = nvlar_allreduce_occupancy(type, op, 1, &blocks);
+      error = nvlar_allreduce_occupancy(NVLAR_ALGO_ONESHOT, type, op, 1, &blocks);
       if (blocks < worst) worst = blocks;
     }
   }
   e->blocks_per_sm_limit = worst;
+  worst = 1 << 30;
+  for (int type = 0; type < 12 && error == cudaSuccess; type++) {
+    for (int op = 0; op < 5 && error == cudaSuccess; op++) {
+      int blocks = 0;
+      error = nvlar_allreduce_occupancy(NVLAR_ALGO_TMA, type, op, 1, &blocks);
+      if (blocks < worst) worst = blocks;
+    }
+  }
+  e->tma_blocks_per_sm = worst;
   for (int r = 0; r < nranks && error == cudaSuccess; r++) {
     error = nvlar_buffers_create(&e->buffers[r], staging_bytes);
     if (error == cudaSuccess) nvlar_buffers_view(&e->buffers[r], &e->views[r]);
@@ -91,7 +100,8 @@ void emulation_args(const struct emulation *e, int rank, int algo, int datatype,
   args->timeout_ns = e->timeout_ns;
 }
 
-int emulation_max_blocks(const struct emulation *e, int nranks) {
-  int fit = e->blocks_per_sm_limit * e->multiprocessors / nranks;
+int emulation_max_blocks(const struct emulation *e, int nranks, int algo) {
+  int per_sm = algo == NVLAR_ALGO_TMA ? e->tma_blocks_per_sm : e->blocks_per_sm_limit;
+  int fit = per_sm * e->multiprocessors / nranks;
   return fit > NVLAR_MAX_BLOCKS ? NVLAR_MAX_BLOCKS : fit;
 }

@@ -21,6 +21,7 @@ struct emulation {
   size_t data_bytes;
   uint64_t timeout_ns;                    /* from NVLAR_TIMEOUT_MS */
   int blocks_per_sm_limit, multiprocessors;
+  int tma_blocks_per_sm;                  /* the TMA two-shot's (one: its shared memory) */
 };
 
 /* Returns cudaSuccess or the first CUDA error. max_data_bytes: the largest message. */
@@ -45,7 +46,8 @@ void emulation_args(const struct emulation *e, int rank, int algo, int datatype,
                     int nblocks, const void *input, void *output, size_t count,
                     struct nvlar_allreduce_args *args);
 
-/* How many CTAs per rank fit for `nranks` emulated ranks in one launch (all co-resident). */
-int emulation_max_blocks(const struct emulation *e, int nranks);
+/* How many CTAs per rank of `algo` fit for `nranks` emulated ranks in one launch (all
+ * co-resident). */
+int emulation_max_blocks(const struct emulation *e, int nranks, int algo);
 
 #endif

@@ -1,6 +1,7 @@
 /* The correctness matrix of the all-reduce kernels on one GPU, ranks emulated:
  * every dtype x op x nranks {2,3,4,5,6,7,8} x size {1, 7, 31, 4099, 1 MiB + 5 elements, 64 MiB}
- * x in-place/out-of-place x {one-shot, two-shot, push}, all ranks in one launch; misaligned pointers
+ * x in-place/out-of-place x {one-shot, two-shot, push, TMA two-shot}, programmatic dependent
+ * launch on and off in turn, all ranks in one launch; misaligned pointers
  * (one element past 16-byte alignment) for nranks {3, 8}; and a subset with every rank on its
  * own stream (separate launches, as real ranks run). Each output must match the reference
  * (exactly; avg of floats within 2 ulp), be bitwise identical on all ranks, and leave the guard
@@ -20,7 +21,7 @@
 #define MAX_CASES 2048
 
 struct case_desc {
-  int nranks, algo, datatype, op, in_place, misalign, streams, nblocks;
+  int nranks, algo, datatype, op, in_place, misalign, streams, nblocks, pdl;
   size_t count;
 };
 
@@ -50,6 +51,7 @@ static void run_case(struct emulation *e, const struct case_desc *c, uint64_t se
     outputs[r] = emulation_output(e, r, element, c->misalign, c->in_place);
     CHECK_CUDA(check_fill(input, c->count, c->datatype, c->op, r, c->nranks, seed, main_stream));
     emulation_args(e, r, c->algo, c->datatype, c->op, c->nblocks, input, outputs[r], c->count, &args[r]);
+    args[r].pdl = c->pdl;
   }
   if (!c->streams) {
     CHECK_CUDA(nvlar_allreduce_launch_emulated(args, c->nranks, main_stream));
@@ -93,11 +95,11 @@ static int run_batch(struct emulation *e, const struct case_desc *cases, int nca
     failures++;
     if (failures <= 20) {
       fprintf(stderr,
-              "FAIL %s nranks=%d %s %s count=%zu %s misalign=%d %s blocks=%d: %llu wrong "
+              "FAIL %s nranks=%d %s %s count=%zu %s misalign=%d %s blocks=%d pdl=%d: %llu wrong "
               "(e.g. [%llu] = %g, want %g), %llu differ between ranks, %llu guard bytes hit\n",
               algo_name(c->algo), c->nranks, check_type_name(c->datatype), check_op_name(c->op),
               c->count, c->in_place ? "in-place" : "out-of-place", c->misalign,
-              c->streams ? "streams" : "one-launch", c->nblocks, r->mismatches, r->first_bad,
+              c->streams ? "streams" : "one-launch", c->nblocks, c->pdl, r->mismatches, r->first_bad,
               r->got, r->want, r->rank_diffs, r->guard_errors);
     }
   }
@@ -126,8 +128,8 @@ int main(void) {
     if (quick && nranks != 3 && nranks != 8) continue;
     struct emulation e;
     CHECK_CUDA(emulation_create(&e, nranks, quick ? (64u << 10) : STAGING_BYTES, 64u << 20));
-    int max_blocks = emulation_max_blocks(&e, nranks);
-    for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_PUSH; algo++) {
+    for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_TMA; algo++) {
+      int max_blocks = emulation_max_blocks(&e, nranks, algo);
       int n = 0;
       for (int type = 0; type < 12; type++) {
         for (int op = 0; op < 5; op++) {
@@ -149,6 +151,8 @@ int main(void) {
                 c->count = case_count(size, check_type_size(type));
                 c->nblocks = block_choices[n % 6];
                 if (c->nblocks > max_blocks) c->nblocks = max_blocks;
+                /* Programmatic dependent launch on and off, out of step with the CTA counts. */
+                c->pdl = (n / 7) % 2;
                 /* Separate launches per rank for a spread of types, ops and sizes. */
                 c->streams = !quick && (nranks == 2 || nranks == 8) && (type == 1 || type == 7 || type == 9) &&
                              (op == 0 || op == 4) && size >= 1 && size <= 4;

@@ -1,9 +1,10 @@
 /* Epochs carry the kernels from call to call with no host step:
- * - 1000 back-to-back calls on 8 emulated ranks, one launch each, changing algorithm, CTA
- *   count and size (some messages span several chunks) from call to call;
+ * - 1000 back-to-back calls on 8 emulated ranks, one launch each, changing algorithm (all
+ *   four), CTA count, size (some messages span several chunks) and programmatic dependent
+ *   launch from call to call;
  * - 1000 calls with every rank on its own stream and nothing coupling the streams but the
  *   kernels themselves (ranks drift apart, as real ones do);
- * - a CUDA graph holding both kernels, replayed 100 times: results stay exact and the rank
+ * - a CUDA graph holding all four kernels, replayed 100 times: results stay exact and the rank
  *   state advances by exactly the replays' barriers. */
 #include <stdlib.h>
 
@@ -41,10 +42,10 @@ static int count_failures(struct check_result *device, int n, const char *what) 
 static size_t call_count(int i) { return 1 + (size_t)i * 7919 % 150000; }
 
 static int back_to_back_one_launch(struct emulation *e, struct check_result *results) {
-  int max_blocks = emulation_max_blocks(e, NRANKS);
   for (int i = 0; i < CALLS; i++) {
     size_t count = call_count(i);
-    int algo = i % 3; /* one-shot, two-shot, push in turn */
+    int algo = i % 4; /* one-shot, two-shot, push, TMA two-shot in turn */
+    int max_blocks = emulation_max_blocks(e, NRANKS, algo);
     int nblocks = 1 + i % (max_blocks < 12 ? max_blocks : 12);
     struct nvlar_allreduce_args args[NRANKS];
     void *outputs[NRANKS];
@@ -54,6 +55,7 @@ static int back_to_back_one_launch(struct emulation *e, struct check_result *res
       outputs[r] = emulation_output(e, r, 4, 0, 0);
       CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, 1000 + i, e->streams[0]));
       emulation_args(e, r, algo, TYPE, OP, nblocks, input, outputs[r], count, &args[r]);
+      args[r].pdl = (i / 4) % 2;
     }
     CHECK_CUDA(nvlar_allreduce_launch_emulated(args, NRANKS, e->streams[0]));
     CHECK_CUDA(check_verify(outputs, NRANKS, count, TYPE, OP, NRANKS, 1000 + i, &results[i], e->streams[0]));
@@ -63,15 +65,18 @@ static int back_to_back_one_launch(struct emulation *e, struct check_result *res
 }
 
 static int back_to_back_streams(struct emulation *e, struct check_result *results) {
-  int nblocks = emulation_max_blocks(e, NRANKS) < 4 ? emulation_max_blocks(e, NRANKS) : 4;
+  int nblocks = emulation_max_blocks(e, NRANKS, NVLAR_ALGO_TMA) < 4
+                    ? emulation_max_blocks(e, NRANKS, NVLAR_ALGO_TMA)
+                    : 4;
   for (int i = 0; i < CALLS; i++) {
     size_t count = call_count(i);
-    int algo = i % 3;
+    int algo = i % 4;
     for (int r = 0; r < NRANKS; r++) {
       void *input = emulation_input(e, r, 4, 0);
       void *output = emulation_output(e, r, 4, 0, 0);
       struct nvlar_allreduce_args args;
       emulation_args(e, r, algo, TYPE, OP, nblocks, input, output, count, &args);
+      args.pdl = (i / 4) % 2;
       CHECK_CUDA(emulation_poison_rank(e, r, count * 4, e->streams[r]));
       CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, 5000 + i, e->streams[r]));
       CHECK_CUDA(nvlar_allreduce_launch(&args, e->streams[r]));
@@ -92,7 +97,7 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_PUSH; algo++) {
+  for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_TMA; algo++) {
     struct nvlar_allreduce_args args[NRANKS];
     void *outputs[NRANKS];
     CHECK_CUDA(emulation_poison(e, count * 4, stream));
@@ -101,6 +106,7 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
       outputs[r] = emulation_output(e, r, 4, 0, 0);
       CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, 77 + algo, stream));
       emulation_args(e, r, algo, TYPE, OP, 4, input, outputs[r], count, &args[r]);
+      args[r].pdl = algo % 2; /* graph edges of both kinds */
     }
     CHECK_CUDA(nvlar_allreduce_launch_emulated(args, NRANKS, stream));
     CHECK_CUDA(check_verify(outputs, NRANKS, count, TYPE, OP, NRANKS, 77 + algo, result, stream));
@@ -113,12 +119,12 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   CHECK_CUDA(cudaGraphDestroy(graph));
 
   CHECK_CUDA(cudaMemcpy(&after, e->buffers[0].state, sizeof(after), cudaMemcpyDeviceToHost));
-  /* Per replay: the one-shot passes one barrier per chunk, the two-shot two; the push sends
-   * one chunk sequence number per 256 KiB. */
+  /* Per replay: the one-shot passes one barrier per chunk, the two-shots two each; the push
+   * sends one chunk sequence number per 256 KiB. */
   uint64_t oneshot_chunks = (count + (STAGING_BYTES / 2 / 4) - 1) / (STAGING_BYTES / 2 / 4);
   uint64_t twoshot_chunks = (count + (STAGING_BYTES / 4 / 4) - 1) / (STAGING_BYTES / 4 / 4);
   uint64_t push_chunks = (count * 4 + NVLAR_PUSH_CHUNK_BYTES - 1) / NVLAR_PUSH_CHUNK_BYTES;
-  uint64_t want = REPLAYS * (oneshot_chunks + 2 * twoshot_chunks);
+  uint64_t want = REPLAYS * (oneshot_chunks + 2 * 2 * twoshot_chunks);
   if (after.slot[0].barrier_seq - before.slot[0].barrier_seq != want ||
       after.slot[0].push_seq - before.slot[0].push_seq != REPLAYS * push_chunks) {
     fprintf(stderr, "FAIL graph: barrier sequence advanced by %llu, want %llu; push sequence by "
@@ -166,7 +172,7 @@ int main(void) {
   failures += failed;
   CHECK_CUDA(cudaMemset(results, 0, sizeof(*results)));
   failed = graph_replays(&e, results);
-  printf("graph of both kernels replayed %d times: %s\n", REPLAYS, failed ? "FAILED" : "ok");
+  printf("graph of all four kernels replayed %d times: %s\n", REPLAYS, failed ? "FAILED" : "ok");
   failures += failed;
   for (int r = 0; r < NRANKS; r++) {
     if (e.buffers[r].error_host->code != NVLAR_KERNEL_OK) {

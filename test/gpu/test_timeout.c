@@ -1,7 +1,7 @@
 /* A rank that never launches must not hang the others: with NVLAR_TIMEOUT_MS short (set by the
  * test's environment), the ranks that did launch give up, record which peer never came, and
  * return; later launches on a failed rank return at once; the process then exits cleanly.
- * Both kernels are tried, on fresh ranks each time. Then the host's abort word (what
+ * Every kernel is tried, on fresh ranks each time. Then the host's abort word (what
  * ncclCommAbort raises) stops waiting ranks long before their timeout. The only time bounds
  * asserted are hang guards far above what is expected. */
 #include <time.h>
@@ -94,6 +94,7 @@ int main(void) {
   run(NVLAR_ALGO_ONESHOT);
   run(NVLAR_ALGO_TWOSHOT);
   run(NVLAR_ALGO_PUSH);
+  run(NVLAR_ALGO_TMA);
   run_abort();
   return 0;
 }

@@ -203,6 +203,14 @@ static void test_selection(void **state) {
   assert_true(nvlar_select(&policy, 1 << 20).nvlar);
   policy.forced = NVLAR_FORCE_NCCL;
   assert_false(nvlar_select(&policy, 8).nvlar);
+  /* The TMA two-shot where the GPUs have bulk copies (sm_90+), the plain two-shot elsewhere. */
+  policy.forced = NVLAR_FORCE_TMA;
+  assert_int_equal(nvlar_select(&policy, 1 << 20).algo, NVLAR_ALGO_TMA);
+  policy.arch = 80;
+  assert_int_equal(nvlar_select(&policy, 1 << 20).algo, NVLAR_ALGO_TWOSHOT);
+  policy.arch = 90;
+  policy.forced = NVLAR_FORCE_PUSH;
+  assert_int_equal(nvlar_select(&policy, 1 << 20).algo, NVLAR_ALGO_PUSH);
   /* CTA counts never exceed what every rank's GPU holds. */
   policy = (struct nvlar_policy){.nranks = 8, .arch = 90, .forced = NVLAR_FORCE_TWOSHOT,
                                  .max_blocks = 6, .table = &builtin};
@@ -232,6 +240,17 @@ static void test_selection_from_table(void **state) {
   policy.nranks = 2;
   policy.arch = 90;
   assert_int_equal(nvlar_select(&policy, 4096).nblocks, 4);
+  /* tma and push rows; a tma row on a GPU without bulk copies runs the plain two-shot. */
+  assert_int_equal(nvlar_tuning_parse("nvlar 0-8K * * push\n"
+                                      "nvlar 8K-inf * * tma ctas=3\n",
+                                      "test", &table, NULL, NULL), 2);
+  policy = (struct nvlar_policy){.nranks = 8, .arch = 90, .max_blocks = 132, .table = &table};
+  assert_int_equal(nvlar_select(&policy, 4096).algo, NVLAR_ALGO_PUSH);
+  c = nvlar_select(&policy, 1 << 20);
+  assert_int_equal(c.algo, NVLAR_ALGO_TMA);
+  assert_int_equal(c.nblocks, 3);
+  policy.arch = 80;
+  assert_int_equal(nvlar_select(&policy, 1 << 20).algo, NVLAR_ALGO_TWOSHOT);
 }
 
 static void test_different_tables(void **state) {

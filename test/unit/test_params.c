@@ -164,7 +164,9 @@ static void test_choices(void **state) {
   assert_int_equal(parse_ok(NVLAR_P_DEBUG, "none"), 0);
   assert_int_equal(parse_ok(NVLAR_P_DEBUG, "TRACE"), 3);
   assert_int_equal(parse_ok(NVLAR_P_ALGO, "auto"), 0);
-  assert_int_equal(parse_ok(NVLAR_P_ALGO, "nccl"), 3);
+  assert_int_equal(parse_ok(NVLAR_P_ALGO, "tma"), 3); /* enum nvlar_forced_algo */
+  assert_int_equal(parse_ok(NVLAR_P_ALGO, "push"), 4);
+  assert_int_equal(parse_ok(NVLAR_P_ALGO, "nccl"), 5);
   parse_fails(NVLAR_P_ALGO, "one");     /* a prefix is not a match */
   parse_fails(NVLAR_P_ALGO, "oneshot|twoshot");
   parse_fails(NVLAR_P_ALGO, "");

@@ -1,0 +1,349 @@
+// The TMA two-shot (sm_90+): the two-shot's algorithm, chunks, staging layout and barriers,
+// with the data moved by the Tensor Memory Accelerator's bulk copies (cp.async.bulk) through a
+// pipeline of shared-memory stages, so that a few CTAs keep enough bytes in flight for full
+// bandwidth and the other SMs stay free for the model's own kernels.
+//
+// Roles: in every CTA, one thread of warp 0 (the producer) issues the bulk loads, global ->
+// shared, of a "tile" from every source into a stage, and announces the bytes on the stage's
+// `full` mbarrier; the other 7 warps (the consumers) wait for the stage, reduce it in shared
+// memory if there are several sources, and one of them issues the bulk stores, shared ->
+// global, then frees the stage on its `empty` mbarrier once the stores have read it. With
+// kTmaStages stages the producer is up to kTmaStages tiles ahead, so the loads of all peers for
+// the next stages are in flight while the consumers reduce this one.
+//
+// A phase of the two-shot is a "job" (one or several sources of equal length, one or two
+// destinations); its 16-byte-multiple part goes through the pipeline and its tail (fewer than
+// 16 bytes, at the end of a CTA's range) and any user buffer that is not 16-byte aligned go
+// through the plain two-shot's thread copies, in the same kernel.
+//
+// Memory ordering, beyond the two-shot's barrier argument (allreduce.cuh):
+// - Bulk copies run in the async proxy. Before the producer loads data that other GPUs wrote
+//   and this CTA acquired through the barrier flags (generic proxy), it issues
+//   fence.proxy.async.global, so that the loads are ordered after that acquire.
+// - Before a barrier announces this rank's writes (staging, result area), the thread that
+//   issued the bulk stores waits for them to complete (cp.async.bulk.wait_group 0) and issues
+//   fence.proxy.async.global, so they are ordered before the __syncthreads() and the release
+//   store of barrier() (release is cumulative).
+// - Consumers write reduced values into shared memory with ordinary stores, which a bulk store
+//   (async proxy) then reads: every writer issues fence.proxy.async.shared::cta before the
+//   named barrier after which one thread issues the store.
+// - A stage is refilled only after the stores that read it are done reading
+//   (cp.async.bulk.wait_group.read 0 before the `empty` arrival).
+#pragma once
+
+namespace nvlar {
+
+constexpr int kTmaStages = 6;
+constexpr uint32_t kTmaStageBytes = 32u << 10;
+constexpr int kTmaConsumerThreads = NVLAR_THREADS - 32;  // warps 1..7
+constexpr int kTmaBarrierBytes = 128;                    // 2 x kTmaStages mbarriers, rounded
+constexpr size_t kTmaSharedBytes = kTmaBarrierBytes + (size_t)kTmaStages * kTmaStageBytes;
+static_assert(kTmaSharedBytes == NVLAR_TMA_SHARED_BYTES, "nvlar_kernels.h states the size");
+static_assert(2 * kTmaStages * sizeof(uint64_t) <= kTmaBarrierBytes, "barriers fit");
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+
+__device__ __forceinline__ uint32_t shared_address(const void *p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void mbarrier_init(uint64_t *bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(shared_address(bar)), "r"(count)
+               : "memory");
+}
+
+__device__ __forceinline__ void mbarrier_arrive_expect(uint64_t *bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(shared_address(bar)),
+               "r"(bytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void mbarrier_arrive(uint64_t *bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(shared_address(bar)) : "memory");
+}
+
+__device__ __forceinline__ bool mbarrier_try_wait(uint64_t *bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile(
+      "{\n\t.reg .pred p;\n\t"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+      "selp.u32 %0, 1, 0, p;\n\t}"
+      : "=r"(done)
+      : "r"(shared_address(bar)), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+
+// Bulk load of `bytes` (a multiple of 16; both addresses 16-byte aligned) from global memory,
+// this GPU's or a peer's, into shared memory; completion is counted on `bar`.
+__device__ __forceinline__ void bulk_load(void *dst, const void *src, uint32_t bytes, uint64_t *bar) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+          shared_address(dst)),
+      "l"(src), "r"(bytes), "r"(shared_address(bar))
+      : "memory");
+}
+
+__device__ __forceinline__ void bulk_store(void *dst, const void *src, uint32_t bytes) {
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(dst),
+               "r"(shared_address(src)), "r"(bytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
+}
+__device__ __forceinline__ void bulk_wait_done() {
+  asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+}
+__device__ __forceinline__ void fence_async_global() {
+  asm volatile("fence.proxy.async.global;" ::: "memory");
+}
+__device__ __forceinline__ void fence_async_shared() {
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+// Barrier 1 among the consumer warps only (barrier 0 is __syncthreads()).
+__device__ __forceinline__ void consumers_sync() {
+  asm volatile("bar.sync 1, %0;" ::"n"(kTmaConsumerThreads) : "memory");
+}
+
+// The pipeline's state as one thread sees it: `tiles` counts the tiles this thread's role has
+// passed so far in this launch; stage = tiles % kTmaStages, and the parity of the stage's
+// barriers flips every kTmaStages tiles. Producer and consumers pass the same tile sequence.
+struct TmaPipe {
+  unsigned char *stages;
+  uint64_t *full, *empty;
+  uint32_t tiles;
+};
+
+// Bounded wait on a pipeline barrier (local: it completes unless a peer's memory stops
+// answering); false, with the failure recorded, after the timeout or once another thread of
+// the CTA gave up.
+__device__ __forceinline__ bool tma_wait(const nvlar_allreduce_args &a, uint64_t *bar,
+                                         uint32_t parity, int block, volatile int *gave_up) {
+  if (mbarrier_try_wait(bar, parity)) return true;
+  uint64_t start = global_time_ns();
+  while (!mbarrier_try_wait(bar, parity)) {
+    if (*gave_up) return false;
+    if (global_time_ns() - start > a.timeout_ns) {
+      record_failure(a, NVLAR_KERNEL_TIMEOUT, -1, block, 0);
+      *gave_up = 1;
+      return false;
+    }
+  }
+  return true;
+}
+
+// One phase: `nsrc` sources of `bytes` bytes each (16-byte aligned, a multiple of 16) are
+// loaded tile by tile; with several sources the consumers reduce them in rank order into the
+// first source's place in the stage (and, if `plain_out` is set, also store the values there
+// with ordinary stores: an output that is not 16-byte aligned); the result (or, with one
+// source, the data itself) is bulk-stored to `dst[0]` and `dst[1]` where not null.
+template <typename T, int Op> struct TmaJob {
+  const unsigned char *src[NVLAR_MAX_RANKS];
+  int nsrc;
+  unsigned char *dst[2];
+  T *plain_out;
+  size_t bytes;
+};
+
+template <typename T, int Op>
+__device__ void tma_run(const nvlar_allreduce_args &a, const TmaJob<T, Op> &job, TmaPipe &pipe,
+                        int block, volatile int *gave_up) {
+  using E = Elem<T>;
+  using R = Reduce<T, Op>;
+  using Acc = typename E::Acc;
+  constexpr int V = Pack<T>::kElems;
+  // Each source gets an equal share of the stage, in whole 16-byte packs.
+  const uint32_t tile = kTmaStageBytes / job.nsrc / 16 * 16;
+  const uint32_t ntiles = (uint32_t)((job.bytes + tile - 1) / tile);
+  const int consumer = (int)threadIdx.x - 32;
+  if (threadIdx.x == 0) {
+    fence_async_global();  // loads after the acquire of the barrier that published the data
+    for (uint32_t t = 0; t < ntiles; t++) {
+      uint32_t n = pipe.tiles + t, stage = n % kTmaStages, round = n / kTmaStages;
+      // Round 0 finds the stage free: waiting for parity 1 of a fresh barrier returns at once.
+      if (!tma_wait(a, &pipe.empty[stage], (round & 1) ^ 1, block, gave_up)) break;
+      uint32_t size = (uint32_t)min_size(tile, job.bytes - (size_t)t * tile);
+      mbarrier_arrive_expect(&pipe.full[stage], size * job.nsrc);
+      unsigned char *slots = pipe.stages + (size_t)stage * kTmaStageBytes;
+      for (int s = 0; s < job.nsrc; s++) {
+        bulk_load(slots + (size_t)s * tile, job.src[s] + (size_t)t * tile, size, &pipe.full[stage]);
+      }
+    }
+  } else if (consumer >= 0 && (job.nsrc > 1 || consumer == 0)) {
+    for (uint32_t t = 0; t < ntiles; t++) {
+      uint32_t n = pipe.tiles + t, stage = n % kTmaStages, round = n / kTmaStages;
+      uint32_t size = (uint32_t)min_size(tile, job.bytes - (size_t)t * tile);
+      unsigned char *slots = pipe.stages + (size_t)stage * kTmaStageBytes;
+      if (job.nsrc > 1) {
+        // One consumer waits with a bound and tells the others; then every consumer also
+        // observes the completed phase itself (it has completed: no spin), which makes the
+        // bulk-loaded bytes visible to its own reads.
+        if (consumer == 0 && !tma_wait(a, &pipe.full[stage], round & 1, block, gave_up)) *gave_up = 1;
+        consumers_sync();
+        if (*gave_up) break;
+        while (!mbarrier_try_wait(&pipe.full[stage], round & 1)) {
+        }
+        T *plain = job.plain_out == nullptr ? nullptr : job.plain_out + (size_t)t * (tile / sizeof(T));
+        for (uint32_t i = consumer; i < size / 16; i += kTmaConsumerThreads) {
+          Pack<T> in[NVLAR_MAX_RANKS];
+#pragma unroll
+          for (int p = 0; p < NVLAR_MAX_RANKS; p++) {
+            if (p < job.nsrc) in[p].raw = reinterpret_cast<const uint4 *>(slots + (size_t)p * tile)[i];
+          }
+          Pack<T> out;
+#pragma unroll
+          for (int k = 0; k < V; k++) {
+            Acc acc = E::to_acc(in[0].elems[k]);
+#pragma unroll
+            for (int p = 1; p < NVLAR_MAX_RANKS; p++) {
+              if (p < job.nsrc) acc = R::combine(acc, E::to_acc(in[p].elems[k]));
+            }
+            out.elems[k] = E::from_acc(R::finish(acc, job.nsrc));
+          }
+          reinterpret_cast<uint4 *>(slots)[i] = out.raw;
+          if (plain != nullptr) {
+#pragma unroll
+            for (int k = 0; k < V; k++) plain[i * V + k] = out.elems[k];
+          }
+        }
+        fence_async_shared();  // these shared-memory writes, before the bulk store reads them
+        consumers_sync();
+      } else if (!tma_wait(a, &pipe.full[stage], round & 1, block, gave_up)) {
+        break;
+      }
+      if (consumer == 0) {
+        for (int d = 0; d < 2; d++) {
+          if (job.dst[d] != nullptr) bulk_store(job.dst[d] + (size_t)t * tile, slots, size);
+        }
+        bulk_commit();
+        bulk_wait_read();  // the stores have read the stage: it may be refilled
+        mbarrier_arrive(&pipe.empty[stage]);
+      }
+    }
+  }
+  pipe.tiles += ntiles;
+}
+
+// The bulk stores this CTA issued are complete and ordered before what follows (a barrier).
+__device__ __forceinline__ void tma_stores_done() {
+  if (threadIdx.x == 32) {
+    bulk_wait_done();
+    fence_async_global();
+  }
+}
+
+template <typename T, int Op>
+__device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblocks, uint64_t seq0,
+                            uint64_t chunk0, volatile int *gave_up, uint64_t *chunks_out) {
+  constexpr size_t V = Pack<T>::kElems;
+  const size_t chunk_elems = (a.staging_bytes / 2) / (2 * sizeof(T)) / V * V;  // as twoshot()
+  const T *input = static_cast<const T *>(a.input);
+  T *output = static_cast<T *>(a.output);
+  uint64_t chunks = (a.count + chunk_elems - 1) / chunk_elems;
+  *chunks_out = chunks;
+  const bool input_aligned = aligned16(input), output_aligned = aligned16(output);
+
+  extern __shared__ __align__(128) unsigned char tma_shared[];
+  TmaPipe pipe;
+  pipe.full = reinterpret_cast<uint64_t *>(tma_shared);
+  pipe.empty = pipe.full + kTmaStages;
+  pipe.stages = tma_shared + kTmaBarrierBytes;
+  pipe.tiles = 0;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kTmaStages; s++) {
+      mbarrier_init(&pipe.full[s], 1);   // the producer's arrive (plus the loaded bytes)
+      mbarrier_init(&pipe.empty[s], 1);  // the storing consumer's arrive
+    }
+    // The barriers' initialisation is visible to the async proxy (the bulk copies).
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+
+  for (uint64_t j = 0; j < chunks; j++) {
+    size_t offset = j * chunk_elems;
+    size_t length = min_size(chunk_elems, a.count - offset);
+    T *stage[NVLAR_MAX_RANKS];
+    for (int p = 0; p < a.nranks; p++) stage[p] = staging_half<T>(a, p, chunk0 + j);
+
+    // Copy in: this CTA's range of the input into this rank's staging.
+    Range in = split(length, block, nblocks, V);
+    size_t bulk = input_aligned ? in.size() / V * V : 0;
+    if (bulk > 0) {
+      TmaJob<T, Op> job = {};
+      job.src[0] = reinterpret_cast<const unsigned char *>(input + offset + in.begin);
+      job.nsrc = 1;
+      job.dst[0] = reinterpret_cast<unsigned char *>(stage[a.rank] + in.begin);
+      job.bytes = bulk * sizeof(T);
+      tma_run(a, job, pipe, block, gave_up);
+    }
+    copy_to_staging(stage[a.rank] + in.begin + bulk, input + offset + in.begin + bulk,
+                    in.size() - bulk);
+    tma_stores_done();
+    if (!barrier(a, block, nblocks, seq0 + 2 * j + 1, gave_up)) return;
+
+    // Reduce this rank's slice from every rank's staging into the output and the result area.
+    size_t slice = (length + a.nranks - 1) / a.nranks;
+    slice = (slice + V - 1) / V * V;
+    size_t own_begin = min_size(slice * a.rank, length);
+    size_t own_end = min_size(own_begin + slice, length);
+    Range part = split(own_end - own_begin, block, nblocks, V);
+    size_t at = own_begin + part.begin;
+    bulk = part.size() / V * V;
+    if (bulk > 0) {
+      TmaJob<T, Op> job = {};
+      for (int p = 0; p < a.nranks; p++) job.src[p] = reinterpret_cast<const unsigned char *>(stage[p] + at);
+      job.nsrc = a.nranks;
+      job.dst[0] = reinterpret_cast<unsigned char *>(stage[a.rank] + chunk_elems + at);
+      if (output_aligned) {
+        job.dst[1] = reinterpret_cast<unsigned char *>(output + offset + at);
+      } else {
+        job.plain_out = output + offset + at;
+      }
+      job.bytes = bulk * sizeof(T);
+      tma_run(a, job, pipe, block, gave_up);
+    }
+    reduce_staged<T, Op>(output + offset + at + bulk, stage[a.rank] + chunk_elems + at + bulk,
+                         stage, at + bulk, part.size() - bulk, a.nranks);
+    tma_stores_done();
+    if (!barrier(a, block, nblocks, seq0 + 2 * j + 2, gave_up)) return;
+
+    // Gather every other rank's reduced slice from its result area.
+    for (int s = 1; s < a.nranks; s++) {
+      int owner = (a.rank + s) % a.nranks;
+      size_t begin = min_size(slice * owner, length), end = min_size(begin + slice, length);
+      Range piece = split(end - begin, block, nblocks, V);
+      size_t from = begin + piece.begin;
+      bulk = output_aligned ? piece.size() / V * V : 0;
+      if (bulk > 0) {
+        TmaJob<T, Op> job = {};
+        job.src[0] = reinterpret_cast<const unsigned char *>(stage[owner] + chunk_elems + from);
+        job.nsrc = 1;
+        job.dst[0] = reinterpret_cast<unsigned char *>(output + offset + from);
+        job.bytes = bulk * sizeof(T);
+        tma_run(a, job, pipe, block, gave_up);
+      }
+      copy_from_staging(output + offset + from + bulk, stage[owner] + chunk_elems + from + bulk,
+                        piece.size() - bulk);
+    }
+    // The next chunk's reads of this chunk's half come after its first barrier, which waits
+    // for this CTA's reads to be done: the consumers consumed every tile they were sent.
+    tma_stores_done();
+    __syncthreads();
+    if (*gave_up) return;
+  }
+}
+
+#else  // below sm_90: no bulk copies; the host never selects this kernel there
+
+template <typename T, int Op>
+__device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblocks, uint64_t seq0,
+                            uint64_t chunk0, volatile int *gave_up, uint64_t *chunks_out) {
+  twoshot<T, Op>(a, block, nblocks, seq0, chunk0, gave_up, chunks_out);
+}
+
+#endif
+
+}  // namespace nvlar
