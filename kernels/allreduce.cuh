@@ -462,11 +462,22 @@ __device__ void push_oneshot(const nvlar_allreduce_args &a, int block, int nbloc
       }
     }
     for (size_t pk = mine.begin + threadIdx.x; pk < end; pk += blockDim.x) {
+      // Every peer's packet is loaded at once, so that the first looks cost one round trip in
+      // all, not one per peer; only packets that were not there yet are polled again.
+      uint4 first_look[NVLAR_MAX_RANKS];
+#pragma unroll
+      for (int q = 0; q < NVLAR_MAX_RANKS; q++) {
+        if (q < a.nranks && q != a.rank) first_look[q] = load_packet(slot(a.rank, q) + pk * 16);
+      }
       Acc acc[per_packet];
-      for (int q = 0; q < a.nranks; q++) {
+#pragma unroll
+      for (int q = 0; q < NVLAR_MAX_RANKS; q++) {
+        if (q >= a.nranks) break;
         uint64_t payload;
         if (q == a.rank) {
           payload = read_payload(input + offset, pk, length);
+        } else if (first_look[q].y == flag && first_look[q].w == flag) {
+          payload = (uint64_t)first_look[q].x | ((uint64_t)first_look[q].z << 32);
         } else if (!wait_packet(a, slot(a.rank, q) + pk * 16, flag, q, block, seq, gave_up,
                                 &payload)) {
           return;

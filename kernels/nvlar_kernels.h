@@ -26,8 +26,12 @@ enum nvlar_algo {
                              with NVLAR_TMA_SHARED_BYTES of shared memory per CTA */
 };
 
-/* Dynamic shared memory of a TMA two-shot CTA (one CTA per multiprocessor). */
-#define NVLAR_TMA_SHARED_BYTES ((size_t)128 + 6 * ((size_t)32 << 10))
+/* Pipeline stages of 32 KiB of a TMA two-shot CTA (a build-time constant, for experiments),
+ * and the CTA's dynamic shared memory (one CTA per multiprocessor). */
+#ifndef NVLAR_TMA_STAGES
+#define NVLAR_TMA_STAGES 7
+#endif
+#define NVLAR_TMA_SHARED_BYTES ((size_t)128 + NVLAR_TMA_STAGES * ((size_t)32 << 10))
 
 /* Push one-shot: a message moves in chunks of this many bytes per rank. Each 8 bytes travel
  * in a 16-byte packet {4 data bytes, flag, 4 data bytes, flag}; NVLAR_PUSH_BUFFERS receive

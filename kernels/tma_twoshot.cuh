@@ -28,12 +28,21 @@
 //   (async proxy) then reads: every writer issues fence.proxy.async.shared::cta before the
 //   named barrier after which one thread issues the store.
 // - A stage is refilled only after the stores that read it are done reading
-//   (cp.async.bulk.wait_group.read 0 before the `empty` arrival).
+//   (cp.async.bulk.wait_group.read before the `empty` arrival).
 #pragma once
 
 namespace nvlar {
 
-constexpr int kTmaStages = 6;
+constexpr int kTmaStages = NVLAR_TMA_STAGES;
+// The storing thread frees a stage kTmaStoresInFlight tiles after storing it (once the store
+// has read it): it does not stall on each store, and the producer stays
+// kTmaStages - kTmaStoresInFlight stages ahead. Must be below kTmaStages, or the producer
+// would wait for a stage that is freed only after a tile it has yet to load.
+#ifndef NVLAR_TMA_STORES_IN_FLIGHT
+#define NVLAR_TMA_STORES_IN_FLIGHT 2
+#endif
+constexpr int kTmaStoresInFlight = NVLAR_TMA_STORES_IN_FLIGHT;
+static_assert(kTmaStoresInFlight < kTmaStages, "a stage must be freed before it is needed");
 constexpr uint32_t kTmaStageBytes = 32u << 10;
 constexpr int kTmaConsumerThreads = NVLAR_THREADS - 32;  // warps 1..7
 constexpr int kTmaBarrierBytes = 128;                    // 2 x kTmaStages mbarriers, rounded
@@ -91,8 +100,9 @@ __device__ __forceinline__ void bulk_store(void *dst, const void *src, uint32_t 
 }
 
 __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
-__device__ __forceinline__ void bulk_wait_read() {
-  asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
+// All but the newest `kPending` store groups of this thread have read their shared memory.
+template <int kPending> __device__ __forceinline__ void bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(kPending) : "memory");
 }
 __device__ __forceinline__ void bulk_wait_done() {
   asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
@@ -115,7 +125,15 @@ struct TmaPipe {
   unsigned char *stages;
   uint64_t *full, *empty;
   uint32_t tiles;
+  uint32_t freed;  // the storing thread's: tiles whose stage it has freed (<= tiles)
 };
+
+// The storing thread frees every stage whose store has read it, except the newest `kPending`.
+template <int kPending> __device__ __forceinline__ void tma_free_stages(TmaPipe &pipe, uint32_t stored) {
+  if (stored - pipe.freed <= kPending) return;
+  bulk_wait_read<kPending>();
+  for (; pipe.freed + kPending < stored; pipe.freed++) mbarrier_arrive(&pipe.empty[pipe.freed % kTmaStages]);
+}
 
 // Bounded wait on a pipeline barrier (local: it completes unless a peer's memory stops
 // answering); false, with the failure recorded, after the timeout or once another thread of
@@ -219,17 +237,18 @@ __device__ void tma_run(const nvlar_allreduce_args &a, const TmaJob<T, Op> &job,
           if (job.dst[d] != nullptr) bulk_store(job.dst[d] + (size_t)t * tile, slots, size);
         }
         bulk_commit();
-        bulk_wait_read();  // the stores have read the stage: it may be refilled
-        mbarrier_arrive(&pipe.empty[stage]);
+        tma_free_stages<kTmaStoresInFlight>(pipe, n + 1);
       }
     }
   }
   pipe.tiles += ntiles;
 }
 
-// The bulk stores this CTA issued are complete and ordered before what follows (a barrier).
-__device__ __forceinline__ void tma_stores_done() {
+// The bulk stores this CTA issued are complete, their stages are free, and the stores are
+// ordered before what follows (a barrier).
+__device__ __forceinline__ void tma_stores_done(TmaPipe &pipe) {
   if (threadIdx.x == 32) {
+    tma_free_stages<0>(pipe, pipe.tiles);
     bulk_wait_done();
     fence_async_global();
   }
@@ -252,6 +271,7 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
   pipe.empty = pipe.full + kTmaStages;
   pipe.stages = tma_shared + kTmaBarrierBytes;
   pipe.tiles = 0;
+  pipe.freed = 0;
   if (threadIdx.x == 0) {
     for (int s = 0; s < kTmaStages; s++) {
       mbarrier_init(&pipe.full[s], 1);   // the producer's arrive (plus the loaded bytes)
@@ -281,7 +301,7 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
     }
     copy_to_staging(stage[a.rank] + in.begin + bulk, input + offset + in.begin + bulk,
                     in.size() - bulk);
-    tma_stores_done();
+    tma_stores_done(pipe);
     if (!barrier(a, block, nblocks, seq0 + 2 * j + 1, gave_up)) return;
 
     // Reduce this rank's slice from every rank's staging into the output and the result area.
@@ -307,7 +327,7 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
     }
     reduce_staged<T, Op>(output + offset + at + bulk, stage[a.rank] + chunk_elems + at + bulk,
                          stage, at + bulk, part.size() - bulk, a.nranks);
-    tma_stores_done();
+    tma_stores_done(pipe);
     if (!barrier(a, block, nblocks, seq0 + 2 * j + 2, gave_up)) return;
 
     // Gather every other rank's reduced slice from its result area.
@@ -330,7 +350,7 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
     }
     // The next chunk's reads of this chunk's half come after its first barrier, which waits
     // for this CTA's reads to be done: the consumers consumed every tile they were sent.
-    tma_stores_done();
+    tma_stores_done(pipe);
     __syncthreads();
     if (*gave_up) return;
   }

@@ -38,7 +38,11 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
   } else if (algo == NVLAR_ALGO_TMA) {
     /* One CTA per 2 MiB, up to 8: its bulk copies keep 192 KiB in flight per CTA. */
     choice.nblocks = clamp_blocks((bytes + (2u << 20) - 1) / (2u << 20), cap < 8 ? cap : 8);
-  } else if (algo == NVLAR_ALGO_ONESHOT || algo == NVLAR_ALGO_PUSH) {
+  } else if (algo == NVLAR_ALGO_PUSH) {
+    /* One CTA per 4 KiB, up to 32: a thread waits for each of its packets in turn, so few
+     * packets per thread. */
+    choice.nblocks = clamp_blocks((bytes + (4u << 10) - 1) / (4u << 10), cap < 32 ? cap : 32);
+  } else if (algo == NVLAR_ALGO_ONESHOT) {
     /* One CTA per 32 KiB, up to 16 (more CTAs mean more flags to wait for per barrier). */
     choice.nblocks = clamp_blocks((bytes + (32u << 10) - 1) / (32u << 10), cap < 16 ? cap : 16);
   } else {

@@ -257,6 +257,12 @@ static int default_blocks(int algo, size_t bytes, int fit) {
     int cap = fit < 8 ? fit : 8;
     return want > (size_t)cap ? cap : (want < 1 ? 1 : (int)want);
   }
+  if (algo == NVLAR_ALGO_PUSH) {
+    /* As routing does: a CTA per 4 KiB, up to 32. */
+    size_t want = (bytes + (4u << 10) - 1) / (4u << 10);
+    int cap = fit < 32 ? fit : 32;
+    return want > (size_t)cap ? cap : (want < 1 ? 1 : (int)want);
+  }
   /* About 32 KiB per CTA, up to the largest power of two that fits: on the H100 with 8 ranks,
    * 32 CTAs per rank beat 33 (the full 2 CTAs per SM) by 10% (docs/results.md). */
   size_t want = (bytes + (32u << 10) - 1) / (32u << 10);
