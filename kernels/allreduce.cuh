@@ -347,23 +347,25 @@ __device__ void twoshot(const nvlar_allreduce_args &a, int block, int nblocks, u
 // ---------------------------------------------------------------------------------------------
 // Push one-shot (LL protocol): no barrier. Every 8 bytes of a rank's input travel in one
 // 16-byte packet {data low, flag, data high, flag} that the rank stores into its slot of every
-// peer's receive buffer; a reader knows a packet is complete when both flags equal the chunk's
+// peer's receive buffer; a reader knows a packet is complete when both flags equal the call's
 // flag, because each 8-byte half {data, flag} is written by one store, which no reader can see
 // half-done. Then every rank reduces the packets of all ranks in rank order 0..n-1.
 //
 // Receive buffers: rank p's push area holds NVLAR_PUSH_BUFFERS buffers, each with one slot per
-// source rank; chunk s (a counter that runs on across calls) uses buffer s % NVLAR_PUSH_BUFFERS
-// and flag 1 + s % (2^32 - 1), never 0, the value of untouched memory.
+// source rank of NVLAR_PUSH_MAX_BYTES / 8 packets, which holds a whole message (larger ones
+// are not accepted). Push call s (a per-rank counter that runs on across calls) uses buffer
+// s % NVLAR_PUSH_BUFFERS and flag 1 + s % (2^32 - 1), never 0, the value of untouched memory.
 //
-// Why two buffers suffice: when rank A writes chunk s into rank B's buffer s % 2, B has
-// finished reading chunk s - 2 from that buffer. A reached chunk s only after receiving all of
-// chunk s - 1, in particular B's packets of chunk s - 1 in the packet range of A's CTA c; B's
-// CTA c sent those only after it finished reading chunk s - 2 in the same range (program
-// order), and CTA c of every rank handles the same packet range in every chunk (ranges are cut
-// from a full chunk, the last chunk clipped). Across calls the same holds, since chunk s - 1
-// may belong to the previous call: a rank sends nothing of a call before its previous call's
-// kernel (or, with programmatic dependent launch, its griddepcontrol.wait) has finished.
-// A stale packet still in a slot carries the flag of chunk s - 2, or older, never chunk s's.
+// Why two buffers suffice: when rank A writes call s into rank B's buffer s % 2, B has
+// finished reading call s - 2 from it. A's kernel for call s starts (or, with programmatic
+// dependent launch, passes griddepcontrol.wait) only after A's kernel for call s - 1 has
+// completed; that kernel waited for B's packets of call s - 1 (a call has at least one packet:
+// count 0 is not a call). B sent them from its kernel for call s - 1, which started (or passed
+// griddepcontrol.wait) only after B's kernel for call s - 2 had completed, every read of it
+// included. This needs no agreement between the CTAs of two calls, so each call may split its
+// packets among any number of CTAs. A stale packet in a slot carries the flag of call s - 2 or
+// older, never call s's. (An earlier version cut messages into several chunks per call; then
+// a short last chunk broke this argument, since B's CTAs without packets in it sent nothing.)
 
 __device__ __forceinline__ void store_packet(void *slot, uint64_t payload, uint32_t flag) {
   asm volatile("st.volatile.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(slot),
@@ -430,76 +432,66 @@ __device__ __forceinline__ uint64_t read_payload(const T *input, size_t pk, size
 
 template <typename T, int Op>
 __device__ void push_oneshot(const nvlar_allreduce_args &a, int block, int nblocks,
-                             uint64_t push0, volatile int *gave_up, uint64_t *chunks_out) {
+                             uint64_t seq, volatile int *gave_up) {
   using E = Elem<T>;
   using R = Reduce<T, Op>;
   using Acc = typename E::Acc;
   constexpr size_t per_packet = 8 / sizeof(T);
-  constexpr size_t slot_packets = NVLAR_PUSH_CHUNK_BYTES / 8;
-  constexpr size_t chunk_elems = NVLAR_PUSH_CHUNK_BYTES / sizeof(T);
-  constexpr size_t slot_bytes = slot_packets * 16;
+  constexpr size_t slot_bytes = NVLAR_PUSH_MAX_BYTES / 8 * 16;
   const T *input = static_cast<const T *>(a.input);
   T *output = static_cast<T *>(a.output);
-  uint64_t chunks = (a.count + chunk_elems - 1) / chunk_elems;
-  *chunks_out = chunks;
-  Range mine = split(slot_packets, block, nblocks, 1);  // the same range in every chunk
-  for (uint64_t j = 0; j < chunks; j++) {
-    uint64_t seq = push0 + j;
-    uint32_t flag = 1u + (uint32_t)(seq % 0xffffffffull);
-    size_t buffer = seq % NVLAR_PUSH_BUFFERS;
-    size_t offset = j * chunk_elems;
-    size_t length = min_size(chunk_elems, a.count - offset);
-    size_t packets = (length + per_packet - 1) / per_packet;
-    size_t end = min_size(mine.end, packets);
-    // Slot of source rank `src` in rank `dst`'s buffer for this chunk.
-    auto slot = [&](int dst, int src) {
-      return static_cast<char *>(a.push[dst]) + (buffer * NVLAR_MAX_RANKS + src) * slot_bytes;
-    };
-    for (size_t pk = mine.begin + threadIdx.x; pk < end; pk += blockDim.x) {
-      uint64_t payload = read_payload(input + offset, pk, length);
-      for (int q = 0; q < a.nranks; q++) {
-        if (q != a.rank) store_packet(slot(q, a.rank) + pk * 16, payload, flag);
-      }
+  const uint32_t flag = 1u + (uint32_t)(seq % 0xffffffffull);
+  const size_t buffer = seq % NVLAR_PUSH_BUFFERS;
+  const size_t length = a.count;  // nvlar_allreduce_check: the message fits one slot
+  const size_t packets = (length + per_packet - 1) / per_packet;
+  const Range mine = split(packets, block, nblocks, 1);
+  // Slot of source rank `src` in rank `dst`'s buffer for this call.
+  auto slot = [&](int dst, int src) {
+    return static_cast<char *>(a.push[dst]) + (buffer * NVLAR_MAX_RANKS + src) * slot_bytes;
+  };
+  for (size_t pk = mine.begin + threadIdx.x; pk < mine.end; pk += blockDim.x) {
+    uint64_t payload = read_payload(input, pk, length);
+    for (int q = 0; q < a.nranks; q++) {
+      if (q != a.rank) store_packet(slot(q, a.rank) + pk * 16, payload, flag);
     }
-    for (size_t pk = mine.begin + threadIdx.x; pk < end; pk += blockDim.x) {
-      // Every peer's packet is loaded at once, so that the first looks cost one round trip in
-      // all, not one per peer; only packets that were not there yet are polled again.
-      uint4 first_look[NVLAR_MAX_RANKS];
+  }
+  for (size_t pk = mine.begin + threadIdx.x; pk < mine.end; pk += blockDim.x) {
+    // Every peer's packet is loaded at once, so that the first looks cost one round trip in
+    // all, not one per peer; only packets that were not there yet are polled again.
+    uint4 first_look[NVLAR_MAX_RANKS];
 #pragma unroll
-      for (int q = 0; q < NVLAR_MAX_RANKS; q++) {
-        if (q < a.nranks && q != a.rank) first_look[q] = load_packet(slot(a.rank, q) + pk * 16);
+    for (int q = 0; q < NVLAR_MAX_RANKS; q++) {
+      if (q < a.nranks && q != a.rank) first_look[q] = load_packet(slot(a.rank, q) + pk * 16);
+    }
+    Acc acc[per_packet];
+#pragma unroll
+    for (int q = 0; q < NVLAR_MAX_RANKS; q++) {
+      if (q >= a.nranks) break;
+      uint64_t payload;
+      if (q == a.rank) {
+        payload = read_payload(input, pk, length);
+      } else if (first_look[q].y == flag && first_look[q].w == flag) {
+        payload = (uint64_t)first_look[q].x | ((uint64_t)first_look[q].z << 32);
+      } else if (!wait_packet(a, slot(a.rank, q) + pk * 16, flag, q, block, seq, gave_up,
+                              &payload)) {
+        return;
       }
-      Acc acc[per_packet];
-#pragma unroll
-      for (int q = 0; q < NVLAR_MAX_RANKS; q++) {
-        if (q >= a.nranks) break;
-        uint64_t payload;
-        if (q == a.rank) {
-          payload = read_payload(input + offset, pk, length);
-        } else if (first_look[q].y == flag && first_look[q].w == flag) {
-          payload = (uint64_t)first_look[q].x | ((uint64_t)first_look[q].z << 32);
-        } else if (!wait_packet(a, slot(a.rank, q) + pk * 16, flag, q, block, seq, gave_up,
-                                &payload)) {
-          return;
-        }
-        union {
-          uint64_t bits;
-          T elems[per_packet];
-        } packed;
-        packed.bits = payload;
-#pragma unroll
-        for (size_t k = 0; k < per_packet; k++) {
-          Acc value = E::to_acc(packed.elems[k]);
-          acc[k] = q == 0 ? value : R::combine(acc[k], value);
-        }
-      }
-      size_t first = pk * per_packet;
+      union {
+        uint64_t bits;
+        T elems[per_packet];
+      } packed;
+      packed.bits = payload;
 #pragma unroll
       for (size_t k = 0; k < per_packet; k++) {
-        if (first + k < length) output[offset + first + k] = E::from_acc(R::finish(acc[k], a.nranks));
+        Acc value = E::to_acc(packed.elems[k]);
+        acc[k] = q == 0 ? value : R::combine(acc[k], value);
       }
     }
-    if (*gave_up) return;
+    size_t first = pk * per_packet;
+#pragma unroll
+    for (size_t k = 0; k < per_packet; k++) {
+      if (first + k < length) output[first + k] = E::from_acc(R::finish(acc[k], a.nranks));
+    }
   }
 }
 
@@ -545,8 +537,8 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
     seq1 = seq0 + 2 * chunks;
     chunk1 = chunk0 + chunks;
   } else if (a.algo == NVLAR_ALGO_PUSH) {
-    push_oneshot<T, Op>(a, block, nblocks, push0, &gave_up, &chunks);
-    push1 = push0 + chunks;
+    push_oneshot<T, Op>(a, block, nblocks, push0, &gave_up);
+    push1 = push0 + 1;
   } else if (a.algo == NVLAR_ALGO_TWOSHOT) {
     twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &gave_up, &chunks);
     seq1 = seq0 + 2 * chunks;

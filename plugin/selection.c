@@ -30,6 +30,8 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
                                                : NVLAR_ALGO_ONESHOT;
     ctas = row->count;
   }
+  /* The push one-shot takes one receive slot per call; larger messages take the pull one. */
+  if (algo == NVLAR_ALGO_PUSH && bytes > NVLAR_PUSH_MAX_BYTES) algo = NVLAR_ALGO_ONESHOT;
   /* The TMA two-shot needs sm_90's bulk copies; elsewhere the plain two-shot does its job. */
   if (algo == NVLAR_ALGO_TMA && policy->arch < 90) algo = NVLAR_ALGO_TWOSHOT;
   int cap = policy->max_blocks < NVLAR_MAX_BLOCKS ? policy->max_blocks : NVLAR_MAX_BLOCKS;
@@ -39,9 +41,9 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
     /* One CTA per 2 MiB, up to 8: its bulk copies keep 192 KiB in flight per CTA. */
     choice.nblocks = clamp_blocks((bytes + (2u << 20) - 1) / (2u << 20), cap < 8 ? cap : 8);
   } else if (algo == NVLAR_ALGO_PUSH) {
-    /* One CTA per 4 KiB, up to 32: a thread waits for each of its packets in turn, so few
-     * packets per thread. */
-    choice.nblocks = clamp_blocks((bytes + (4u << 10) - 1) / (4u << 10), cap < 32 ? cap : 32);
+    /* One CTA per 2 KiB (a packet per thread), up to 32: a thread waits for each of its
+     * packets in turn. */
+    choice.nblocks = clamp_blocks((bytes + (2u << 10) - 1) / (2u << 10), cap < 32 ? cap : 32);
   } else if (algo == NVLAR_ALGO_ONESHOT) {
     /* One CTA per 32 KiB, up to 16 (more CTAs mean more flags to wait for per barrier). */
     choice.nblocks = clamp_blocks((bytes + (32u << 10) - 1) / (32u << 10), cap < 16 ? cap : 16);

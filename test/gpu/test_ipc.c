@@ -1,8 +1,9 @@
 /* Ranks in separate processes on one GPU, sharing staging and signal buffers through CUDA IPC
  * with the same code the routing layer uses (plugin/peer_buffers.c). For 2 and 4 ranks: every
- * dtype x op x size {1, 7, 4099, 300000 elements (several chunks)} x in/out-of-place x the
- * three kernels; each rank checks its output against the reference and guard bytes, and the ranks
- * compare hashes of their outputs, which must be identical.
+ * dtype x op x size {1, 7, 4099, 300000 elements (several chunks; the push one-shot: its
+ * largest message)} x in/out-of-place x the four kernels, programmatic dependent launch on and
+ * off in turn; each rank checks its output against the reference and guard bytes, and the
+ * ranks compare hashes of their outputs, which must be identical.
  *
  * The parent touches no CUDA (a process that initialised CUDA cannot fork usable children);
  * children exchange handles through shared memory. Processes on one GPU share it by
@@ -20,7 +21,7 @@
 #include "params.h"
 #include "peer_buffers.h"
 
-#define MAX_CASES 1536
+#define MAX_CASES 2048
 #define STAGING_BYTES (1u << 20)
 #define MAX_COUNT 300000
 #define GUARD 256
@@ -65,6 +66,7 @@ static int rank_main(int rank, int nranks, struct shared_state *shared) {
     return GPU_TEST_SKIP;
   }
   CHECK_CUDA(cudaSetDevice(0));
+  CHECK_CUDA(nvlar_kernels_load()); /* as setup does: no lazy load, the TMA shared memory */
   struct nvlar_local_buffers own;
   CHECK_CUDA(nvlar_buffers_create(&own, STAGING_BYTES));
   CHECK_CUDA(nvlar_buffers_export(&own, &shared->handles[rank]));
@@ -89,7 +91,7 @@ static int rank_main(int rank, int nranks, struct shared_state *shared) {
   uint64_t timeout_ns = (uint64_t)nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1000000ull;
 
   int ncases = 0;
-  for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_PUSH; algo++) {
+  for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_TMA; algo++) {
     for (int type = 0; type < 12; type++) {
       for (int op = 0; op < 5; op++) {
         for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
@@ -97,6 +99,10 @@ static int rank_main(int rank, int nranks, struct shared_state *shared) {
           if (quick_mode() && (s == 0 || s == 3)) continue;
           for (int in_place = 0; in_place < 2; in_place++, ncases++) {
             size_t count = sizes[s], bytes = count * check_type_size(type);
+            if (algo == NVLAR_ALGO_PUSH && bytes > NVLAR_PUSH_MAX_BYTES) {
+              count = NVLAR_PUSH_MAX_BYTES / check_type_size(type); /* its largest message */
+              bytes = count * check_type_size(type);
+            }
             uint64_t seed = 0xc0ffee00u + (uint64_t)ncases;
             void *in = input + GUARD, *out = in_place ? in : (void *)(output + GUARD);
             CHECK_CUDA(cudaMemsetAsync(input, CHECK_POISON_BYTE, data_bytes, stream));
@@ -113,6 +119,7 @@ static int rank_main(int rank, int nranks, struct shared_state *shared) {
             args.output = out;
             args.count = count;
             args.timeout_ns = timeout_ns;
+            args.pdl = ncases % 2;
             CHECK_CUDA(nvlar_allreduce_launch(&args, stream));
             CHECK_CUDA(check_verify(&out, 1, count, type, op, nranks, seed, &results[ncases], stream));
             CHECK_CUDA(cudaMemcpyAsync(host, out, bytes, cudaMemcpyDeviceToHost, stream));

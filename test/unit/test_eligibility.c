@@ -210,7 +210,11 @@ static void test_selection(void **state) {
   assert_int_equal(nvlar_select(&policy, 1 << 20).algo, NVLAR_ALGO_TWOSHOT);
   policy.arch = 90;
   policy.forced = NVLAR_FORCE_PUSH;
-  assert_int_equal(nvlar_select(&policy, 1 << 20).algo, NVLAR_ALGO_PUSH);
+  assert_int_equal(nvlar_select(&policy, 256 << 10).algo, NVLAR_ALGO_PUSH);
+  assert_int_equal(nvlar_select(&policy, 2048).nblocks, 1);
+  assert_int_equal(nvlar_select(&policy, 8192).nblocks, 4);
+  /* Above the push one-shot's largest message, the pull one-shot. */
+  assert_int_equal(nvlar_select(&policy, (256 << 10) + 1).algo, NVLAR_ALGO_ONESHOT);
   /* CTA counts never exceed what every rank's GPU holds. */
   policy = (struct nvlar_policy){.nranks = 8, .arch = 90, .forced = NVLAR_FORCE_TWOSHOT,
                                  .max_blocks = 6, .table = &builtin};
