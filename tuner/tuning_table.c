@@ -12,10 +12,13 @@
 #include "params.h"
 
 /* Provisional until measured on NVLink (docs/tuning.md): peers' published thresholds and the
- * emulated measurements of docs/results.md. No nccl rows: without measurements nvlar leaves
+ * emulated measurements of docs/results.md (push rows: where the push one-shot beat the pull
+ * one-shot with 2, 4 and 8 emulated ranks). No nccl rows: without measurements nvlar leaves
  * NCCL's own choice alone. */
 const char nvlar_tuning_builtin[] =
     "# nvlar built-in tuning table\n"
+    "nvlar 0-128K    2-4 * push\n"
+    "nvlar 0-32K     5-8 * push\n"
     "nvlar 0-512K    2-4 * oneshot\n"
     "nvlar 0-256K    5-8 * oneshot\n"
     "nvlar 0-16M     2-8 * twoshot\n"

@@ -69,7 +69,21 @@ with tempfile.TemporaryDirectory() as tmp:
             if result.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) < 1000:
                 print("plot:", result.returncode, result.stderr)
                 failures += 1
+        sweep_csv = os.path.join(tmp, "sweep.csv")
+        with open(sweep_csv, "w") as f:
+            f.write("device,nranks,dtype,op,bytes,count,algo,ctas,time_us,empty_us,traffic_gbps,"
+                    "copy_gbps,ratio,series,pdl\n")
+            for algo in ("twoshot", "tma"):
+                for ctas in (1, 2, 4, 8):
+                    f.write(f"GPU,8,float32,sum,67108864,16777216,{algo},{ctas},100,1,{ctas * 300},"
+                            "3000,0.1,sweep,1\n")
+        result = subprocess.run([interpreter, plot, "--sweep", sweep_csv, "--out",
+                                 os.path.join(tmp, "s")], capture_output=True, text=True)
+        path = os.path.join(tmp, "s-ctas.png")
+        if result.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) < 1000:
+            print("plot --sweep:", result.returncode, result.stderr)
+            failures += 1
         if failures == 0:
-            print(f"plot: both PNGs written ({interpreter})")
+            print(f"plot: the three PNGs written ({interpreter})")
 print("scripts:", "ok" if failures == 0 else f"{failures} failures")
 sys.exit(1 if failures else 0)

@@ -28,11 +28,15 @@ def write(path, times):
 
 
 with tempfile.TemporaryDirectory() as tmp:
-    # One-shot wins up to 64 KiB, two-shot at 1 MiB and 16 MiB, NCCL at 256 MiB.
+    # One-shot beats two-shot up to 64 KiB, two-shot at 1 MiB and 16 MiB, NCCL at 256 MiB.
     write(os.path.join(tmp, "oneshot.csv"),
           {8: (3, 20), 1024: (3, 20), 65536: (5, 25), 1 << 20: (40, 50), 16 << 20: (400, 300), 256 << 20: (9000, 5000)})
     write(os.path.join(tmp, "twoshot.csv"),
           {8: (9, 20), 1024: (9, 20), 65536: (12, 25), 1 << 20: (20, 50), 16 << 20: (200, 300), 256 << 20: (6000, 5000)})
+    # Push wins up to 1 KiB; its 1 MiB row is the one-shot in disguise (above its largest
+    # message NVLAR_ALGO=push runs the one-shot) and must be ignored.
+    write(os.path.join(tmp, "push.csv"),
+          {8: (2, 20), 1024: (2, 20), 65536: (6, 25), 1 << 20: (1, 50)})
     # NCCL forced: ring/LL best small, tree/Simple best large.
     for algo in ("ring", "tree"):
         for proto in ("LL", "LL128", "Simple"):
@@ -43,7 +47,8 @@ with tempfile.TemporaryDirectory() as tmp:
     table = subprocess.run([tune, "--from-csv", tmp], capture_output=True, text=True, check=True).stdout
     rows = [line for line in table.splitlines() if line and not line.startswith("#")]
     expected = [
-        "nvlar 0-64K 8 * oneshot",
+        "nvlar 0-1K 8 * push",
+        "nvlar 1025-64K 8 * oneshot",
         "nvlar 65537-16M 8 * twoshot",
         "nvlar 16777217-inf 8 * nccl",
         "nccl allreduce 0-64K 8 1 ring ll",
