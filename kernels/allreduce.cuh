@@ -457,7 +457,7 @@ __device__ __forceinline__ uint32_t push_flag(uint64_t seq) {
 // A token at packet `at` of push chunk `seq`: a CTA with no packets in a short last chunk
 // tells every peer's same CTA that it is done with the chunk before, and hears the same
 // (see above). False when a peer did not come.
-__device__ bool push_token(const nvlar_allreduce_args &a, int block, uint64_t seq, size_t at,
+static __device__ bool push_token(const nvlar_allreduce_args &a, int block, uint64_t seq, size_t at,
                            volatile int *gave_up) {
   int peer = threadIdx.x;
   if (peer >= a.nranks || peer == a.rank) return true;
