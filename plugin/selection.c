@@ -38,7 +38,7 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
   if (ctas > 0) {
     choice.nblocks = clamp_blocks((size_t)ctas, cap);
   } else if (algo == NVLAR_ALGO_TMA) {
-    /* One CTA per 2 MiB, up to 8: its bulk copies keep 192 KiB in flight per CTA. */
+    /* One CTA per 2 MiB, up to 8: each streams through 224 KiB of shared-memory stages. */
     choice.nblocks = clamp_blocks((bytes + (2u << 20) - 1) / (2u << 20), cap < 8 ? cap : 8);
   } else if (algo == NVLAR_ALGO_PUSH) {
     /* One CTA per 2 KiB (a packet per thread), up to 32: a thread waits for each of its
