@@ -6,6 +6,21 @@
 
 #define GUARD_OFFSET 256 /* user buffers start here: past CHECK_GUARD_BYTES, 256-aligned */
 
+/* CTAs per SM of the emulated kernel of `algo` for its most demanding instantiation, which
+ * bounds every case (fp64 max is as heavy as any). The pull kernels share one instantiation. */
+static cudaError_t fewest_blocks_per_sm(int algo, int *fewest) {
+  cudaError_t error = cudaSuccess;
+  *fewest = 1 << 30;
+  for (int type = 0; type < 12 && error == cudaSuccess; type++) {
+    for (int op = 0; op < 5 && error == cudaSuccess; op++) {
+      int blocks = 0;
+      error = nvlar_allreduce_occupancy(algo, type, op, 1, &blocks);
+      if (blocks < *fewest) *fewest = blocks;
+    }
+  }
+  return error;
+}
+
 cudaError_t emulation_create(struct emulation *e, int nranks, size_t staging_bytes,
                              size_t max_data_bytes) {
   memset(e, 0, sizeof(*e));
@@ -17,25 +32,8 @@ cudaError_t emulation_create(struct emulation *e, int nranks, size_t staging_byt
    * launch, since loading can wait for the GPU to go idle (nvlar_kernels_load). */
   if (error == cudaSuccess) error = nvlar_kernels_load();
   if (error == cudaSuccess) error = check_load();
-  /* The most demanding instantiation bounds every case: fp64 max is as heavy as any. */
-  int worst = 1 << 30;
-  for (int type = 0; type < 12 && error == cudaSuccess; type++) {
-    for (int op = 0; op < 5 && error == cudaSuccess; op++) {
-      int blocks = 0;
-      error = nvlar_allreduce_occupancy(NVLAR_ALGO_ONESHOT, type, op, 1, &blocks);
-      if (blocks < worst) worst = blocks;
-    }
-  }
-  e->blocks_per_sm_limit = worst;
-  worst = 1 << 30;
-  for (int type = 0; type < 12 && error == cudaSuccess; type++) {
-    for (int op = 0; op < 5 && error == cudaSuccess; op++) {
-      int blocks = 0;
-      error = nvlar_allreduce_occupancy(NVLAR_ALGO_TMA, type, op, 1, &blocks);
-      if (blocks < worst) worst = blocks;
-    }
-  }
-  e->tma_blocks_per_sm = worst;
+  if (error == cudaSuccess) error = fewest_blocks_per_sm(NVLAR_ALGO_ONESHOT, &e->blocks_per_sm_limit);
+  if (error == cudaSuccess) error = fewest_blocks_per_sm(NVLAR_ALGO_TMA, &e->tma_blocks_per_sm);
   for (int r = 0; r < nranks && error == cudaSuccess; r++) {
     error = nvlar_buffers_create(&e->buffers[r], staging_bytes);
     if (error == cudaSuccess) nvlar_buffers_view(&e->buffers[r], &e->views[r]);
