@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """scripts/compare-nccl-tests against a stand-in for all_reduce_perf (it prints nccl-tests'
-table, faster when libnvlar is preloaded, and a wrong result on request), and scripts/plot
-on a synthetic benchmark CSV."""
+table, faster when libnvlar is preloaded, and a wrong result on request), scripts/plot on
+synthetic benchmark CSVs, and scripts/bench-table's three tables on a synthetic emulated
+CSV."""
 import os
 import subprocess
 import sys
 import tempfile
 
-compare, plot, libnvlar = sys.argv[1], sys.argv[2], sys.argv[3]
+compare, plot, libnvlar, bench_table = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 
 FAKE = r'''#!/usr/bin/env python3
 import os, sys
@@ -85,5 +86,29 @@ with tempfile.TemporaryDirectory() as tmp:
             failures += 1
         if failures == 0:
             print(f"plot: the three PNGs written ({interpreter})")
+    # bench-table: the size, sweep and PDL tables of one emulated CSV.
+    emulated = os.path.join(tmp, "emulated.csv")
+    with open(emulated, "w") as f:
+        f.write("device,nranks,dtype,op,bytes,count,algo,ctas,time_us,empty_us,traffic_gbps,"
+                "copy_gbps,ratio,series,pdl\n")
+        f.write("GPU,8,float32,sum,8,2,oneshot,1,4.45,1.01,0.2,3000,0.0001,size,1\n")
+        f.write("GPU,8,float32,sum,8,2,push,1,3.10,1.01,0.5,3000,0.0002,size,1\n")
+        f.write("GPU,8,float32,sum,67108864,16777216,tma,8,990,1.7,2713,3000,0.905,sweep,1\n")
+        for series, pdl, us in (("pdl-b2b", 0, 3.61), ("pdl-b2b", 1, 3.10),
+                                ("pdl-after", 0, 4.65), ("pdl-after", 1, 4.53)):
+            f.write(f"GPU,8,float32,sum,8,2,push,1,{us},,,3000,,{series},{pdl}\n")
+    expectations = {
+        (): ["| 8 B | 4.45 (1) | 3.10 (1) | 1.01 | 0.00 | 0.00 |"],
+        ("--sweep",): ["| 8 | 2713 | 0.905 |"],
+        ("--pdl",): ["| 8 B | push | 1 | 3.61 | 3.10 | +0.51 | 4.65 | 4.53 | +0.12 |"],
+    }
+    for option, lines in expectations.items():
+        result = subprocess.run([sys.executable, bench_table, *option, emulated],
+                                capture_output=True, text=True)
+        missing = [line for line in lines if line not in result.stdout]
+        if result.returncode != 0 or missing:
+            print("bench-table", *option, ":", result.returncode, result.stderr, result.stdout,
+                  "missing:", missing)
+            failures += 1
 print("scripts:", "ok" if failures == 0 else f"{failures} failures")
 sys.exit(1 if failures else 0)
