@@ -19,6 +19,7 @@
 #include "nvlar_kernels.h"
 #include "params.h"
 #include "peer_buffers.h"
+#include "selection.h"
 
 const char *const bench_type_names[] = {"int8", "uint8", "int32", "uint32", "int64", "uint64",
                                         "float16", "float32", "float64", "bfloat16",
@@ -251,18 +252,14 @@ static double traffic_bytes(int algo, int nranks, size_t bytes) {
 }
 
 /* CTAs per rank for a size when --blocks is not given. */
-static int default_blocks(int algo, size_t bytes, int fit) {
-  if (algo == NVLAR_ALGO_TMA) {
-    /* As routing does (plugin/selection.c): a CTA per 2 MiB, up to 8. */
-    size_t want = (bytes + (2u << 20) - 1) / (2u << 20);
-    int cap = fit < 8 ? fit : 8;
-    return want > (size_t)cap ? cap : (want < 1 ? 1 : (int)want);
-  }
-  if (algo == NVLAR_ALGO_PUSH) {
-    /* As routing does: a CTA per 2 KiB (a packet per thread), up to 32. */
-    size_t want = (bytes + (2u << 10) - 1) / (2u << 10);
-    int cap = fit < 32 ? fit : 32;
-    return want > (size_t)cap ? cap : (want < 1 ? 1 : (int)want);
+static int default_blocks(int algo, size_t bytes, int fit, int nranks, int arch) {
+  if (algo == NVLAR_ALGO_TMA || algo == NVLAR_ALGO_PUSH) {
+    /* Routing's own rule (plugin/selection.c), capped at what fits here. */
+    struct nvlar_policy policy = {
+        .nranks = nranks, .arch = arch,
+        .forced = algo == NVLAR_ALGO_TMA ? NVLAR_FORCE_TMA : NVLAR_FORCE_PUSH,
+        .max_bytes = 0, .max_blocks = fit, .table = NULL};
+    return nvlar_select(&policy, bytes).nblocks;
   }
   /* About 32 KiB per CTA, up to the largest power of two that fits: on the H100 with 8 ranks,
    * 32 CTAs per rank beat 33 (the full 2 CTAs per SM) by 10% (docs/results.md). */
@@ -296,6 +293,7 @@ static int bench_emulated(struct options o) {
   struct cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   CHECK_CUDA(nvlar_kernels_load()); /* before any launch: the TMA kernels' shared memory */
+  const int arch = prop.major * 10 + prop.minor;
   struct bench b;
   memset(&b, 0, sizeof(b));
   b.nranks = o.emulate;
@@ -375,7 +373,7 @@ static int bench_emulated(struct options o) {
         if (pass == 1 && algo != NVLAR_ALGO_TWOSHOT && algo != NVLAR_ALGO_TMA) continue;
         int calls = bytes >= (16u << 20) ? 5 : 50;
         if (pass == 2) {
-          int blocks = o.blocks ? o.blocks : default_blocks(algo, bytes, fit);
+          int blocks = o.blocks ? o.blocks : default_blocks(algo, bytes, fit, b.nranks, arch);
           float t[2][2]; /* [after a kernel][pdl] */
           for (int pdl = 0; pdl < 2; pdl++) {
             set_args(&b, &o, algo, blocks, count, pdl);
@@ -401,7 +399,7 @@ static int bench_emulated(struct options o) {
           for (int ctas = 1; ctas <= fit; ctas *= 2) sweep[nsweep++] = ctas;
           if (sweep[nsweep - 1] != fit) sweep[nsweep++] = fit;
         } else {
-          sweep[nsweep++] = o.blocks ? o.blocks : default_blocks(algo, bytes, fit);
+          sweep[nsweep++] = o.blocks ? o.blocks : default_blocks(algo, bytes, fit, b.nranks, arch);
         }
         for (int k = 0; k < nsweep; k++) {
           int blocks = sweep[k];
