@@ -19,7 +19,6 @@ const TypedLoad typed_load[] = {NVLAR_ELEMENT_TYPES(NVLAR_LOAD)};
 #undef NVLAR_LOAD
 constexpr int kTypes = sizeof(typed_launchers) / sizeof(typed_launchers[0]);
 constexpr int kOps = 5;  // ncclSum, ncclProd, ncclMax, ncclMin, ncclAvg
-const size_t element_bytes[] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2, 1, 1};
 
 // The fields every rank of one call must agree on.
 bool same_call(const nvlar_allreduce_args &a, const nvlar_allreduce_args &b) {
@@ -57,9 +56,6 @@ extern "C" cudaError_t nvlar_allreduce_check(const nvlar_allreduce_args *a) {
   }
   // Each staging half must hold a whole number of 16-byte packs for the two-shot's two areas.
   if (a->staging_bytes < (64u << 10) || a->staging_bytes % 256 != 0) return cudaErrorInvalidValue;
-  if (a->algo == NVLAR_ALGO_PUSH && a->count > NVLAR_PUSH_MAX_BYTES / element_bytes[a->datatype]) {
-    return cudaErrorInvalidValue;  // one receive slot per call (allreduce.cuh says why)
-  }
   if (a->state == nullptr || (a->count > 0 && (a->input == nullptr || a->output == nullptr))) {
     return cudaErrorInvalidValue;
   }

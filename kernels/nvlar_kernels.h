@@ -20,8 +20,7 @@ extern "C" {
 enum nvlar_algo {
   NVLAR_ALGO_ONESHOT = 0, /* copy in, barrier, every rank reduces everything */
   NVLAR_ALGO_TWOSHOT = 1, /* copy in, barrier, reduce own slice, barrier, gather slices */
-  NVLAR_ALGO_PUSH = 2,    /* write packets with inline flags into every peer; no barrier;
-                             at most NVLAR_PUSH_MAX_BYTES per rank */
+  NVLAR_ALGO_PUSH = 2,    /* write packets with inline flags into every peer; no barrier */
   NVLAR_ALGO_TMA = 3,     /* the two-shot with bulk copies (cp.async.bulk) through a pipeline
                              of shared-memory stages; sm_90+ (elsewhere it runs the two-shot)
                              with NVLAR_TMA_SHARED_BYTES of shared memory per CTA */
@@ -34,14 +33,13 @@ enum nvlar_algo {
 #endif
 #define NVLAR_TMA_SHARED_BYTES ((size_t)128 + NVLAR_TMA_STAGES * ((size_t)32 << 10))
 
-/* Push one-shot: messages of at most NVLAR_PUSH_MAX_BYTES per rank (the latency-bound
- * sizes it is for; larger ones are invalid arguments). Each 8 bytes travel in a 16-byte
- * packet {4 data bytes, flag, 4 data bytes, flag}; NVLAR_PUSH_BUFFERS receive buffers per rank
- * rotate from call to call, each with one slot per source rank. */
-#define NVLAR_PUSH_MAX_BYTES ((size_t)256 << 10)
+/* Push one-shot: a message moves in chunks of this many bytes per rank. Each 8 bytes travel
+ * in a 16-byte packet {4 data bytes, flag, 4 data bytes, flag}; NVLAR_PUSH_BUFFERS receive
+ * buffers per rank rotate from chunk to chunk, each with one slot per source rank. */
+#define NVLAR_PUSH_CHUNK_BYTES ((size_t)256 << 10)
 #define NVLAR_PUSH_BUFFERS 2
 #define NVLAR_PUSH_AREA_BYTES \
-  ((size_t)NVLAR_PUSH_BUFFERS * NVLAR_MAX_RANKS * (NVLAR_PUSH_MAX_BYTES / 8) * 16)
+  ((size_t)NVLAR_PUSH_BUFFERS * NVLAR_MAX_RANKS * (NVLAR_PUSH_CHUNK_BYTES / 8) * 16)
 
 /* Signal area of one rank: one 64-bit flag per (source rank, CTA). Flag [src][b] is written
  * only by CTA b of rank src, with the barrier sequence number it has reached; sequence numbers
@@ -58,7 +56,7 @@ enum nvlar_algo {
 struct nvlar_rank_progress {
   uint64_t barrier_seq; /* barriers passed so far (the next barrier waits for seq + 1) */
   uint64_t chunk_seq;   /* chunks staged so far; its parity picks the staging half */
-  uint64_t push_seq;    /* push calls made so far; picks the receive buffer and the flag */
+  uint64_t push_seq;    /* push chunks sent so far; picks the receive buffer and the flag */
 };
 struct nvlar_rank_state {
   uint32_t failed;      /* set once a wait timed out; later launches return at once */

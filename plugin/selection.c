@@ -30,8 +30,8 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
                                                : NVLAR_ALGO_ONESHOT;
     ctas = row->count;
   }
-  /* The push one-shot takes one receive slot per call; larger messages take the pull one. */
-  if (algo == NVLAR_ALGO_PUSH && bytes > NVLAR_PUSH_MAX_BYTES) algo = NVLAR_ALGO_ONESHOT;
+  /* The push one-shot is for latency-bound messages: above one chunk, the pull one-shot. */
+  if (algo == NVLAR_ALGO_PUSH && bytes > NVLAR_PUSH_CHUNK_BYTES) algo = NVLAR_ALGO_ONESHOT;
   /* The TMA two-shot needs sm_90's bulk copies; elsewhere the plain two-shot does its job. */
   if (algo == NVLAR_ALGO_TMA && policy->arch < 90) algo = NVLAR_ALGO_TWOSHOT;
   int cap = policy->max_blocks < NVLAR_MAX_BLOCKS ? policy->max_blocks : NVLAR_MAX_BLOCKS;

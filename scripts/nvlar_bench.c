@@ -40,8 +40,7 @@ static void usage(FILE *out) {
           "  --dtype T          int8 uint8 int32 uint32 int64 uint64 float16 float32 float64\n"
           "                     bfloat16 fp8e4m3 fp8e5m2 (default float32)\n"
           "  --op OP            sum prod max min avg (default sum)\n"
-          "  --algo A           emulated: oneshot, twoshot, push, tma or all (default all);\n"
-          "                     push runs sizes up to 256 KiB, its largest message\n"
+          "  --algo A           emulated: oneshot, twoshot, push, tma or all (default all)\n"
           "  --min-bytes B      smallest message per rank (default 8)\n"
           "  --max-bytes B      largest message per rank (default 1G, emulated 256M)\n"
           "  --step F           size multiplier (default 4)\n"
@@ -369,7 +368,6 @@ static int bench_emulated(struct options o) {
       if (count == 0) continue;
       for (int a = 0; a < o.nalgos; a++) {
         int algo = o.algos[a], fit = fits[algo];
-        if (algo == NVLAR_ALGO_PUSH && count * element > NVLAR_PUSH_MAX_BYTES) continue;
         if (pass == 1 && algo != NVLAR_ALGO_TWOSHOT && algo != NVLAR_ALGO_TMA) continue;
         int calls = bytes >= (16u << 20) ? 5 : 50;
         if (pass == 2) {

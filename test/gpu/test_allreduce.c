@@ -1,7 +1,5 @@
 /* The correctness matrix of the all-reduce kernels on one GPU, ranks emulated:
- * every dtype x op x nranks {2,3,4,5,6,7,8} x size {1, 7, 31, 4099, 1 MiB + 5 elements, 64 MiB;
- * for the push one-shot, whose messages end at NVLAR_PUSH_MAX_BYTES, that size instead of the
- * last two}
+ * every dtype x op x nranks {2,3,4,5,6,7,8} x size {1, 7, 31, 4099, 1 MiB + 5 elements, 64 MiB}
  * x in-place/out-of-place x {one-shot, two-shot, push, TMA two-shot}, programmatic dependent
  * launch on and off in turn, all ranks in one launch; misaligned pointers
  * (one element past 16-byte alignment) for nranks {3, 8}; and a subset with every rank on its
@@ -29,9 +27,7 @@ struct case_desc {
 
 static const char *algo_name(int algo) { return nvlar_algo_name(algo); }
 
-static size_t case_count(int size_index, size_t element, int algo) {
-  /* The push one-shot takes messages up to NVLAR_PUSH_MAX_BYTES: its largest size is that. */
-  if (algo == NVLAR_ALGO_PUSH && size_index >= 4) return NVLAR_PUSH_MAX_BYTES / element;
+static size_t case_count(int size_index, size_t element) {
   switch (size_index) {
     case 0: return 1;
     case 1: return 7;
@@ -146,7 +142,6 @@ int main(void) {
             for (int in_place = 0; in_place < 2; in_place++) {
               for (int misalign = 0; misalign < 2; misalign++) {
                 if (misalign && ((nranks != 3 && nranks != 8) || size == 0 || size == 5)) continue;
-                if (algo == NVLAR_ALGO_PUSH && size == 5) continue; /* size 4 is its largest */
                 /* Quick (under compute-sanitizer, which also runs kernels one at a time, so
                  * ranks on separate streams could never meet): sizes 7 and 4099 (4099 crosses
                  * chunks of a 64 KiB staging buffer), one launch for all ranks. */
@@ -158,7 +153,7 @@ int main(void) {
                 c->op = op;
                 c->in_place = in_place;
                 c->misalign = misalign;
-                c->count = case_count(size, check_type_size(type), algo);
+                c->count = case_count(size, check_type_size(type));
                 c->nblocks = block_choices[n % 6];
                 if (c->nblocks > max_blocks) c->nblocks = max_blocks;
                 /* Programmatic dependent launch on and off, out of step with the CTA counts. */

@@ -39,16 +39,12 @@ static int count_failures(struct check_result *device, int n, const char *what) 
 }
 
 #define MAX_COUNT 300000
-static size_t call_count(int i, int algo) {
-  size_t count = 1 + (size_t)i * 7919 % 150000;
-  size_t push_max = NVLAR_PUSH_MAX_BYTES / 4; /* the push one-shot's largest message */
-  return algo == NVLAR_ALGO_PUSH && count > push_max ? 1 + count % push_max : count;
-}
+static size_t call_count(int i) { return 1 + (size_t)i * 7919 % 150000; }
 
 static int back_to_back_one_launch(struct emulation *e, struct check_result *results) {
   for (int i = 0; i < CALLS; i++) {
     int algo = i % 4; /* one-shot, two-shot, push, TMA two-shot in turn */
-    size_t count = call_count(i, algo);
+    size_t count = call_count(i);
     int max_blocks = emulation_max_blocks(e, NRANKS, algo);
     int nblocks = 1 + i % (max_blocks < 12 ? max_blocks : 12);
     struct nvlar_allreduce_args args[NRANKS];
@@ -74,7 +70,7 @@ static int back_to_back_streams(struct emulation *e, struct check_result *result
                     : 4;
   for (int i = 0; i < CALLS; i++) {
     int algo = i % 4;
-    size_t count = call_count(i, algo);
+    size_t count = call_count(i);
     for (int r = 0; r < NRANKS; r++) {
       void *input = emulation_input(e, r, 4, 0);
       void *output = emulation_output(e, r, 4, 0, 0);
@@ -101,21 +97,19 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  const size_t push_count = NVLAR_PUSH_MAX_BYTES / 4; /* the push one-shot's largest */
   for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_TMA; algo++) {
     struct nvlar_allreduce_args args[NRANKS];
     void *outputs[NRANKS];
-    size_t n = algo == NVLAR_ALGO_PUSH ? push_count : count;
-    CHECK_CUDA(emulation_poison(e, n * 4, stream));
+    CHECK_CUDA(emulation_poison(e, count * 4, stream));
     for (int r = 0; r < NRANKS; r++) {
       void *input = emulation_input(e, r, 4, 0);
       outputs[r] = emulation_output(e, r, 4, 0, 0);
-      CHECK_CUDA(check_fill(input, n, TYPE, OP, r, NRANKS, 77 + algo, stream));
-      emulation_args(e, r, algo, TYPE, OP, 4, input, outputs[r], n, &args[r]);
+      CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, 77 + algo, stream));
+      emulation_args(e, r, algo, TYPE, OP, 4, input, outputs[r], count, &args[r]);
       args[r].pdl = algo % 2; /* graph edges of both kinds */
     }
     CHECK_CUDA(nvlar_allreduce_launch_emulated(args, NRANKS, stream));
-    CHECK_CUDA(check_verify(outputs, NRANKS, n, TYPE, OP, NRANKS, 77 + algo, result, stream));
+    CHECK_CUDA(check_verify(outputs, NRANKS, count, TYPE, OP, NRANKS, 77 + algo, result, stream));
   }
   CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
   CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
@@ -126,10 +120,10 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
 
   CHECK_CUDA(cudaMemcpy(&after, e->buffers[0].state, sizeof(after), cudaMemcpyDeviceToHost));
   /* Per replay: the one-shot passes one barrier per chunk, the two-shots two each; the push
-   * advances its sequence by one per call. */
+   * advances its sequence by one per 256 KiB chunk. */
   uint64_t oneshot_chunks = (count + (STAGING_BYTES / 2 / 4) - 1) / (STAGING_BYTES / 2 / 4);
   uint64_t twoshot_chunks = (count + (STAGING_BYTES / 4 / 4) - 1) / (STAGING_BYTES / 4 / 4);
-  uint64_t push_chunks = 1;
+  uint64_t push_chunks = (count * 4 + NVLAR_PUSH_CHUNK_BYTES - 1) / NVLAR_PUSH_CHUNK_BYTES;
   uint64_t want = REPLAYS * (oneshot_chunks + 2 * 2 * twoshot_chunks);
   if (after.slot[0].barrier_seq - before.slot[0].barrier_seq != want ||
       after.slot[0].push_seq - before.slot[0].push_seq != REPLAYS * push_chunks) {

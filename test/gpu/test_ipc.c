@@ -1,7 +1,7 @@
 /* Ranks in separate processes on one GPU, sharing staging and signal buffers through CUDA IPC
  * with the same code the routing layer uses (plugin/peer_buffers.c). For 2 and 4 ranks: every
- * dtype x op x size {1, 7, 4099, 300000 elements (several chunks; the push one-shot: its
- * largest message)} x in/out-of-place x the four kernels, programmatic dependent launch on and
+ * dtype x op x size {1, 7, 4099, 300000 elements (several chunks)} x in/out-of-place x the
+ * four kernels, programmatic dependent launch on and
  * off in turn; each rank checks its output against the reference and guard bytes, and the
  * ranks compare hashes of their outputs, which must be identical.
  *
@@ -99,10 +99,6 @@ static int rank_main(int rank, int nranks, struct shared_state *shared) {
           if (quick_mode() && (s == 0 || s == 3)) continue;
           for (int in_place = 0; in_place < 2; in_place++, ncases++) {
             size_t count = sizes[s], bytes = count * check_type_size(type);
-            if (algo == NVLAR_ALGO_PUSH && bytes > NVLAR_PUSH_MAX_BYTES) {
-              count = NVLAR_PUSH_MAX_BYTES / check_type_size(type); /* its largest message */
-              bytes = count * check_type_size(type);
-            }
             uint64_t seed = 0xc0ffee00u + (uint64_t)ncases;
             void *in = input + GUARD, *out = in_place ? in : (void *)(output + GUARD);
             CHECK_CUDA(cudaMemsetAsync(input, CHECK_POISON_BYTE, data_bytes, stream));

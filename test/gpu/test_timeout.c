@@ -22,7 +22,7 @@ static double now_seconds(void) {
 static void run(int algo) {
   struct emulation e;
   CHECK_CUDA(emulation_create(&e, NRANKS, 1u << 20, 1u << 20));
-  const size_t count = 50000; /* within the push one-shot's largest message */
+  const size_t count = 100000; /* two push chunks */
   struct nvlar_allreduce_args args[NRANKS];
   for (int r = 0; r < NRANKS; r++) {
     emulation_args(&e, r, algo, 7, 0, 2, emulation_input(&e, r, 4, 0),
