@@ -9,7 +9,7 @@ using TypedLaunch = cudaError_t (*)(const nvlar_allreduce_args *, int, bool, cud
 #define NVLAR_LAUNCHER(suffix) nvlar_allreduce_launch_##suffix,
 const TypedLaunch typed_launchers[] = {NVLAR_ELEMENT_TYPES(NVLAR_LAUNCHER)};
 #undef NVLAR_LAUNCHER
-using TypedOccupancy = cudaError_t (*)(int, bool, bool, int *);
+using TypedOccupancy = cudaError_t (*)(int, bool, int, int *);
 #define NVLAR_OCCUPANCY(suffix) nvlar_allreduce_occupancy_##suffix,
 const TypedOccupancy typed_occupancy[] = {NVLAR_ELEMENT_TYPES(NVLAR_OCCUPANCY)};
 #undef NVLAR_OCCUPANCY
@@ -89,7 +89,7 @@ extern "C" cudaError_t nvlar_allreduce_launch_emulated(const nvlar_allreduce_arg
 extern "C" cudaError_t nvlar_allreduce_occupancy(int algo, int datatype, int op, int emulated,
                                                  int *blocks_per_sm) {
   if (blocks_per_sm == nullptr || !nvlar_allreduce_supported(datatype, op)) return cudaErrorInvalidValue;
-  return typed_occupancy[datatype](op, emulated != 0, algo == NVLAR_ALGO_TMA, blocks_per_sm);
+  return typed_occupancy[datatype](op, emulated != 0, algo, blocks_per_sm);
 }
 
 namespace {

@@ -364,15 +364,19 @@ __device__ void twoshot(const nvlar_allreduce_args &a, int block, int nblocks, u
 //
 // Why two buffers suffice: when rank A writes chunk s into rank B's buffer s % 2, every CTA
 // of B has finished reading chunk s - 2 from it.
-// - Chunk s is not the first of its call. A's CTA c received chunk s - 1 from B's CTA c in
-//   R_c (data or token), which B's CTA c sent after it finished its reads of chunk s - 2 in
-//   R_c (program order; same ranges in one call), or, if chunk s - 2 belongs to B's previous
-//   call, after that call's kernel had completed.
+// - Chunk s is not the first of its call. Before thread t of A's CTA c writes its packets of
+//   chunk s (those at t, t + blockDim, ... of R_c), it has received the same packets of chunk
+//   s - 1 from B's CTA c. B's CTA c sent chunk s - 1 only after all its threads had finished
+//   their reads of chunk s - 2 in R_c (the __syncthreads between chunks; the same ranges in
+//   one call), or, if chunk s - 2 belongs to B's previous call, after that call's kernel had
+//   completed. (If thread t has no packet in chunk s, it writes nothing.)
 // - Chunk s is the first of its call. A's kernel for the previous call has completed, so A
 //   received all of chunk s - 1 from B. If that call had one chunk, B sent it from a kernel
 //   that started after B's kernel for chunk s - 2 had completed (a call has at least one
 //   packet: count 0 is not a call). If it had several, every CTA of B sent data or a token in
-//   chunk s - 1, each after finishing its reads of chunk s - 2.
+//   chunk s - 1, each after all its threads had finished their reads of chunk s - 2 (the
+//   __syncthreads again: without it, a thread with no packet in a short last chunk could still
+//   be reading chunk s - 2 when its CTA's first packets of chunk s - 1 arrive).
 // "Started after ... completed": kernels of a rank run in stream order; with programmatic
 // dependent launch, nothing is read or written before griddepcontrol.wait, which returns only
 // once the previous kernel has completed. (The first version had no tokens: a short last chunk
@@ -443,10 +447,10 @@ __device__ __forceinline__ uint64_t read_payload(const T *input, size_t pk, size
 }
 
 // One chunk of the push one-shot: this CTA's packets [begin, end) of `length` elements at
-// `input`/`output`, or, if `token` is set, a token at packet `begin` (nvlar_allreduce_check and
-// the comment above). False when a peer did not come.
+// `input`/`output`, or, if `token` is set, a token at packet `begin` (the comment above). A
+// thread whose peer did not come sets *gave_up (wait_packet) and returns early.
 template <typename T, int Op>
-__device__ bool push_chunk(const nvlar_allreduce_args &a, int block, uint64_t seq, const T *input,
+__device__ void push_chunk(const nvlar_allreduce_args &a, int block, uint64_t seq, const T *input,
                            T *output, size_t length, size_t begin, size_t end, bool token,
                            volatile int *gave_up) {
   using E = Elem<T>;
@@ -464,10 +468,10 @@ __device__ bool push_chunk(const nvlar_allreduce_args &a, int block, uint64_t se
     if (threadIdx.x < a.nranks && (int)threadIdx.x != a.rank) {
       store_packet(slot(threadIdx.x, a.rank) + begin * 16, 0, flag);
       uint64_t ignored;
-      return wait_packet(a, slot(a.rank, threadIdx.x) + begin * 16, flag, threadIdx.x, block, seq,
-                         gave_up, &ignored);
+      wait_packet(a, slot(a.rank, threadIdx.x) + begin * 16, flag, threadIdx.x, block, seq,
+                  gave_up, &ignored);
     }
-    return true;
+    return;
   }
   for (size_t pk = begin + threadIdx.x; pk < end; pk += blockDim.x) {
     uint64_t payload = read_payload(input, pk, length);
@@ -494,7 +498,7 @@ __device__ bool push_chunk(const nvlar_allreduce_args &a, int block, uint64_t se
         payload = (uint64_t)first_look[q].x | ((uint64_t)first_look[q].z << 32);
       } else if (!wait_packet(a, slot(a.rank, q) + pk * 16, flag, q, block, seq, gave_up,
                               &payload)) {
-        return false;
+        return;
       }
       union {
         uint64_t bits;
@@ -513,36 +517,52 @@ __device__ bool push_chunk(const nvlar_allreduce_args &a, int block, uint64_t se
       if (first + k < length) output[first + k] = E::from_acc(R::finish(acc[k], a.nranks));
     }
   }
-  return true;
 }
 
-template <typename T, int Op>
-__device__ void push_oneshot(const nvlar_allreduce_args &a, int block, int nblocks,
-                             uint64_t push0, volatile int *gave_up, uint64_t *chunks_out) {
+// Which kernel a launch runs. The push one-shot's calls of several chunks have a kernel of
+// their own: with their loop in the plain kernel (one call site of push_chunk), one-chunk calls
+// took 0.3-0.8 us longer on the H100 (measured; also with a second inlined copy of the chunk
+// body, or the loop in a function not inlined).
+enum KernelKind {
+  kPlainKernel = 0,       // one-shot, two-shot, push one-shot of one chunk
+  kTmaKernel = 1,         // TMA two-shot (dynamic shared memory)
+  kPushChunksKernel = 2,  // push one-shot of several chunks
+};
+
+// The push one-shot. kSeveral = false: a call of one chunk, its packets split among the CTAs.
+// kSeveral = true: a call of several chunks, the same range in every chunk, cut from a full
+// chunk, and a token where the last chunk leaves it empty. Returns the number of chunks sent.
+template <typename T, int Op, bool kSeveral>
+__device__ uint64_t push_oneshot(const nvlar_allreduce_args &a, int block, int nblocks,
+                                 uint64_t push0, volatile int *gave_up) {
   constexpr size_t per_packet = 8 / sizeof(T);
   constexpr size_t chunk_elems = NVLAR_PUSH_CHUNK_BYTES / sizeof(T);
   const T *input = static_cast<const T *>(a.input);
   T *output = static_cast<T *>(a.output);
+  if (!kSeveral) {
+    const Range mine = split((a.count + per_packet - 1) / per_packet, block, nblocks, 1);
+    push_chunk<T, Op>(a, block, push0, input, output, a.count, mine.begin, mine.end, false,
+                      gave_up);
+    return 1;
+  }
   const uint64_t chunks = (a.count + chunk_elems - 1) / chunk_elems;
-  *chunks_out = chunks;
-  // One chunk: its packets split among the CTAs. Several: the same range in every chunk, cut
-  // from a full chunk, and a token where the last chunk leaves it empty. One call site of
-  // push_chunk: with a second (inlined) copy for the one-chunk case, or with this loop in a
-  // function of its own (not inlined), one-chunk calls took 0.6-0.9 µs longer on the H100.
-  const bool several = chunks > 1;
-  const Range mine = split(several ? NVLAR_PUSH_CHUNK_BYTES / 8 : (a.count + per_packet - 1) / per_packet,
-                           block, nblocks, 1);
+  const Range mine = split(NVLAR_PUSH_CHUNK_BYTES / 8, block, nblocks, 1);
   for (uint64_t j = 0; j < chunks; j++) {
+    if (j > 0) {
+      // Every thread of this CTA has finished its reads of chunk j - 1 before any thread sends
+      // chunk j (data or token): a peer that sees one packet of chunk j from this CTA may then
+      // overwrite any packet of this CTA's range in the other buffer (the argument above). A
+      // thread that gave up waits here too, so that all leave together.
+      __syncthreads();
+      if (*gave_up) break;
+    }
     size_t offset = j * chunk_elems;
     size_t length = min_size(chunk_elems, a.count - offset);
     size_t packets = (length + per_packet - 1) / per_packet;
-    bool token = several && mine.begin >= packets;
-    if (!push_chunk<T, Op>(a, block, push0 + j, input + offset, output + offset, length, mine.begin,
-                           min_size(mine.end, packets), token, gave_up)) {
-      return;
-    }
-    if (*gave_up) return;  // another thread of this CTA gave up
+    push_chunk<T, Op>(a, block, push0 + j, input + offset, output + offset, length, mine.begin,
+                      min_size(mine.end, packets), mine.begin >= packets, gave_up);
   }
+  return chunks;
 }
 
 }  // namespace nvlar
@@ -566,7 +586,7 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 #endif
 }
 
-template <typename T, int Op, bool kTma>
+template <typename T, int Op, int kKind>
 __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nblocks) {
   __shared__ int gave_up;
   if (threadIdx.x == 0) gave_up = 0;
@@ -581,14 +601,15 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
   if (failed || a.count == 0) return;
 
   uint64_t chunks = 0, seq1 = seq0, chunk1 = chunk0, push1 = push0;
-  if (kTma) {
+  if (kKind == kTmaKernel) {
     // The TMA two-shot shares the two-shot's staging halves and barrier numbers.
     tma_twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &gave_up, &chunks);
     seq1 = seq0 + 2 * chunks;
     chunk1 = chunk0 + chunks;
+  } else if (kKind == kPushChunksKernel) {
+    push1 = push0 + push_oneshot<T, Op, true>(a, block, nblocks, push0, &gave_up);
   } else if (a.algo == NVLAR_ALGO_PUSH) {
-    push_oneshot<T, Op>(a, block, nblocks, push0, &gave_up, &chunks);
-    push1 = push0 + chunks;
+    push1 = push0 + push_oneshot<T, Op, false>(a, block, nblocks, push0, &gave_up);
   } else if (a.algo == NVLAR_ALGO_TWOSHOT) {
     twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &gave_up, &chunks);
     seq1 = seq0 + 2 * chunks;
@@ -614,18 +635,18 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
 // Kernels and per-type dispatch. Arguments are __grid_constant__ so that the device
 // functions read them in place (by reference) instead of copying them to local memory.
 
-template <typename T, int Op, bool kTma>
+template <typename T, int Op, int kKind>
 __global__ void __launch_bounds__(NVLAR_THREADS) allreduce_kernel(const __grid_constant__ nvlar_allreduce_args args) {
-  allreduce_rank<T, Op, kTma>(args, blockIdx.x, gridDim.x);
+  allreduce_rank<T, Op, kKind>(args, blockIdx.x, gridDim.x);
 }
 
 struct EmulatedRanks {
   nvlar_allreduce_args ranks[NVLAR_MAX_RANKS];
 };
 
-template <typename T, int Op, bool kTma>
+template <typename T, int Op, int kKind>
 __global__ void __launch_bounds__(NVLAR_THREADS) allreduce_emulated_kernel(const __grid_constant__ EmulatedRanks e) {
-  allreduce_rank<T, Op, kTma>(e.ranks[blockIdx.y], blockIdx.x, gridDim.x);
+  allreduce_rank<T, Op, kKind>(e.ranks[blockIdx.y], blockIdx.x, gridDim.x);
 }
 
 // Launches `kernel` with the TMA kernel's shared memory if it is one, and as a programmatic
@@ -657,25 +678,37 @@ template <typename Visitor> cudaError_t with_op(int op, const Visitor &visitor) 
   }
 }
 
+// The kernel a call runs (KernelKind); the same on every rank, since they agree on algo and count.
+template <typename T> int kernel_kind(const nvlar_allreduce_args &a) {
+  if (a.algo == NVLAR_ALGO_TMA) return kTmaKernel;
+  if (a.algo == NVLAR_ALGO_PUSH && a.count > NVLAR_PUSH_CHUNK_BYTES / sizeof(T)) return kPushChunksKernel;
+  return kPlainKernel;
+}
+
 template <typename T> struct LaunchVisitor {
   const nvlar_allreduce_args *ranks;
   int nranks;
   bool emulated;
   cudaStream_t stream;
-  template <int Op> cudaError_t run() const {
+  template <int Op, int kKind> cudaError_t launch_kind() const {
     dim3 grid(ranks[0].nblocks, emulated ? nranks : 1);
-    bool tma = ranks[0].algo == NVLAR_ALGO_TMA, pdl = ranks[0].pdl != 0;
+    const bool tma = kKind == kTmaKernel, pdl = ranks[0].pdl != 0;
     cudaError_t error;
     if (emulated) {
       EmulatedRanks all;
       for (int r = 0; r < nranks; r++) all.ranks[r] = ranks[r];
-      error = tma ? launch(allreduce_emulated_kernel<T, Op, true>, all, grid, true, pdl, stream)
-                  : launch(allreduce_emulated_kernel<T, Op, false>, all, grid, false, pdl, stream);
+      error = launch(allreduce_emulated_kernel<T, Op, kKind>, all, grid, tma, pdl, stream);
     } else {
-      error = tma ? launch(allreduce_kernel<T, Op, true>, ranks[0], grid, true, pdl, stream)
-                  : launch(allreduce_kernel<T, Op, false>, ranks[0], grid, false, pdl, stream);
+      error = launch(allreduce_kernel<T, Op, kKind>, ranks[0], grid, tma, pdl, stream);
     }
     return error != cudaSuccess ? error : cudaGetLastError();
+  }
+  template <int Op> cudaError_t run() const {
+    switch (kernel_kind<T>(ranks[0])) {
+      case kTmaKernel: return launch_kind<Op, kTmaKernel>();
+      case kPushChunksKernel: return launch_kind<Op, kPushChunksKernel>();
+      default: return launch_kind<Op, kPlainKernel>();
+    }
   }
 };
 
@@ -685,34 +718,48 @@ template <typename T> struct LaunchVisitor {
 // all-reduce kernel waits for a peer whose launch comes after this one (several ranks driven
 // from one thread, or emulated ranks on one GPU).
 template <typename T> struct LoadVisitor {
-  template <int Op> cudaError_t run() const {
+  template <typename Kernel> static cudaError_t load(Kernel kernel, bool tma) {
+    if (tma) {
+      return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)kTmaSharedBytes);
+    }
     cudaFuncAttributes attributes;
-    cudaError_t error = cudaFuncGetAttributes(&attributes, allreduce_kernel<T, Op, false>);
-    if (error == cudaSuccess) error = cudaFuncGetAttributes(&attributes, allreduce_emulated_kernel<T, Op, false>);
-    if (error == cudaSuccess) {
-      error = cudaFuncSetAttribute(allreduce_kernel<T, Op, true>,
-                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kTmaSharedBytes);
-    }
-    if (error == cudaSuccess) {
-      error = cudaFuncSetAttribute(allreduce_emulated_kernel<T, Op, true>,
-                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kTmaSharedBytes);
-    }
+    return cudaFuncGetAttributes(&attributes, kernel);
+  }
+  template <int Op, int kKind> static cudaError_t load_kind() {
+    cudaError_t error = load(allreduce_kernel<T, Op, kKind>, kKind == kTmaKernel);
+    return error != cudaSuccess ? error : load(allreduce_emulated_kernel<T, Op, kKind>, kKind == kTmaKernel);
+  }
+  template <int Op> cudaError_t run() const {
+    cudaError_t error = load_kind<Op, kPlainKernel>();
+    if (error == cudaSuccess) error = load_kind<Op, kTmaKernel>();
+    if (error == cudaSuccess) error = load_kind<Op, kPushChunksKernel>();
     return error;
   }
 };
 
+// CTAs per SM of the kernel(s) an algorithm runs; for the push one-shot, the fewer of its two.
 template <typename T> struct OccupancyVisitor {
-  bool emulated, tma;
+  bool emulated;
+  int algo;
   int *blocks_per_sm;
-  template <typename Kernel> cudaError_t query(Kernel kernel) const {
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, kernel, NVLAR_THREADS,
-                                                         tma ? kTmaSharedBytes : 0);
+  template <int Op, int kKind> cudaError_t query(int *blocks) const {
+    size_t shared = kKind == kTmaKernel ? kTmaSharedBytes : 0;
+    if (emulated) {
+      return cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+          blocks, allreduce_emulated_kernel<T, Op, kKind>, NVLAR_THREADS, shared);
+    }
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks, allreduce_kernel<T, Op, kKind>,
+                                                         NVLAR_THREADS, shared);
   }
   template <int Op> cudaError_t run() const {
-    if (emulated) {
-      return tma ? query(allreduce_emulated_kernel<T, Op, true>) : query(allreduce_emulated_kernel<T, Op, false>);
-    }
-    return tma ? query(allreduce_kernel<T, Op, true>) : query(allreduce_kernel<T, Op, false>);
+    if (algo == NVLAR_ALGO_TMA) return query<Op, kTmaKernel>(blocks_per_sm);
+    cudaError_t error = query<Op, kPlainKernel>(blocks_per_sm);
+    if (error != cudaSuccess || algo != NVLAR_ALGO_PUSH) return error;
+    int chunks_blocks = 0;
+    error = query<Op, kPushChunksKernel>(&chunks_blocks);
+    if (error == cudaSuccess && chunks_blocks < *blocks_per_sm) *blocks_per_sm = chunks_blocks;
+    return error;
   }
 };
 
@@ -728,7 +775,7 @@ template <typename T> struct OccupancyVisitor {
   cudaError_t nvlar_allreduce_load_##suffix(int op) {                                       \
     return nvlar::with_op(op, nvlar::LoadVisitor<T>{});                                      \
   }                                                                                          \
-  cudaError_t nvlar_allreduce_occupancy_##suffix(int op, bool emulated, bool tma,           \
+  cudaError_t nvlar_allreduce_occupancy_##suffix(int op, bool emulated, int algo,            \
                                                  int *blocks_per_sm) {                        \
-    return nvlar::with_op(op, nvlar::OccupancyVisitor<T>{emulated, tma, blocks_per_sm});    \
+    return nvlar::with_op(op, nvlar::OccupancyVisitor<T>{emulated, algo, blocks_per_sm});   \
   }

@@ -10,6 +10,6 @@
   cudaError_t nvlar_allreduce_launch_##suffix(const nvlar_allreduce_args *ranks, int nranks,  \
                                               bool emulated, cudaStream_t stream);        \
   cudaError_t nvlar_allreduce_load_##suffix(int op);                                          \
-  cudaError_t nvlar_allreduce_occupancy_##suffix(int op, bool emulated, bool tma, int *blocks_per_sm);
+  cudaError_t nvlar_allreduce_occupancy_##suffix(int op, bool emulated, int algo, int *blocks_per_sm);
 NVLAR_ELEMENT_TYPES(NVLAR_DECLARE_TYPED_LAUNCH)
 #undef NVLAR_DECLARE_TYPED_LAUNCH
