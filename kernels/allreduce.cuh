@@ -267,11 +267,48 @@ __device__ __forceinline__ Range split(size_t n, int block, int nblocks, size_t 
   return Range{begin, end};
 }
 
+// The two-shots' cut of a chunk of `length` elements: slice s is [s * slice, (s + 1) * slice),
+// clipped, with slice a multiple of `grain`; rank s reduces slice s and every rank gathers it.
+// Returns the part of slice `owner` that CTA `block` handles, in chunk coordinates.
+__device__ __forceinline__ Range owned_piece(size_t length, int nranks, int owner, int block,
+                                             int nblocks, size_t grain) {
+  size_t slice = (length + nranks - 1) / nranks;
+  slice = (slice + grain - 1) / grain * grain;
+  size_t begin = min_size(slice * owner, length), end = min_size(begin + slice, length);
+  Range piece = split(end - begin, block, nblocks, grain);
+  return Range{begin + piece.begin, begin + piece.end};
+}
+
 // The staging half that chunk `chunk` uses, as an element pointer into rank p's staging.
 template <typename T>
 __device__ __forceinline__ T *staging_half(const nvlar_allreduce_args &a, int p, uint64_t chunk) {
   char *base = static_cast<char *>(a.staging[p]);
   return reinterpret_cast<T *>(base + (chunk & 1) * (a.staging_bytes / 2));
+}
+
+// Chunk j of a staged call (the kernel's chunks of chunk_elems elements, its first chunk
+// number chunk0): where it starts in the message, its length, and every rank's staging half.
+template <typename T> struct StagedChunk {
+  size_t offset, length;
+  T *stage[NVLAR_MAX_RANKS];
+};
+
+template <typename T>
+__device__ __forceinline__ StagedChunk<T> staged_chunk(const nvlar_allreduce_args &a,
+                                                       size_t chunk_elems, uint64_t chunk0,
+                                                       uint64_t j) {
+  StagedChunk<T> c;
+  c.offset = j * chunk_elems;
+  c.length = min_size(chunk_elems, a.count - c.offset);
+  for (int p = 0; p < a.nranks; p++) c.stage[p] = staging_half<T>(a, p, chunk0 + j);
+  return c;
+}
+
+// The two-shots' chunk: half of a staging half holds a chunk of input and, after it, the
+// reduced results.
+template <typename T> __device__ __forceinline__ size_t twoshot_chunk_elems(const nvlar_allreduce_args &a) {
+  constexpr size_t V = Pack<T>::kElems;
+  return (a.staging_bytes / 2) / (2 * sizeof(T)) / V * V;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,11 +324,10 @@ __device__ void oneshot(const nvlar_allreduce_args &a, int block, int nblocks, u
   uint64_t chunks = (a.count + chunk_elems - 1) / chunk_elems;
   *chunks_out = chunks;
   for (uint64_t j = 0; j < chunks; j++) {
-    size_t offset = j * chunk_elems;
-    size_t length = min_size(chunk_elems, a.count - offset);
+    const StagedChunk<T> c = staged_chunk<T>(a, chunk_elems, chunk0, j);
+    const size_t offset = c.offset, length = c.length;
+    T *const *stage = c.stage;
     Range mine = split(length, block, nblocks, V);
-    T *stage[NVLAR_MAX_RANKS];
-    for (int p = 0; p < a.nranks; p++) stage[p] = staging_half<T>(a, p, chunk0 + j);
     copy_to_staging(stage[a.rank] + mine.begin, input + offset + mine.begin, mine.size());
     if (!barrier(a, block, nblocks, seq0 + j + 1, gave_up)) return;
     reduce_staged<T, Op>(output + offset + mine.begin, nullptr, stage, mine.begin, mine.size(),
@@ -307,38 +343,30 @@ template <typename T, int Op>
 __device__ void twoshot(const nvlar_allreduce_args &a, int block, int nblocks, uint64_t seq0,
                         uint64_t chunk0, volatile int *gave_up, uint64_t *chunks_out) {
   constexpr size_t V = Pack<T>::kElems;
-  // Half of the staging buffer holds a chunk of input and, after it, the reduced results.
-  const size_t chunk_elems = (a.staging_bytes / 2) / (2 * sizeof(T)) / V * V;
+  const size_t chunk_elems = twoshot_chunk_elems<T>(a);
   const T *input = static_cast<const T *>(a.input);
   T *output = static_cast<T *>(a.output);
   uint64_t chunks = (a.count + chunk_elems - 1) / chunk_elems;
   *chunks_out = chunks;
   for (uint64_t j = 0; j < chunks; j++) {
-    size_t offset = j * chunk_elems;
-    size_t length = min_size(chunk_elems, a.count - offset);
-    T *stage[NVLAR_MAX_RANKS];
-    for (int p = 0; p < a.nranks; p++) stage[p] = staging_half<T>(a, p, chunk0 + j);
+    const StagedChunk<T> c = staged_chunk<T>(a, chunk_elems, chunk0, j);
+    const size_t offset = c.offset, length = c.length;
+    T *const *stage = c.stage;
 
     Range in = split(length, block, nblocks, V);
     copy_to_staging(stage[a.rank] + in.begin, input + offset + in.begin, in.size());
     if (!barrier(a, block, nblocks, seq0 + 2 * j + 1, gave_up)) return;
 
-    // Slice s of the chunk is [s * slice, (s + 1) * slice), clipped; rank s reduces it.
-    size_t slice = (length + a.nranks - 1) / a.nranks;
-    slice = (slice + V - 1) / V * V;
-    size_t own_begin = min_size(slice * a.rank, length);
-    size_t own_end = min_size(own_begin + slice, length);
-    Range part = split(own_end - own_begin, block, nblocks, V);
-    size_t at = own_begin + part.begin;
+    Range part = owned_piece(length, a.nranks, a.rank, block, nblocks, V);
+    size_t at = part.begin;
     reduce_staged<T, Op>(output + offset + at, stage[a.rank] + chunk_elems + at, stage, at,
                          part.size(), a.nranks);
     if (!barrier(a, block, nblocks, seq0 + 2 * j + 2, gave_up)) return;
 
     for (int s = 1; s < a.nranks; s++) {
       int owner = (a.rank + s) % a.nranks;  // start with the next rank: spreads the load
-      size_t begin = min_size(slice * owner, length), end = min_size(begin + slice, length);
-      Range piece = split(end - begin, block, nblocks, V);
-      size_t from = begin + piece.begin;
+      Range piece = owned_piece(length, a.nranks, owner, block, nblocks, V);
+      size_t from = piece.begin;
       copy_from_staging(output + offset + from, stage[owner] + chunk_elems + from, piece.size());
     }
   }

@@ -158,7 +158,7 @@ __device__ __forceinline__ bool tma_wait(const nvlar_allreduce_args &a, uint64_t
 // first source's place in the stage (and, if `plain_out` is set, also store the values there
 // with ordinary stores: an output that is not 16-byte aligned); the result (or, with one
 // source, the data itself) is bulk-stored to `dst[0]` and `dst[1]` where not null.
-template <typename T, int Op> struct TmaJob {
+template <typename T> struct TmaJob {
   const unsigned char *src[NVLAR_MAX_RANKS];
   int nsrc;
   unsigned char *dst[2];
@@ -167,7 +167,7 @@ template <typename T, int Op> struct TmaJob {
 };
 
 template <typename T, int Op>
-__device__ void tma_run(const nvlar_allreduce_args &a, const TmaJob<T, Op> &job, TmaPipe &pipe,
+__device__ void tma_run(const nvlar_allreduce_args &a, const TmaJob<T> &job, TmaPipe &pipe,
                         int block, volatile int *gave_up) {
   using E = Elem<T>;
   using R = Reduce<T, Op>;
@@ -258,7 +258,7 @@ template <typename T, int Op>
 __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblocks, uint64_t seq0,
                             uint64_t chunk0, volatile int *gave_up, uint64_t *chunks_out) {
   constexpr size_t V = Pack<T>::kElems;
-  const size_t chunk_elems = (a.staging_bytes / 2) / (2 * sizeof(T)) / V * V;  // as twoshot()
+  const size_t chunk_elems = twoshot_chunk_elems<T>(a);
   const T *input = static_cast<const T *>(a.input);
   T *output = static_cast<T *>(a.output);
   uint64_t chunks = (a.count + chunk_elems - 1) / chunk_elems;
@@ -283,21 +283,20 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
   __syncthreads();
 
   for (uint64_t j = 0; j < chunks; j++) {
-    size_t offset = j * chunk_elems;
-    size_t length = min_size(chunk_elems, a.count - offset);
-    T *stage[NVLAR_MAX_RANKS];
-    for (int p = 0; p < a.nranks; p++) stage[p] = staging_half<T>(a, p, chunk0 + j);
+    const StagedChunk<T> c = staged_chunk<T>(a, chunk_elems, chunk0, j);
+    const size_t offset = c.offset, length = c.length;
+    T *const *stage = c.stage;
 
     // Copy in: this CTA's range of the input into this rank's staging.
     Range in = split(length, block, nblocks, V);
     size_t bulk = input_aligned ? in.size() / V * V : 0;
     if (bulk > 0) {
-      TmaJob<T, Op> job = {};
+      TmaJob<T> job = {};
       job.src[0] = reinterpret_cast<const unsigned char *>(input + offset + in.begin);
       job.nsrc = 1;
       job.dst[0] = reinterpret_cast<unsigned char *>(stage[a.rank] + in.begin);
       job.bytes = bulk * sizeof(T);
-      tma_run(a, job, pipe, block, gave_up);
+      tma_run<T, Op>(a, job, pipe, block, gave_up);
     }
     copy_to_staging(stage[a.rank] + in.begin + bulk, input + offset + in.begin + bulk,
                     in.size() - bulk);
@@ -305,15 +304,11 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
     if (!barrier(a, block, nblocks, seq0 + 2 * j + 1, gave_up)) return;
 
     // Reduce this rank's slice from every rank's staging into the output and the result area.
-    size_t slice = (length + a.nranks - 1) / a.nranks;
-    slice = (slice + V - 1) / V * V;
-    size_t own_begin = min_size(slice * a.rank, length);
-    size_t own_end = min_size(own_begin + slice, length);
-    Range part = split(own_end - own_begin, block, nblocks, V);
-    size_t at = own_begin + part.begin;
+    Range part = owned_piece(length, a.nranks, a.rank, block, nblocks, V);
+    size_t at = part.begin;
     bulk = part.size() / V * V;
     if (bulk > 0) {
-      TmaJob<T, Op> job = {};
+      TmaJob<T> job = {};
       for (int p = 0; p < a.nranks; p++) job.src[p] = reinterpret_cast<const unsigned char *>(stage[p] + at);
       job.nsrc = a.nranks;
       job.dst[0] = reinterpret_cast<unsigned char *>(stage[a.rank] + chunk_elems + at);
@@ -323,7 +318,7 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
         job.plain_out = output + offset + at;
       }
       job.bytes = bulk * sizeof(T);
-      tma_run(a, job, pipe, block, gave_up);
+      tma_run<T, Op>(a, job, pipe, block, gave_up);
     }
     reduce_staged<T, Op>(output + offset + at + bulk, stage[a.rank] + chunk_elems + at + bulk,
                          stage, at + bulk, part.size() - bulk, a.nranks);
@@ -333,17 +328,16 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
     // Gather every other rank's reduced slice from its result area.
     for (int s = 1; s < a.nranks; s++) {
       int owner = (a.rank + s) % a.nranks;
-      size_t begin = min_size(slice * owner, length), end = min_size(begin + slice, length);
-      Range piece = split(end - begin, block, nblocks, V);
-      size_t from = begin + piece.begin;
+      Range piece = owned_piece(length, a.nranks, owner, block, nblocks, V);
+      size_t from = piece.begin;
       bulk = output_aligned ? piece.size() / V * V : 0;
       if (bulk > 0) {
-        TmaJob<T, Op> job = {};
+        TmaJob<T> job = {};
         job.src[0] = reinterpret_cast<const unsigned char *>(stage[owner] + chunk_elems + from);
         job.nsrc = 1;
         job.dst[0] = reinterpret_cast<unsigned char *>(output + offset + from);
         job.bytes = bulk * sizeof(T);
-        tma_run(a, job, pipe, block, gave_up);
+        tma_run<T, Op>(a, job, pipe, block, gave_up);
       }
       copy_from_staging(output + offset + from + bulk, stage[owner] + chunk_elems + from + bulk,
                         piece.size() - bulk);
