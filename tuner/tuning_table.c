@@ -13,12 +13,13 @@
 
 /* Provisional until measured on NVLink (docs/tuning.md): peers' published thresholds and the
  * emulated measurements of docs/results.md (push rows: where the push one-shot beat the pull
- * one-shot with 2, 4 and 8 emulated ranks). No nccl rows: without measurements nvlar leaves
+ * one-shot with 2 to 8 emulated ranks on an H100). No nccl rows: without measurements nvlar leaves
  * NCCL's own choice alone. */
 const char nvlar_tuning_builtin[] =
     "# nvlar built-in tuning table\n"
-    "nvlar 0-128K    2-4 * push\n"
-    "nvlar 0-32K     5-8 * push\n"
+    "nvlar 0-256K    2-4 * push\n"
+    "nvlar 0-128K    5   * push\n"
+    "nvlar 0-64K     6-8 * push\n"
     "nvlar 0-512K    2-4 * oneshot\n"
     "nvlar 0-256K    5-8 * oneshot\n"
     "nvlar 0-16M     2-8 * twoshot\n"

@@ -174,7 +174,7 @@ static struct nvlar_tuning_table builtin;
 
 static void test_selection(void **state) {
   (void)state;
-  assert_int_equal(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &builtin, NULL, NULL), 6);
+  assert_int_equal(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &builtin, NULL, NULL), 7);
   struct nvlar_policy policy = {.nranks = 8, .arch = 90, .forced = NVLAR_FORCE_AUTO,
                                 .max_bytes = 0, .max_blocks = 132, .table = &builtin};
   struct nvlar_choice c = nvlar_select(&policy, 8);
@@ -184,7 +184,10 @@ static void test_selection(void **state) {
   c = nvlar_select(&policy, 32 << 10);
   assert_int_equal(c.algo, NVLAR_ALGO_PUSH);
   assert_int_equal(c.nblocks, 16);
-  c = nvlar_select(&policy, (32 << 10) + 1);
+  c = nvlar_select(&policy, 64 << 10);
+  assert_int_equal(c.algo, NVLAR_ALGO_PUSH);
+  assert_int_equal(c.nblocks, 32);
+  c = nvlar_select(&policy, (64 << 10) + 1);
   assert_int_equal(c.algo, NVLAR_ALGO_ONESHOT);
   c = nvlar_select(&policy, 256 << 10);
   assert_int_equal(c.algo, 0);
@@ -197,9 +200,12 @@ static void test_selection(void **state) {
   assert_int_equal(c.nblocks, 32);
   assert_false(nvlar_select(&policy, (16 << 20) + 1).nvlar);
   assert_false(nvlar_select(&policy, 0).nvlar);
-  policy.nranks = 4;
+  policy.nranks = 5;
   assert_int_equal(nvlar_select(&policy, 128 << 10).algo, NVLAR_ALGO_PUSH);
   assert_int_equal(nvlar_select(&policy, (128 << 10) + 1).algo, NVLAR_ALGO_ONESHOT);
+  policy.nranks = 4;
+  assert_int_equal(nvlar_select(&policy, 256 << 10).algo, NVLAR_ALGO_PUSH);
+  assert_int_equal(nvlar_select(&policy, (256 << 10) + 1).algo, NVLAR_ALGO_ONESHOT);
   assert_int_equal(nvlar_select(&policy, 512 << 10).algo, 0);
   /* Forced kernels ignore the table, not NVLAR_MAX_BYTES. */
   policy.forced = NVLAR_FORCE_TWOSHOT;
@@ -220,7 +226,7 @@ static void test_selection(void **state) {
   assert_int_equal(nvlar_select(&policy, 256 << 10).algo, NVLAR_ALGO_PUSH);
   assert_int_equal(nvlar_select(&policy, 2048).nblocks, 1);
   assert_int_equal(nvlar_select(&policy, 8192).nblocks, 4);
-  /* Above the push one-shot's largest message, the pull one-shot. */
+  /* Above one push chunk (where the push one-shot is several times slower), the pull one. */
   assert_int_equal(nvlar_select(&policy, (256 << 10) + 1).algo, NVLAR_ALGO_ONESHOT);
   /* CTA counts never exceed what every rank's GPU holds. */
   policy = (struct nvlar_policy){.nranks = 8, .arch = 90, .forced = NVLAR_FORCE_TWOSHOT,
