@@ -129,13 +129,13 @@ cudaError_t nvlar_allreduce_launch_emulated(const struct nvlar_allreduce_args *r
                                             cudaStream_t stream);
 
 /* Loads every all-reduce kernel (and the empty kernel) onto the current device without
- * launching anything. Call it before the first launch wherever ranks that wait for each other
- * are launched from one thread or share one GPU: under CUDA's lazy module loading (the default),
- * a kernel's first launch loads it, and loading can wait for the device to go idle, which it
- * never does while a launched rank waits for a peer whose launch comes after the load. */
+ * launching anything, and gives the TMA kernels their shared memory there: call it once per
+ * device before launching NVLAR_ALGO_TMA on it, and before the first launch wherever ranks
+ * that wait for each other are launched from one thread or share one GPU: under CUDA's lazy
+ * module loading (the default), a kernel's first launch loads it, and loading can wait for
+ * the device to go idle, which it never does while a launched rank waits for a peer whose
+ * launch comes after the load. */
 cudaError_t nvlar_kernels_load(void);
-/* It also gives the TMA kernels their shared memory on the current device: call it once per
- * device before launching NVLAR_ALGO_TMA there. */
 
 /* How many CTAs of the all-reduce kernel for this algorithm, type and op fit on one
  * multiprocessor at once (emulated: the single-launch variant). Emulation needs

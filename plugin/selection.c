@@ -7,6 +7,22 @@ static int clamp_blocks(size_t wanted, int limit) {
   return wanted > (size_t)limit ? limit : (int)wanted;
 }
 
+/* Default CTAs per rank, indexed by enum nvlar_algo: one per `bytes_per_cta` of the message,
+ * up to `most`. */
+static const struct {
+  size_t bytes_per_cta;
+  int most;
+} default_ctas[] = {
+    /* One-shot: more CTAs mean more flags to wait for per barrier. */
+    [NVLAR_ALGO_ONESHOT] = {32u << 10, 16},
+    /* Two-shot: the best of the emulated CTA sweep (docs/results.md). */
+    [NVLAR_ALGO_TWOSHOT] = {64u << 10, 32},
+    /* Push one-shot: a packet per thread; a thread waits for each of its packets in turn. */
+    [NVLAR_ALGO_PUSH] = {2u << 10, 32},
+    /* TMA two-shot: each CTA streams through 224 KiB of shared-memory stages. */
+    [NVLAR_ALGO_TMA] = {2u << 20, 8},
+};
+
 struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes) {
   struct nvlar_choice choice = {false, NVLAR_ALGO_ONESHOT, 1};
   if (policy->forced == NVLAR_FORCE_NCCL || bytes == 0) return choice;
@@ -37,19 +53,10 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
   int cap = policy->max_blocks < NVLAR_MAX_BLOCKS ? policy->max_blocks : NVLAR_MAX_BLOCKS;
   if (ctas > 0) {
     choice.nblocks = clamp_blocks((size_t)ctas, cap);
-  } else if (algo == NVLAR_ALGO_TMA) {
-    /* One CTA per 2 MiB, up to 8: each streams through 224 KiB of shared-memory stages. */
-    choice.nblocks = clamp_blocks((bytes + (2u << 20) - 1) / (2u << 20), cap < 8 ? cap : 8);
-  } else if (algo == NVLAR_ALGO_PUSH) {
-    /* One CTA per 2 KiB (a packet per thread), up to 32: a thread waits for each of its
-     * packets in turn. */
-    choice.nblocks = clamp_blocks((bytes + (2u << 10) - 1) / (2u << 10), cap < 32 ? cap : 32);
-  } else if (algo == NVLAR_ALGO_ONESHOT) {
-    /* One CTA per 32 KiB, up to 16 (more CTAs mean more flags to wait for per barrier). */
-    choice.nblocks = clamp_blocks((bytes + (32u << 10) - 1) / (32u << 10), cap < 16 ? cap : 16);
   } else {
-    /* One CTA per 64 KiB, up to 32 (the best of the emulated CTA sweep, docs/results.md). */
-    choice.nblocks = clamp_blocks((bytes + (64u << 10) - 1) / (64u << 10), cap < 32 ? cap : 32);
+    size_t per = default_ctas[algo].bytes_per_cta;
+    int most = default_ctas[algo].most;
+    choice.nblocks = clamp_blocks((bytes + per - 1) / per, cap < most ? cap : most);
   }
   choice.nvlar = true;
   choice.algo = algo;

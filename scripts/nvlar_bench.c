@@ -125,11 +125,10 @@ static int parse_options(int argc, char **argv, struct options *o) {
     } else if (strcmp(arg, "--op") == 0) {
       o->op = find_name(bench_op_names, 5, value);
     } else if (strcmp(arg, "--algo") == 0) {
-      int algo = strcmp(value, "oneshot") == 0   ? NVLAR_ALGO_ONESHOT
-                 : strcmp(value, "twoshot") == 0 ? NVLAR_ALGO_TWOSHOT
-                 : strcmp(value, "push") == 0    ? NVLAR_ALGO_PUSH
-                 : strcmp(value, "tma") == 0     ? NVLAR_ALGO_TMA
-                                                 : -1;
+      int algo = -1;
+      for (int k = NVLAR_ALGO_ONESHOT; k <= NVLAR_ALGO_TMA; k++) {
+        if (strcmp(value, nvlar_algo_name(k)) == 0) algo = k;
+      }
       if (algo >= 0) {
         o->algos[0] = algo;
         o->nalgos = 1;
