@@ -65,9 +65,8 @@ static int back_to_back_one_launch(struct emulation *e, struct check_result *res
 }
 
 static int back_to_back_streams(struct emulation *e, struct check_result *results) {
-  int nblocks = emulation_max_blocks(e, NRANKS, NVLAR_ALGO_TMA) < 4
-                    ? emulation_max_blocks(e, NRANKS, NVLAR_ALGO_TMA)
-                    : 4;
+  int tma_fit = emulation_max_blocks(e, NRANKS, NVLAR_ALGO_TMA); /* the fewest of the four */
+  int nblocks = tma_fit < 4 ? tma_fit : 4;
   for (int i = 0; i < CALLS; i++) {
     int algo = i % 4;
     size_t count = call_count(i);

@@ -354,7 +354,7 @@ int main(int argc, char **argv) {
   failures += run_scenario(argv[0], "single", "oneshot", "20000", 1);
   failures += run_scenario(argv[0], "single", "twoshot", "20000", 1);
   failures += run_scenario(argv[0], "single", "tma", "20000", 1);
-  failures += run_scenario(argv[0], "single", "push", "20000", 1); /* > 256 KiB: one-shot */
+  failures += run_scenario(argv[0], "single", "push", "20000", 1); /* sizes > 256 KiB: one-shot */
   failures += run_scenario(argv[0], "single", "nccl", "20000", 0);
   failures += run_scenario(argv[0], "procs", "auto", "20000", 1);
   failures += run_scenario(argv[0], "procs", "tma", "20000", 1);
