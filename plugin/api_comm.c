@@ -203,6 +203,7 @@ NVLAR_EXPORT ncclResult_t ncclGroupSimulateEnd(ncclSimInfo_t *simInfo) {
 NVLAR_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommFinalize, ncclSystemError)
   ncclResult_t result = nccl->ncclCommFinalize(comm);
+  NVLAR_INFO("comm %p finalized (NCCL: %s)", (void *)comm, nccl->ncclGetErrorString(result));
   if (returned_a_communicator(result)) nvlar_registry_set_state(comm, NVLAR_COMM_FINALIZED);
   return result;
 }
