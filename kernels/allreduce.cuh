@@ -24,58 +24,14 @@
 
 #include "nvlar_kernels.h"
 #include "reduce_ops.cuh"
+#include "wait.cuh"
 
 namespace nvlar {
 
-// ---------------------------------------------------------------------------------------------
-// Memory-ordering primitives.
-
-// Release at system scope: every write this thread made, and every write other threads of its
-// CTA made before the preceding __syncthreads() (bar.sync orders them before this store, and
-// release is cumulative), is visible to a thread on any GPU that acquires the flag.
-__device__ __forceinline__ void store_release_sys(uint64_t *flag, uint64_t value) {
-  asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(flag), "l"(value) : "memory");
-}
-
-// Acquire at system scope: reads after it (in this thread, and in the CTA after the following
-// __syncthreads()) see everything the releasing CTA wrote before its flag.
-__device__ __forceinline__ uint64_t load_acquire_sys(const uint64_t *flag) {
-  uint64_t value;
-  asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(value) : "l"(flag) : "memory");
-  return value;
-}
-
-__device__ __forceinline__ uint64_t global_time_ns() {
-  uint64_t now;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-  return now;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Failure: the first CTA of a rank to time out records where and stops the rank for good.
-
-static __device__ __noinline__ void record_failure(const nvlar_allreduce_args &a, uint32_t code,
-                                                   int peer, int block, uint64_t seq) {
-  if (atomicCAS(&a.state->failed, 0u, 1u) != 0u) return;  // someone recorded it first
-  nvlar_error_record *error = a.error;
-  if (error == nullptr) return;
-  error->rank = a.rank;
-  error->peer = peer;
-  error->block = block;
-  error->seq = seq;
-  __threadfence_system();  // the fields must reach the host before the code that announces them
-  error->code = code;
-  __threadfence_system();
-}
-
-// How often a waiting thread looks at the host's abort word: reading host memory costs a
-// PCIe round trip, so not on every poll.
-constexpr uint64_t kAbortCheckNs = 50000;
-
-// Waits for barrier `seq` of this launch. Returns false when a peer did not come in time.
-// `gave_up` is a per-CTA shared flag, cleared at kernel start.
+// Waits for barrier `seq` of this launch. Returns false when a peer did not come in time (or
+// the host aborted).
 __device__ __forceinline__ bool barrier(const nvlar_allreduce_args &a, int block, int nblocks,
-                                        uint64_t seq, volatile int *gave_up) {
+                                        uint64_t seq, CtaWait *cta) {
   __syncthreads();  // this CTA's part of the phase is done (its writes and its reads)
   if (threadIdx.x < a.nranks) {
     store_release_sys(a.signals[threadIdx.x] + a.rank * NVLAR_MAX_BLOCKS + block, seq);
@@ -83,30 +39,12 @@ __device__ __forceinline__ bool barrier(const nvlar_allreduce_args &a, int block
   const uint64_t *own_area = a.signals[a.rank];
   int flags = a.nranks * nblocks;
   for (int i = threadIdx.x; i < flags; i += blockDim.x) {
-    int peer = i / nblocks, cta = i - peer * nblocks;
-    const uint64_t *flag = own_area + peer * NVLAR_MAX_BLOCKS + cta;
-    if (load_acquire_sys(flag) >= seq) continue;
-    uint64_t start = global_time_ns(), abort_checked = start;
-    while (load_acquire_sys(flag) < seq) {
-      if (*gave_up) break;
-      uint64_t now = global_time_ns();
-      if (now - start > a.timeout_ns) {
-        record_failure(a, NVLAR_KERNEL_TIMEOUT, peer, cta, seq);
-        *gave_up = 1;
-        break;
-      }
-      if (a.abort != nullptr && now - abort_checked > kAbortCheckNs) {
-        abort_checked = now;
-        if (*a.abort != 0) {
-          record_failure(a, NVLAR_KERNEL_ABORTED, peer, cta, seq);
-          *gave_up = 1;
-          break;
-        }
-      }
-    }
+    int peer = i / nblocks, peer_cta = i - peer * nblocks;
+    const uint64_t *flag = own_area + peer * NVLAR_MAX_BLOCKS + peer_cta;
+    if (!wait_until(a, cta, [&] { return load_acquire_sys(flag) >= seq; }, peer, peer_cta, seq)) break;
   }
   __syncthreads();  // every flag this CTA depends on has been seen
-  return *gave_up == 0;
+  return cta->gave_up == 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -316,7 +254,7 @@ template <typename T> __device__ __forceinline__ size_t twoshot_chunk_elems(cons
 // the same range from every rank's staging into the output. Latency: one barrier per chunk.
 template <typename T, int Op>
 __device__ void oneshot(const nvlar_allreduce_args &a, int block, int nblocks, uint64_t seq0,
-                        uint64_t chunk0, volatile int *gave_up, uint64_t *chunks_out) {
+                        uint64_t chunk0, CtaWait *cta, uint64_t *chunks_out) {
   constexpr size_t V = Pack<T>::kElems;
   const size_t chunk_elems = (a.staging_bytes / 2) / sizeof(T) / V * V;
   const T *input = static_cast<const T *>(a.input);
@@ -329,7 +267,7 @@ __device__ void oneshot(const nvlar_allreduce_args &a, int block, int nblocks, u
     T *const *stage = c.stage;
     Range mine = split(length, block, nblocks, V);
     copy_to_staging(stage[a.rank] + mine.begin, input + offset + mine.begin, mine.size());
-    if (!barrier(a, block, nblocks, seq0 + j + 1, gave_up)) return;
+    if (!barrier(a, block, nblocks, seq0 + j + 1, cta)) return;
     reduce_staged<T, Op>(output + offset + mine.begin, nullptr, stage, mine.begin, mine.size(),
                          a.nranks);
   }
@@ -341,7 +279,7 @@ __device__ void oneshot(const nvlar_allreduce_args &a, int block, int nblocks, u
 // twice instead of nranks-1 times.
 template <typename T, int Op>
 __device__ void twoshot(const nvlar_allreduce_args &a, int block, int nblocks, uint64_t seq0,
-                        uint64_t chunk0, volatile int *gave_up, uint64_t *chunks_out) {
+                        uint64_t chunk0, CtaWait *cta, uint64_t *chunks_out) {
   constexpr size_t V = Pack<T>::kElems;
   const size_t chunk_elems = twoshot_chunk_elems<T>(a);
   const T *input = static_cast<const T *>(a.input);
@@ -355,13 +293,13 @@ __device__ void twoshot(const nvlar_allreduce_args &a, int block, int nblocks, u
 
     Range in = split(length, block, nblocks, V);
     copy_to_staging(stage[a.rank] + in.begin, input + offset + in.begin, in.size());
-    if (!barrier(a, block, nblocks, seq0 + 2 * j + 1, gave_up)) return;
+    if (!barrier(a, block, nblocks, seq0 + 2 * j + 1, cta)) return;
 
     Range part = owned_piece(length, a.nranks, a.rank, block, nblocks, V);
     size_t at = part.begin;
     reduce_staged<T, Op>(output + offset + at, stage[a.rank] + chunk_elems + at, stage, at,
                          part.size(), a.nranks);
-    if (!barrier(a, block, nblocks, seq0 + 2 * j + 2, gave_up)) return;
+    if (!barrier(a, block, nblocks, seq0 + 2 * j + 2, cta)) return;
 
     for (int s = 1; s < a.nranks; s++) {
       int owner = (a.rank + s) % a.nranks;  // start with the next rank: spreads the load
@@ -426,33 +364,16 @@ __device__ __forceinline__ uint4 load_packet(const void *slot) {
   return v;
 }
 
-// Waits (bounded, abortable) until the packet at `slot` carries `flag`; false on failure.
+// Waits until the packet at `slot` carries `flag`; false on failure (wait_until).
 __device__ __forceinline__ bool wait_packet(const nvlar_allreduce_args &a, const void *slot,
                                             uint32_t flag, int peer, int block, uint64_t seq,
-                                            volatile int *gave_up, uint64_t *payload) {
-  uint4 v = load_packet(slot);
-  if (v.y != flag || v.w != flag) {
-    uint64_t start = global_time_ns(), abort_checked = start;
-    for (;;) {
-      v = load_packet(slot);
-      if (v.y == flag && v.w == flag) break;
-      if (*gave_up) return false;
-      uint64_t now = global_time_ns();
-      if (now - start > a.timeout_ns) {
-        record_failure(a, NVLAR_KERNEL_TIMEOUT, peer, block, seq);
-        *gave_up = 1;
-        return false;
-      }
-      if (a.abort != nullptr && now - abort_checked > kAbortCheckNs) {
-        abort_checked = now;
-        if (*a.abort != 0) {
-          record_failure(a, NVLAR_KERNEL_ABORTED, peer, block, seq);
-          *gave_up = 1;
-          return false;
-        }
-      }
-    }
-  }
+                                            CtaWait *cta, uint64_t *payload) {
+  uint4 v;
+  auto arrived = [&] {
+    v = load_packet(slot);
+    return v.y == flag && v.w == flag;
+  };
+  if (!wait_until(a, cta, arrived, peer, block, seq)) return false;
   *payload = (uint64_t)v.x | ((uint64_t)v.z << 32);
   return true;
 }
@@ -476,11 +397,11 @@ __device__ __forceinline__ uint64_t read_payload(const T *input, size_t pk, size
 
 // One chunk of the push one-shot: this CTA's packets [begin, end) of `length` elements at
 // `input`/`output`, or, if `token` is set, a token at packet `begin` (the comment above). A
-// thread whose peer did not come sets *gave_up (wait_packet) and returns early.
+// thread whose peer did not come gives up the CTA's wait (wait_packet) and returns early.
 template <typename T, int Op>
 __device__ void push_chunk(const nvlar_allreduce_args &a, int block, uint64_t seq, const T *input,
                            T *output, size_t length, size_t begin, size_t end, bool token,
-                           volatile int *gave_up) {
+                           CtaWait *cta) {
   using E = Elem<T>;
   using R = Reduce<T, Op>;
   using Acc = typename E::Acc;
@@ -497,7 +418,7 @@ __device__ void push_chunk(const nvlar_allreduce_args &a, int block, uint64_t se
       store_packet(slot(threadIdx.x, a.rank) + begin * 16, 0, flag);
       uint64_t ignored;
       wait_packet(a, slot(a.rank, threadIdx.x) + begin * 16, flag, threadIdx.x, block, seq,
-                  gave_up, &ignored);
+                  cta, &ignored);
     }
     return;
   }
@@ -524,7 +445,7 @@ __device__ void push_chunk(const nvlar_allreduce_args &a, int block, uint64_t se
         payload = read_payload(input, pk, length);
       } else if (first_look[q].y == flag && first_look[q].w == flag) {
         payload = (uint64_t)first_look[q].x | ((uint64_t)first_look[q].z << 32);
-      } else if (!wait_packet(a, slot(a.rank, q) + pk * 16, flag, q, block, seq, gave_up,
+      } else if (!wait_packet(a, slot(a.rank, q) + pk * 16, flag, q, block, seq, cta,
                               &payload)) {
         return;
       }
@@ -562,7 +483,7 @@ enum KernelKind {
 // chunk, and a token where the last chunk leaves it empty. Returns the number of chunks sent.
 template <typename T, int Op, bool kSeveral>
 __device__ uint64_t push_oneshot(const nvlar_allreduce_args &a, int block, int nblocks,
-                                 uint64_t push0, volatile int *gave_up) {
+                                 uint64_t push0, CtaWait *cta) {
   constexpr size_t per_packet = 8 / sizeof(T);
   constexpr size_t chunk_elems = NVLAR_PUSH_CHUNK_BYTES / sizeof(T);
   const T *input = static_cast<const T *>(a.input);
@@ -570,7 +491,7 @@ __device__ uint64_t push_oneshot(const nvlar_allreduce_args &a, int block, int n
   if (!kSeveral) {
     const Range mine = split((a.count + per_packet - 1) / per_packet, block, nblocks, 1);
     push_chunk<T, Op>(a, block, push0, input, output, a.count, mine.begin, mine.end, false,
-                      gave_up);
+                      cta);
     return 1;
   }
   const uint64_t chunks = (a.count + chunk_elems - 1) / chunk_elems;
@@ -582,13 +503,13 @@ __device__ uint64_t push_oneshot(const nvlar_allreduce_args &a, int block, int n
       // overwrite any packet of this CTA's range in the other buffer (the argument above). A
       // thread that gave up waits here too, so that all leave together.
       __syncthreads();
-      if (*gave_up) break;
+      if (cta->gave_up) break;
     }
     size_t offset = j * chunk_elems;
     size_t length = min_size(chunk_elems, a.count - offset);
     size_t packets = (length + per_packet - 1) / per_packet;
     push_chunk<T, Op>(a, block, push0 + j, input + offset, output + offset, length, mine.begin,
-                      min_size(mine.end, packets), mine.begin >= packets, gave_up);
+                      min_size(mine.end, packets), mine.begin >= packets, cta);
   }
   return chunks;
 }
@@ -616,8 +537,8 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 
 template <typename T, int Op, int kKind>
 __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nblocks) {
-  __shared__ int gave_up;
-  if (threadIdx.x == 0) gave_up = 0;
+  __shared__ CtaWait cta;
+  cta_wait_init(&cta);
   wait_for_previous_kernel();
   // The rank state was written by the previous launch (ordered before this one by the
   // stream); a failed rank stays failed: its peers' flags can no longer be trusted.
@@ -631,24 +552,24 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
   uint64_t chunks = 0, seq1 = seq0, chunk1 = chunk0, push1 = push0;
   if (kKind == kTmaKernel) {
     // The TMA two-shot shares the two-shot's staging halves and barrier numbers.
-    tma_twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &gave_up, &chunks);
+    tma_twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &cta, &chunks);
     seq1 = seq0 + 2 * chunks;
     chunk1 = chunk0 + chunks;
   } else if (kKind == kPushChunksKernel) {
-    push1 = push0 + push_oneshot<T, Op, true>(a, block, nblocks, push0, &gave_up);
+    push1 = push0 + push_oneshot<T, Op, true>(a, block, nblocks, push0, &cta);
   } else if (a.algo == NVLAR_ALGO_PUSH) {
-    push1 = push0 + push_oneshot<T, Op, false>(a, block, nblocks, push0, &gave_up);
+    push1 = push0 + push_oneshot<T, Op, false>(a, block, nblocks, push0, &cta);
   } else if (a.algo == NVLAR_ALGO_TWOSHOT) {
-    twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &gave_up, &chunks);
+    twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &cta, &chunks);
     seq1 = seq0 + 2 * chunks;
     chunk1 = chunk0 + chunks;
   } else {
-    oneshot<T, Op>(a, block, nblocks, seq0, chunk0, &gave_up, &chunks);
+    oneshot<T, Op>(a, block, nblocks, seq0, chunk0, &cta, &chunks);
     seq1 = seq0 + chunks;
     chunk1 = chunk0 + chunks;
   }
   __syncthreads();  // every thread's part is done (or gave up) before the progress moves
-  if (gave_up) return;
+  if (cta.gave_up) return;
 
   // Advance this CTA's slot and the slots no CTA of this launch reads (see nvlar_kernels.h).
   for (int slot = block + nblocks * threadIdx.x; slot < NVLAR_MAX_BLOCKS;

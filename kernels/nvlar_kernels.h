@@ -101,7 +101,7 @@ struct nvlar_allreduce_args {
   struct nvlar_error_record *error;  /* this rank's, host-visible; may be NULL */
   uint64_t timeout_ns;   /* how long any wait may last; must be > 0 */
   /* Host-visible word, may be NULL: once the host sets it non-zero, waiting kernels give up
-   * (within about 50 us) and record NVLAR_KERNEL_ABORTED; ncclCommAbort uses it. */
+   * (within about a millisecond) and record NVLAR_KERNEL_ABORTED; ncclCommAbort uses it. */
   const volatile uint32_t *abort;
   /* 1: launch as a programmatic dependent launch (sm_90+): the kernel's CTAs start while the
    * previous kernel on the stream finishes, and wait for it before reading anything it may

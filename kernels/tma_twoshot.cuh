@@ -135,22 +135,11 @@ template <int kPending> __device__ __forceinline__ void tma_free_stages(TmaPipe 
   for (; pipe.freed + kPending < stored; pipe.freed++) mbarrier_arrive(&pipe.empty[pipe.freed % kTmaStages]);
 }
 
-// Bounded wait on a pipeline barrier (local: it completes unless a peer's memory stops
-// answering); false, with the failure recorded, after the timeout or once another thread of
-// the CTA gave up.
+// Waits on a pipeline barrier (wait_until: it completes unless a peer's memory stops
+// answering, and gives up like every other wait of the kernel).
 __device__ __forceinline__ bool tma_wait(const nvlar_allreduce_args &a, uint64_t *bar,
-                                         uint32_t parity, int block, volatile int *gave_up) {
-  if (mbarrier_try_wait(bar, parity)) return true;
-  uint64_t start = global_time_ns();
-  while (!mbarrier_try_wait(bar, parity)) {
-    if (*gave_up) return false;
-    if (global_time_ns() - start > a.timeout_ns) {
-      record_failure(a, NVLAR_KERNEL_TIMEOUT, -1, block, 0);
-      *gave_up = 1;
-      return false;
-    }
-  }
-  return true;
+                                         uint32_t parity, int block, CtaWait *cta) {
+  return wait_until(a, cta, [&] { return mbarrier_try_wait(bar, parity); }, -1, block, 0);
 }
 
 // One phase: `nsrc` sources of `bytes` bytes each (16-byte aligned, a multiple of 16) are
@@ -168,7 +157,7 @@ template <typename T> struct TmaJob {
 
 template <typename T, int Op>
 __device__ void tma_run(const nvlar_allreduce_args &a, const TmaJob<T> &job, TmaPipe &pipe,
-                        int block, volatile int *gave_up) {
+                        int block, CtaWait *cta) {
   using E = Elem<T>;
   using R = Reduce<T, Op>;
   using Acc = typename E::Acc;
@@ -182,7 +171,7 @@ __device__ void tma_run(const nvlar_allreduce_args &a, const TmaJob<T> &job, Tma
     for (uint32_t t = 0; t < ntiles; t++) {
       uint32_t n = pipe.tiles + t, stage = n % kTmaStages, round = n / kTmaStages;
       // Round 0 finds the stage free: waiting for parity 1 of a fresh barrier returns at once.
-      if (!tma_wait(a, &pipe.empty[stage], (round & 1) ^ 1, block, gave_up)) break;
+      if (!tma_wait(a, &pipe.empty[stage], (round & 1) ^ 1, block, cta)) break;
       uint32_t size = (uint32_t)min_size(tile, job.bytes - (size_t)t * tile);
       mbarrier_arrive_expect(&pipe.full[stage], size * job.nsrc);
       unsigned char *slots = pipe.stages + (size_t)stage * kTmaStageBytes;
@@ -199,9 +188,9 @@ __device__ void tma_run(const nvlar_allreduce_args &a, const TmaJob<T> &job, Tma
         // One consumer waits with a bound and tells the others; then every consumer also
         // observes the completed phase itself (it has completed: no spin), which makes the
         // bulk-loaded bytes visible to its own reads.
-        if (consumer == 0 && !tma_wait(a, &pipe.full[stage], round & 1, block, gave_up)) *gave_up = 1;
+        if (consumer == 0 && !tma_wait(a, &pipe.full[stage], round & 1, block, cta)) cta->gave_up = 1;
         consumers_sync();
-        if (*gave_up) break;
+        if (cta->gave_up) break;
         while (!mbarrier_try_wait(&pipe.full[stage], round & 1)) {
         }
         T *plain = job.plain_out == nullptr ? nullptr : job.plain_out + (size_t)t * (tile / sizeof(T));
@@ -229,7 +218,7 @@ __device__ void tma_run(const nvlar_allreduce_args &a, const TmaJob<T> &job, Tma
         }
         fence_async_shared();  // these shared-memory writes, before the bulk store reads them
         consumers_sync();
-      } else if (!tma_wait(a, &pipe.full[stage], round & 1, block, gave_up)) {
+      } else if (!tma_wait(a, &pipe.full[stage], round & 1, block, cta)) {
         break;
       }
       if (consumer == 0) {
@@ -256,7 +245,7 @@ __device__ __forceinline__ void tma_stores_done(TmaPipe &pipe) {
 
 template <typename T, int Op>
 __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblocks, uint64_t seq0,
-                            uint64_t chunk0, volatile int *gave_up, uint64_t *chunks_out) {
+                            uint64_t chunk0, CtaWait *cta, uint64_t *chunks_out) {
   constexpr size_t V = Pack<T>::kElems;
   const size_t chunk_elems = twoshot_chunk_elems<T>(a);
   const T *input = static_cast<const T *>(a.input);
@@ -296,12 +285,12 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
       job.nsrc = 1;
       job.dst[0] = reinterpret_cast<unsigned char *>(stage[a.rank] + in.begin);
       job.bytes = bulk * sizeof(T);
-      tma_run<T, Op>(a, job, pipe, block, gave_up);
+      tma_run<T, Op>(a, job, pipe, block, cta);
     }
     copy_to_staging(stage[a.rank] + in.begin + bulk, input + offset + in.begin + bulk,
                     in.size() - bulk);
     tma_stores_done(pipe);
-    if (!barrier(a, block, nblocks, seq0 + 2 * j + 1, gave_up)) return;
+    if (!barrier(a, block, nblocks, seq0 + 2 * j + 1, cta)) return;
 
     // Reduce this rank's slice from every rank's staging into the output and the result area.
     Range part = owned_piece(length, a.nranks, a.rank, block, nblocks, V);
@@ -318,12 +307,12 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
         job.plain_out = output + offset + at;
       }
       job.bytes = bulk * sizeof(T);
-      tma_run<T, Op>(a, job, pipe, block, gave_up);
+      tma_run<T, Op>(a, job, pipe, block, cta);
     }
     reduce_staged<T, Op>(output + offset + at + bulk, stage[a.rank] + chunk_elems + at + bulk,
                          stage, at + bulk, part.size() - bulk, a.nranks);
     tma_stores_done(pipe);
-    if (!barrier(a, block, nblocks, seq0 + 2 * j + 2, gave_up)) return;
+    if (!barrier(a, block, nblocks, seq0 + 2 * j + 2, cta)) return;
 
     // Gather every other rank's reduced slice from its result area.
     for (int s = 1; s < a.nranks; s++) {
@@ -337,7 +326,7 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
         job.nsrc = 1;
         job.dst[0] = reinterpret_cast<unsigned char *>(output + offset + from);
         job.bytes = bulk * sizeof(T);
-        tma_run<T, Op>(a, job, pipe, block, gave_up);
+        tma_run<T, Op>(a, job, pipe, block, cta);
       }
       copy_from_staging(output + offset + from + bulk, stage[owner] + chunk_elems + from + bulk,
                         piece.size() - bulk);
@@ -346,7 +335,7 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
     // for this CTA's reads to be done: the consumers consumed every tile they were sent.
     tma_stores_done(pipe);
     __syncthreads();
-    if (*gave_up) return;
+    if (cta->gave_up) return;
   }
 }
 
@@ -354,8 +343,8 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
 
 template <typename T, int Op>
 __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblocks, uint64_t seq0,
-                            uint64_t chunk0, volatile int *gave_up, uint64_t *chunks_out) {
-  twoshot<T, Op>(a, block, nblocks, seq0, chunk0, gave_up, chunks_out);
+                            uint64_t chunk0, CtaWait *cta, uint64_t *chunks_out) {
+  twoshot<T, Op>(a, block, nblocks, seq0, chunk0, cta, chunks_out);
 }
 
 #endif

@@ -249,10 +249,12 @@ NVLAR_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   stop_async_setup(comm);
   struct nvlar_route *route = NULL, *leftover = NULL;
   if (nvlar_registry_remove(comm, &route, &leftover)) NVLAR_INFO("comm %p destroyed", (void *)comm);
-  /* nvlar's buffers go first: the release needs the communicator for its barrier. */
-  if (route != NULL) nvlar_route_release(nccl, route, false);
+  /* nvlar's buffers go first, while the peers that map them are still known to be alive; the
+   * release waits for the other processes' departures through nvlar's own buffers, not
+   * through NCCL (the communicator may be finalized). */
+  if (route != NULL) nvlar_route_release(route, false);
   ncclResult_t result = nccl->ncclCommDestroy(comm);
-  if (leftover != NULL) nvlar_route_release(nccl, leftover, true);
+  if (leftover != NULL) nvlar_route_release(leftover, true);
   return result;
 }
 
@@ -265,8 +267,8 @@ NVLAR_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
    * waits for the device, which is only sure to drain once NCCL's kernels are gone). */
   if (route != NULL) *(volatile uint32_t *)route->abort_host = 1;
   ncclResult_t result = nccl->ncclCommAbort(comm);
-  if (route != NULL) nvlar_route_release(nccl, route, true);
-  if (leftover != NULL) nvlar_route_release(nccl, leftover, true);
+  if (route != NULL) nvlar_route_release(route, true);
+  if (leftover != NULL) nvlar_route_release(leftover, true);
   return result;
 }
 

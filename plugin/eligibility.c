@@ -6,7 +6,7 @@
 #include "nvlar_kernels.h"
 
 bool nvlar_same_process(const struct nvlar_rank_info *a, const struct nvlar_rank_info *b) {
-  return a->host_hash == b->host_hash && a->pid == b->pid;
+  return a->host_hash == b->host_hash && a->pid_namespace == b->pid_namespace && a->pid == b->pid;
 }
 
 /* Every rank runs these checks over the same gathered bytes, in the same order, so the first

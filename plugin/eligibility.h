@@ -15,7 +15,7 @@
 
 #include "peer_buffers.h"
 
-#define NVLAR_RANK_INFO_VERSION 1
+#define NVLAR_RANK_INFO_VERSION 2
 
 enum nvlar_link {
   NVLAR_LINK_NONE = 0,   /* no peer access */
@@ -29,6 +29,8 @@ struct nvlar_rank_info {
   uint32_t ready;            /* 1: buffers allocated and exported; 0: see `why` */
   uint64_t host_hash;        /* host name and boot id */
   int32_t pid;
+  uint64_t pid_namespace;    /* inode of /proc/self/ns/pid (0: unknown): pids compare only
+                                within one namespace */
   int32_t cuda_device;       /* in this rank's process */
   char bus_id[32];           /* PCI bus id, "0000:06:00.0" */
   int32_t cc_major, cc_minor;

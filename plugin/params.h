@@ -58,6 +58,11 @@ enum nvlar_param_type {
     "How long an nvlar kernel waits for a peer before it gives up, records the error and "    \
     "exits; the communicator then reports `ncclSystemError`. The default matches PyTorch's "  \
     "default collective timeout (10 minutes).")                                               \
+  X(DESTROY_TIMEOUT_MS, NVLAR_PARAM_INT, "30000", NULL, 1, 86400000,                           \
+    "How long `ncclCommDestroy` waits for the other processes of the communicator to reach "  \
+    "theirs (or to abort it, or to exit) before nvlar frees the buffers they map. A rank "    \
+    "that has not come by then is named in a WARN, and that communicator's buffers stay "     \
+    "allocated until the process ends.")                                                      \
   X(TUNING_FILE, NVLAR_PARAM_STRING, "", NULL, 0, 0,                                           \
     "A tuning table that replaces the built-in one (docs/tuning.md). Every rank must use "   \
     "the same table. If the file cannot be read, a WARN, then the built-in table.")          \

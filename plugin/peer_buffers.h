@@ -25,8 +25,7 @@ struct nvlar_local_buffers {
   void *shared_base;    /* the allocation peers map: signals, then staging */
   size_t shared_bytes;
   uint64_t *signals;    /* NVLAR_SIGNAL_BYTES, zeroed */
-  uint64_t *probe;      /* NVLAR_MAX_RANKS words peers probe through their mapping, then
-                           NVLAR_MAX_RANKS words where this rank reads the probes back */
+  uint64_t *probe;      /* the probe page (enum nvlar_probe_word), zeroed */
   void *push;           /* NVLAR_PUSH_AREA_BYTES, zeroed: packets peers push to this rank */
   void *staging;        /* staging_bytes */
   size_t staging_bytes;
@@ -34,6 +33,19 @@ struct nvlar_local_buffers {
   struct nvlar_error_record *error_host;   /* mapped pinned memory, host view */
   struct nvlar_error_record *error_device; /* the same memory, device view */
 };
+
+/* The probe page: words that peers write through their mapping of this rank's buffers (each
+ * peer its own word), and scratch for the reads back. */
+enum nvlar_probe_word {
+  NVLAR_PROBE_FROM_PEER = 0,                      /* [p]: rank p's probe pattern (setup) */
+  NVLAR_PROBE_READBACK = NVLAR_MAX_RANKS,         /* [p]: this rank's probe of p, read back */
+  NVLAR_PROBE_DEPARTED = 2 * NVLAR_MAX_RANKS,     /* [p]: rank p has left (destroy or abort) */
+  NVLAR_PROBE_DEPARTED_READBACK = 3 * NVLAR_MAX_RANKS, /* [p]: this rank's departure word in p */
+};
+
+/* The value of a departure word: rank p's kernels on this communicator are over and it maps
+ * no peer's buffers for them any more (the page is zeroed at allocation). */
+#define NVLAR_DEPARTED_MARK 0x6e766c61722d6279ull
 
 /* What a rank sends its peers so that they can map its buffers (fixed size, plain bytes). */
 struct nvlar_buffer_handle {

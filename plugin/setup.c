@@ -1,5 +1,7 @@
 #include "setup.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,12 @@ static bool wait_for(const struct nvlar_real_nccl *nccl, ncclComm_t comm, bool n
   }
 }
 
+/* A group of collective calls was issued: a non-blocking communicator's ncclGroupEnd says
+ * ncclInProgress (NCCL launches on a thread of its own; wait_for waits for it). */
+static bool group_issued(ncclResult_t group_end, bool nonblocking) {
+  return group_end == ncclSuccess || (nonblocking && group_end == ncclInProgress);
+}
+
 static bool wait_for_stream(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
   return wait_for(nccl, s->comm, s->nonblocking, s->cancel, s->stream);
 }
@@ -115,6 +123,10 @@ static void prepare(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
   s->active = true;
   cudaSetDevice(s->device);
   s->route = calloc(1, sizeof(*s->route));
+  if (s->route != NULL) {
+    s->route->device = s->device;
+    for (int p = 0; p < NVLAR_MAX_RANKS; p++) s->route->peer_device[p] = -1;
+  }
   size_t gather_bytes = (size_t)s->nranks * sizeof(struct nvlar_rank_info);
   if (s->route == NULL ||
       cudaHostAlloc((void **)&s->infos, gather_bytes, cudaHostAllocDefault) != cudaSuccess ||
@@ -171,7 +183,8 @@ static void gather(const struct nvlar_real_nccl *nccl, struct setup_state *state
       stay_on_nccl(s, true, "%s", "the setup all-gather failed in NCCL");
     }
   }
-  if (nccl->ncclGroupEnd() != ncclSuccess) {
+  /* The communicators of one batch are all blocking or all non-blocking (one, then). */
+  if (!group_issued(nccl->ncclGroupEnd(), states[0].nonblocking)) {
     for (int i = 0; i < count; i++) {
       if (states[i].active) stay_on_nccl(&states[i], true, "%s", "the setup all-gather failed in NCCL");
     }
@@ -238,11 +251,11 @@ static void map_and_probe(const struct nvlar_real_nccl *nccl, struct setup_state
     expected[p] = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(s->rank + 1) << 40) ^ ((uint64_t)(p + 1) << 8) ^
                   me->host_hash;
     if (p == s->rank) continue;
-    error = nvlar_probe_launch(&route->peers[p].probe[s->rank], expected[p],
-                               &route->own.probe[NVLAR_MAX_RANKS + p], s->stream);
+    error = nvlar_probe_launch(&route->peers[p].probe[NVLAR_PROBE_FROM_PEER + s->rank], expected[p],
+                               &route->own.probe[NVLAR_PROBE_READBACK + p], s->stream);
   }
   if (error == cudaSuccess) {
-    error = cudaMemcpyAsync(seen, &route->own.probe[NVLAR_MAX_RANKS],
+    error = cudaMemcpyAsync(seen, &route->own.probe[NVLAR_PROBE_READBACK],
                             NVLAR_MAX_RANKS * sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream);
   }
   if (error == cudaSuccess && !wait_for_stream(nccl, s)) error = cudaErrorLaunchTimeout;
@@ -277,6 +290,13 @@ static void build_route(struct setup_state *s) {
     if (s->infos[r].multiprocessors < route->policy.max_blocks) {
       route->policy.max_blocks = s->infos[r].multiprocessors;
     }
+  }
+  const struct nvlar_rank_info *me = &s->infos[s->rank];
+  for (int r = 0; r < s->nranks; r++) {
+    route->peer_pid[r] = s->infos[r].pid;
+    route->peer_pid_visible[r] = s->infos[r].host_hash == me->host_hash &&
+                                 s->infos[r].pid_namespace == me->pid_namespace &&
+                                 me->pid_namespace != 0;
   }
   *route->abort_host = 0;
   uint32_t *abort_device = NULL;
@@ -405,8 +425,77 @@ void nvlar_setup_nonblocking(const struct nvlar_real_nccl *nccl, ncclComm_t comm
   setup_batch(nccl, &comm, 1, true, cancel);
 }
 
-void nvlar_route_release(const struct nvlar_real_nccl *nccl, struct nvlar_route *route,
-                         bool aborting) {
+/* The ranks of the route that live in other processes: the ones a departure concerns (peers
+ * in this process are this process's own devices, synchronised directly). */
+static bool in_other_process(const struct nvlar_route *route, int p) {
+  return p != route->args.rank && route->peer_device[p] < 0;
+}
+
+/* Waits (bounded, polling) until the work on `stream` is done. */
+static bool stream_done(cudaStream_t stream, double deadline) {
+  for (;;) {
+    cudaError_t error = cudaStreamQuery(stream);
+    if (error == cudaSuccess) return true;
+    if (error != cudaErrorNotReady || now_seconds() > deadline) return false;
+    usleep(20);
+  }
+}
+
+/* Tells every peer in another process that this rank has left: its departure word in each
+ * peer's probe page, written through this rank's mapping (with a system-wide fence, then read
+ * back). Called once this rank's kernels are over. */
+static bool announce_departure(struct nvlar_route *route, cudaStream_t stream, double deadline) {
+  cudaError_t error = cudaSuccess;
+  for (int p = 0; p < route->args.nranks && error == cudaSuccess; p++) {
+    if (!in_other_process(route, p) || route->peers[p].probe == NULL) continue;
+    error = nvlar_probe_launch(&route->peers[p].probe[NVLAR_PROBE_DEPARTED + route->args.rank],
+                               NVLAR_DEPARTED_MARK,
+                               &route->own.probe[NVLAR_PROBE_DEPARTED_READBACK + p], stream);
+  }
+  return error == cudaSuccess && stream_done(stream, deadline);
+}
+
+/* Whether rank p's process has ended (only answerable for a process on this host, in this
+ * pid namespace). */
+static bool process_gone(const struct nvlar_route *route, int p) {
+  return route->peer_pid_visible[p] && kill(route->peer_pid[p], 0) != 0 && errno == ESRCH;
+}
+
+/* Waits until every peer in another process has left (its departure word in this rank's probe
+ * page) or its process has ended, for at most NVLAR_DESTROY_TIMEOUT_MS. Returns the number of
+ * peers that did not come, and writes their ranks into `missing`. */
+static int wait_for_departures(struct nvlar_route *route, cudaStream_t stream, uint64_t *words,
+                               char *missing, size_t missing_size) {
+  const int nranks = route->args.nranks;
+  double deadline = now_seconds() + nvlar_param_number(NVLAR_P_DESTROY_TIMEOUT_MS) * 1e-3;
+  bool left[NVLAR_MAX_RANKS] = {false};
+  for (;;) {
+    int waiting = 0;
+    bool read = cudaMemcpyAsync(words, &route->own.probe[NVLAR_PROBE_DEPARTED],
+                                NVLAR_MAX_RANKS * sizeof(uint64_t), cudaMemcpyDeviceToHost,
+                                stream) == cudaSuccess &&
+                stream_done(stream, deadline);
+    for (int p = 0; p < nranks; p++) {
+      if (!in_other_process(route, p) || left[p]) continue;
+      left[p] = (read && words[p] == NVLAR_DEPARTED_MARK) || process_gone(route, p);
+      waiting += !left[p];
+    }
+    if (waiting == 0) return 0;
+    if (now_seconds() > deadline) {
+      size_t used = 0;
+      missing[0] = '\0';
+      for (int p = 0; p < nranks && used < missing_size; p++) {
+        if (!in_other_process(route, p) || left[p]) continue;
+        int n = snprintf(missing + used, missing_size - used, "%s%d", used ? ", " : "", p);
+        if (n > 0) used += (size_t)n;
+      }
+      return waiting;
+    }
+    usleep(200);
+  }
+}
+
+void nvlar_route_release(struct nvlar_route *route, bool aborting) {
   int saved_device = 0;
   cudaGetDevice(&saved_device);
   cudaSetDevice(route->device);
@@ -417,53 +506,55 @@ void nvlar_route_release(const struct nvlar_real_nccl *nccl, struct nvlar_route 
     on_nvlar += on[algo];
   }
   unsigned long long on_nccl = atomic_load(&route->calls[NVLAR_PATH_NCCL]);
-  if (route->comm != NULL) {
-    NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (one-shot %llu, two-shot %llu, "
-               "tma %llu, push %llu), %llu on NCCL",
-               (void *)route->comm, route->args.rank, nranks, aborting ? "aborted" : "destroyed",
-               on_nvlar, on[NVLAR_ALGO_ONESHOT], on[NVLAR_ALGO_TWOSHOT], on[NVLAR_ALGO_TMA],
-               on[NVLAR_ALGO_PUSH], on_nccl);
+  NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (one-shot %llu, two-shot %llu, "
+             "tma %llu, push %llu), %llu on NCCL",
+             (void *)route->comm, route->args.rank, nranks, aborting ? "aborted" : "destroyed",
+             on_nvlar, on[NVLAR_ALGO_ONESHOT], on[NVLAR_ALGO_TWOSHOT], on[NVLAR_ALGO_TMA],
+             on[NVLAR_ALGO_PUSH], on_nccl);
+  /* 1. No nvlar kernel of this rank still runs, nor (peers whose devices this process drives)
+   * of theirs. After an abort, waiting kernels give up within about a millisecond of the abort
+   * word. No NCCL call here: after ncclCommFinalize NCCL still accepts collectives but runs
+   * them on a communicator whose proxy has stopped, and one issued here once faulted on the
+   * GPU (an illegal address that broke the process's next CUDA call). */
+  cudaDeviceSynchronize();
+  for (int p = 0; p < nranks; p++) {
+    if (route->peer_device[p] >= 0 && route->peer_device[p] != route->device) {
+      cudaSetDevice(route->peer_device[p]);
+      cudaDeviceSynchronize();
+      cudaSetDevice(route->device);
+    }
   }
+  /* 2. Tell the peers in other processes, then (destroy) wait until each has left too: only
+   * then does no kernel anywhere read or write this rank's buffers (a peer's last reads of
+   * this rank's staging end after this rank's own kernel did). An abort does not wait: it is
+   * the way out when peers are gone or stuck. */
   bool can_free = true;
-  if (!aborting) {
-    /* No nvlar kernel of this rank still runs, nor (same-process peers, whose devices this
-     * process drives) of theirs: none reads these buffers any more. */
-    cudaDeviceSynchronize();
-    for (int p = 0; p < nranks; p++) {
-      if (route->peer_device[p] >= 0 && route->peer_device[p] != route->device) {
-        cudaSetDevice(route->peer_device[p]);
-        cudaDeviceSynchronize();
-      }
+  cudaStream_t stream = NULL;
+  uint64_t *words = NULL;
+  double deadline = now_seconds() + nvlar_param_number(NVLAR_P_DESTROY_TIMEOUT_MS) * 1e-3;
+  if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess ||
+      cudaHostAlloc((void **)&words, NVLAR_MAX_RANKS * sizeof(uint64_t), cudaHostAllocDefault) != cudaSuccess ||
+      !announce_departure(route, stream, deadline)) {
+    NVLAR_WARN("comm %p rank %d: could not tell the other ranks that it left (%s)",
+               (void *)route->comm, route->args.rank, cudaGetErrorString(cudaGetLastError()));
+    can_free = aborting;
+  } else if (!aborting) {
+    char missing[64];
+    int absent = wait_for_departures(route, stream, words, missing, sizeof(missing));
+    if (absent > 0) {
+      NVLAR_WARN("comm %p rank %d: rank%s %s did not reach ncclCommDestroy (or abort, or exit) "
+                 "within NVLAR_DESTROY_TIMEOUT_MS=%lld; nvlar's buffers of this communicator "
+                 "stay allocated until the process ends",
+                 (void *)route->comm, route->args.rank, absent > 1 ? "s" : "", missing,
+                 (long long)nvlar_param_number(NVLAR_P_DESTROY_TIMEOUT_MS));
+      can_free = false;
     }
-    cudaSetDevice(route->device);
   }
+  if (stream != NULL && stream_done(stream, deadline)) cudaStreamDestroy(stream);
+  if (words != NULL) cudaFreeHost(words);
+  /* 3. Unmap the peers, then free this rank's buffers. */
   close_peers(route, NVLAR_MAX_RANKS);
-  if (!aborting && !route->shares_process) {
-    /* Peers in other processes may still read this rank's staging (the last chunk's reads
-     * end after this rank's kernel did). A barrier of the communicator, once every rank has
-     * unmapped, makes freeing safe. It is not used when this process drives other ranks of
-     * the communicator: one thread destroying them in turn would wait for itself (nccl-tests
-     * -g, ncclCommInitAll); the device synchronisations above cover those peers. */
-    cudaStream_t stream;
-    can_free = false;
-    if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess) {
-      int32_t *scratch = (int32_t *)&route->own.probe[2 * NVLAR_MAX_RANKS];
-      ncclResult_t result = nccl->ncclAllReduce(scratch, scratch, 1, ncclInt32, ncclSum,
-                                                route->comm, stream);
-      can_free = (result == ncclSuccess || result == ncclInProgress) &&
-                 wait_for(nccl, route->comm, route->nonblocking, NULL, stream);
-      if (can_free) cudaStreamDestroy(stream);
-    }
-    if (!can_free) {
-      /* A rank never came to its destroy: freeing would wait for NCCL's stuck barrier. */
-      NVLAR_WARN("comm %p: not every rank reached ncclCommDestroy within NVLAR_TIMEOUT_MS; "
-                 "nvlar's buffers of this communicator stay allocated", (void *)route->comm);
-    }
-  }
-  if (can_free) {
-    /* cudaFree waits for the device: after an abort, waiting kernels stop within ~50 us. */
-    free_route(route);
-  }
+  if (can_free) free_route(route);
   cudaGetLastError();
   cudaSetDevice(saved_device);
 }

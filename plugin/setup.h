@@ -32,6 +32,9 @@ struct nvlar_route {
   struct nvlar_peer_buffers peers[NVLAR_MAX_RANKS];
   int peer_device[NVLAR_MAX_RANKS]; /* device of each peer this process drives, else -1 */
   bool shares_process;       /* some peer is driven by this process */
+  int32_t peer_pid[NVLAR_MAX_RANKS];        /* each rank's process id */
+  bool peer_pid_visible[NVLAR_MAX_RANKS];   /* same host and pid namespace: kill(pid, 0) says
+                                               whether that process still exists */
   uint32_t *abort_host;      /* mapped pinned word the kernels watch; args.abort views it */
   atomic_uint_fast64_t calls[NVLAR_PATHS];
   atomic_int error_reported;
@@ -49,13 +52,14 @@ void nvlar_setup(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, in
 void nvlar_setup_nonblocking(const struct nvlar_real_nccl *nccl, ncclComm_t comm,
                              atomic_int *cancel);
 
-/* Frees a route's resources. Destroy (aborting = false) waits for the device (and for the
- * devices of peers this process drives), unmaps the peers and, when every peer lives in another
- * process, waits at a barrier of the communicator (bounded by NVLAR_TIMEOUT_MS; past it the
- * buffers stay allocated, with a WARN) before freeing. Abort (the caller raised the abort word
- * and let NCCL abort first) frees at once. */
-void nvlar_route_release(const struct nvlar_real_nccl *nccl, struct nvlar_route *route,
-                         bool aborting);
+/* Frees a route's resources, without any NCCL call (the communicator may be finalized or
+ * aborted). It waits for the device (and for the devices of peers this process drives), then
+ * writes its departure word into every peer in another process. Destroy (aborting = false)
+ * then waits until every such peer has left too, or its process has ended, for at most
+ * NVLAR_DESTROY_TIMEOUT_MS (past it the buffers stay allocated, with a WARN naming the
+ * ranks), unmaps the peers and frees. Abort (the caller raised the abort word and let NCCL
+ * abort first) does not wait for the peers. */
+void nvlar_route_release(struct nvlar_route *route, bool aborting);
 
 /* The first kernel failure of the route (0 if none), reported once as a WARN naming the peer. */
 uint32_t nvlar_route_failure(struct nvlar_route *route);

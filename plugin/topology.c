@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cuda_runtime_api.h>
@@ -31,6 +32,8 @@ bool nvlar_describe_rank(int cuda_device, struct nvlar_rank_info *info) {
   info->version = NVLAR_RANK_INFO_VERSION;
   info->host_hash = host_hash();
   info->pid = (int32_t)getpid();
+  struct stat pid_namespace;
+  info->pid_namespace = stat("/proc/self/ns/pid", &pid_namespace) == 0 ? (uint64_t)pid_namespace.st_ino : 0;
   info->cuda_device = cuda_device;
   cudaError_t error = cudaDeviceGetPCIBusId(info->bus_id, sizeof(info->bus_id), cuda_device);
   if (error == cudaSuccess) {

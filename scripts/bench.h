@@ -32,6 +32,7 @@ struct options {
   int pdl_gain;         /* emulated: also time every point with PDL off and on */
   size_t buffer_bytes;
   int trials;
+  double fail_above;    /* real mode: exit 1 when an nvlar/NCCL time ratio exceeds it (0: never) */
   const char *csv;
 };
 

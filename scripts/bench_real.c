@@ -234,7 +234,24 @@ static int report(const struct options *o, int n, const char *how, const struct 
     }
   }
   if (csv != NULL) fclose(csv);
-  return r->failed ? 1 : 0;
+  /* The worst point of each mode: a stall shows here as a ratio far above its neighbours'. */
+  int above = 0;
+  for (int graph = 0; graph < 2; graph++) {
+    double worst = 0;
+    size_t worst_bytes = 0;
+    for (int i = 0; i < r->npoints; i++) {
+      double ratio = r->points[i].us[graph][0] / r->points[i].us[graph][1];
+      if (ratio > worst) {
+        worst = ratio;
+        worst_bytes = r->points[i].bytes;
+      }
+    }
+    bool fails = o->fail_above > 0 && worst > o->fail_above;
+    above |= fails;
+    printf("# worst nvlar/NCCL time ratio, %s: %.3f at %zu bytes%s\n", graph ? "graph" : "eager",
+           worst, worst_bytes, fails ? " (above --fail-above)" : "");
+  }
+  return r->failed || above ? 1 : 0;
 }
 
 static const struct nvlar_real_nccl *find_nccl(void) {

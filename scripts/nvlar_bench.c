@@ -53,6 +53,8 @@ static void usage(FILE *out) {
           "  --buffer-bytes B   staging buffer per rank (default NVLAR_BUFFER_BYTES)\n"
           "  --trials K         timed trials per point; the median is reported (default 7)\n"
           "  --csv FILE         also write every point as CSV\n"
+          "  --fail-above R     real mode: exit 1 if any size's nvlar/NCCL time ratio is above\n"
+          "                     R (the last lines name each mode's worst ratio and its size)\n"
           "Sizes take K, M, G suffixes. Emulated output: one row per size and kernel with the\n"
           "device time per call, the empty-kernel time of the same grid, the kernel's memory\n"
           "traffic (GB/s) and its ratio to the same run's device-to-device copy bandwidth.\n"
@@ -152,6 +154,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
       o->trials = atoi(value);
     } else if (strcmp(arg, "--csv") == 0) {
       o->csv = value;
+    } else if (strcmp(arg, "--fail-above") == 0) {
+      o->fail_above = strtod(value, NULL);
     } else {
       fprintf(stderr, "nvlar-bench: unknown option %s\n", arg);
       return -1;
@@ -159,7 +163,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
   }
   if (o->datatype < 0 || o->op < 0 || o->nalgos == 0 || o->step < 2 || o->trials < 1 ||
       o->min_bytes == 0 || o->max_bytes < o->min_bytes || o->blocks < 0 ||
-      o->blocks > NVLAR_MAX_BLOCKS || (o->pdl != 0 && o->pdl != 1)) {
+      o->blocks > NVLAR_MAX_BLOCKS || (o->pdl != 0 && o->pdl != 1) || o->fail_above < 0) {
     fprintf(stderr, "nvlar-bench: invalid option value (see --help)\n");
     return -1;
   }
