@@ -7,7 +7,8 @@
  *   procs [ALGO]    one process per GPU (ncclCommInitRank), ended as PyTorch ends it:
  *                   ncclCommFinalize, then ncclCommDestroy; then CUDA must still work
  *   procs-nb        one process per GPU, non-blocking communicators (config.blocking = 0)
- *   split           one process, the communicator split into two halves
+ *   split           one process, the communicator split into two halves (below 4 GPUs:
+ *                   into one communicator, ranks in reverse order)
  *   death           one process per GPU; the last rank dies before an all-reduce, the others
  *                   must get ncclSystemError from ncclCommGetAsyncError, not hang
  *   stress          one process per GPU, STRESS_CALLS back-to-back all-reduces of every size
@@ -25,6 +26,7 @@
  * same bits on every rank. NVLAR_TEST_QUICK=1 runs 4 dtypes and sizes up to 16 MiB, and 20 000
  * stress calls instead of 100 000: every scenario, in a few minutes. A scenario passes only if
  * its output has no NVLAR WARN line (destroy-never: exactly the one it expects). */
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -88,8 +90,45 @@ static double now_seconds(void) {
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* GPU memory in use on the current device (every allocation, NCCL's and nvlar's included). */
+/* GPU memory this process holds, on every GPU (NVML's per-process accounting: a context this
+ * process made on a peer's GPU counts too). Without NVML, the memory in use on the current
+ * device, which other processes' allocations on it blur. */
+struct nvml_process {
+  unsigned int pid;
+  unsigned long long used;
+  unsigned int gpu_instance, compute_instance;
+};
 static size_t gpu_memory_in_use(void) {
+  static int (*init)(void), (*count)(unsigned int *), (*handle)(unsigned int, void **);
+  static int (*processes)(void *, unsigned int *, struct nvml_process *);
+  static int loaded = -1;
+  if (loaded < 0) {
+    void *nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    loaded = nvml != NULL && (init = (int (*)(void))dlsym(nvml, "nvmlInit_v2")) != NULL &&
+             (count = (int (*)(unsigned int *))dlsym(nvml, "nvmlDeviceGetCount_v2")) != NULL &&
+             (handle = (int (*)(unsigned int, void **))dlsym(nvml, "nvmlDeviceGetHandleByIndex_v2")) != NULL &&
+             (processes = (int (*)(void *, unsigned int *, struct nvml_process *))dlsym(
+                  nvml, "nvmlDeviceGetComputeRunningProcesses_v3")) != NULL &&
+             init() == 0;
+  }
+  unsigned int devices = 0;
+  size_t mine = 0;
+  int seen = 0;
+  if (loaded && count(&devices) == 0) {
+    for (unsigned int d = 0; d < devices; d++) {
+      void *device;
+      struct nvml_process list[64];
+      unsigned int n = 64;
+      if (handle(d, &device) != 0 || processes(device, &n, list) != 0) continue;
+      for (unsigned int i = 0; i < n; i++) {
+        if (list[i].pid == (unsigned int)getpid()) {
+          mine += list[i].used;
+          seen = 1;
+        }
+      }
+    }
+  }
+  if (seen) return mine;
   size_t free_bytes = 0, total = 0;
   CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total));
   return total - free_bytes;
@@ -266,19 +305,25 @@ static int scenario_single(int split) {
   CHECK_NCCL(ncclCommInitAll(comms, n, NULL));
   int rank_of[MAX_GPUS] = {0, 1, 2, 3, 4, 5, 6, 7}, ranks_total = n;
   if (split) {
-    ncclComm_t halves[MAX_GPUS];
+    /* Halves with 4 GPUs or more; below, one communicator of every GPU with the ranks in
+     * reverse order (halves of one rank would stay on NCCL and test nothing of nvlar). */
+    int halves = n >= 4;
+    ncclComm_t children[MAX_GPUS];
     CHECK_NCCL(ncclGroupStart());
     for (int i = 0; i < n; i++) {
       CHECK_CUDA(cudaSetDevice(i));
-      CHECK_NCCL(ncclCommSplit(comms[i], i < n / 2 ? 0 : 1, i, &halves[i], NULL));
+      CHECK_NCCL(ncclCommSplit(comms[i], halves && i >= n / 2, n - 1 - i, &children[i], NULL));
     }
     CHECK_NCCL(ncclGroupEnd());
     for (int i = 0; i < n; i++) CHECK_NCCL(ncclCommDestroy(comms[i]));
     /* Run the first half (the cases need one communicator group at a time). */
-    for (int i = 0; i < n; i++) comms[i] = halves[i];
-    for (int i = n / 2; i < n; i++) CHECK_NCCL(ncclCommDestroy(comms[i]));
-    n /= 2;
+    for (int i = 0; i < n; i++) comms[i] = children[i];
+    if (halves) {
+      for (int i = n / 2; i < n; i++) CHECK_NCCL(ncclCommDestroy(comms[i]));
+      n /= 2;
+    }
     ranks_total = n;
+    for (int i = 0; i < n; i++) CHECK_NCCL(ncclCommUserRank(comms[i], &rank_of[i]));
   }
   struct rank_buffers b[MAX_GPUS];
   for (int i = 0; i < n; i++) rank_buffers_create(&b[i], i, count_cases(), MAX_BYTES);
@@ -334,6 +379,7 @@ static ncclComm_t make_comm(struct shared_run *shared, int id, int n, int r, int
 static void checked_allreduce(ncclComm_t comm, struct rank_buffers *b, int r, int n, size_t count,
                               uint64_t seed, int slot) {
   void *data = b->input + GUARD;
+  CHECK_CUDA(cudaMemsetAsync(b->input, CHECK_POISON_BYTE, count * 4 + 2 * GUARD, b->stream));
   CHECK_CUDA(check_fill(data, count, 7, 0, r, n, seed, b->stream));
   CHECK_NCCL(ncclAllReduce(data, data, count, ncclFloat32, ncclSum, comm, b->stream));
   CHECK_CUDA(check_verify(&data, 1, count, 7, 0, n, seed, &b->results[slot], b->stream));
@@ -618,8 +664,8 @@ int main(int argc, char **argv) {
       {"procs", "auto", NULL, 1, NULL},
       {"procs", "tma", NULL, 1, NULL},
       {"procs-nb", "auto", NULL, 1, NULL},
-      {"split", "auto", NULL, n >= 4, NULL},
-      {"death", "oneshot", "NVLAR_TIMEOUT_MS=2000", 1, NULL},
+      {"split", "auto", NULL, 1, NULL},
+      {"death", "oneshot", "NVLAR_TIMEOUT_MS=2000", 1, "timed out waiting for rank"},
       {"stress", "auto", NULL, 1, NULL},
       {"churn", "auto", NULL, 1, NULL},
       {"destroy-late", "auto", NULL, 1, NULL},

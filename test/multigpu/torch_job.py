@@ -125,6 +125,22 @@ def symmetric_memory_work(rank, world, device):
 
 
 def gpu_memory_in_use():
+    """GPU memory this process holds on every GPU (NVML's per-process accounting: a context it
+    made on a peer's GPU counts too); without NVML, the memory in use on its own GPU, which
+    other processes' allocations there blur."""
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+        mine = None
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            for process in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                if process.pid == os.getpid() and process.usedGpuMemory is not None:
+                    mine = (mine or 0) + process.usedGpuMemory
+        if mine is not None:
+            return mine
+    except Exception:  # no NVML: fall back to the device-wide figure
+        pass
     free, total = torch.cuda.mem_get_info()
     return total - free
 
