@@ -13,6 +13,7 @@
  * several GPUs in a row without deadlock (design.md, "One thread, several GPUs"). */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "comm_registry.h"
 #include "export.h"
@@ -26,12 +27,60 @@ static bool returned_a_communicator(ncclResult_t result) {
   return result == ncclSuccess || result == ncclInProgress;
 }
 
-/* The communicators this thread created inside its open group, set up at its ncclGroupEnd. */
+/* A split or shrink inside a group, or of a non-blocking communicator, returns before NCCL has
+ * made the child: NCCL writes it into the caller's `newcomm` when the group ends or, for a
+ * non-blocking one, later still. Until then nvlar keeps where to look. */
+struct child_slot {
+  ncclComm_t *newcomm;
+  enum nvlar_comm_origin origin;
+  bool nonblocking;
+};
+
+/* The communicators this thread created inside its open group, set up at its ncclGroupEnd,
+ * and the children its splits will write there. */
 static _Thread_local struct {
   int depth;
   int count, capacity;
   ncclComm_t *comms;
+  int nchildren;
+  struct child_slot children[64];
 } group;
+
+/* Children of non-blocking splits not made yet: adopted when the caller first asks
+ * ncclCommGetAsyncError about them (it must, before using them). The oldest is forgotten when
+ * the list is full: that child stays on NCCL. */
+static struct {
+  pthread_mutex_t lock;
+  int count;
+  struct child_slot slots[64];
+} pending_children = {PTHREAD_MUTEX_INITIALIZER, 0, {{0}}};
+
+static void remember_pending_child(struct child_slot child) {
+  pthread_mutex_lock(&pending_children.lock);
+  if (pending_children.count == 64) {
+    memmove(&pending_children.slots[0], &pending_children.slots[1], 63 * sizeof(child));
+    pending_children.count--;
+  }
+  pending_children.slots[pending_children.count++] = child;
+  pthread_mutex_unlock(&pending_children.lock);
+}
+
+/* If `comm` is the child a remembered slot now holds, forgets the slot and returns it. The
+ * caller's variable is only compared with a communicator the caller passed, never used as one. */
+static bool take_pending_child(ncclComm_t comm, struct child_slot *child) {
+  bool found = false;
+  pthread_mutex_lock(&pending_children.lock);
+  for (int i = 0; i < pending_children.count && !found; i++) {
+    if (*(ncclComm_t volatile *)pending_children.slots[i].newcomm != comm) continue;
+    *child = pending_children.slots[i];
+    memmove(&pending_children.slots[i], &pending_children.slots[i + 1],
+            (size_t)(pending_children.count - i - 1) * sizeof(*child));
+    pending_children.count--;
+    found = true;
+  }
+  pthread_mutex_unlock(&pending_children.lock);
+  return found;
+}
 
 static void defer_to_group_end(ncclComm_t comm) {
   if (group.count == group.capacity) {
@@ -49,8 +98,9 @@ static void defer_to_group_end(ncclComm_t comm) {
   group.comms[group.count++] = comm;
 }
 
-/* Records new communicators and starts (or defers) their setup. */
-static void adopt(ncclComm_t *comms, int count, enum nvlar_comm_origin origin, bool nonblocking) {
+/* Records new communicators and starts their setup, or defers it to the group's end. */
+static void adopt_into(ncclComm_t *comms, int count, enum nvlar_comm_origin origin,
+                       bool nonblocking, bool defer) {
   int setups = 0;
   for (int i = 0; i < count; i++) {
     if (comms[i] == NULL) continue;
@@ -67,13 +117,17 @@ static void adopt(ncclComm_t *comms, int count, enum nvlar_comm_origin origin, b
     } else if (nonblocking) {
       /* Set up once NCCL reports it ready, on a helper thread (see ncclCommGetAsyncError). */
       nvlar_registry_set_async_pending(comms[i]);
-    } else if (group.depth > 0) {
+    } else if (defer) {
       defer_to_group_end(comms[i]);
     } else {
       comms[setups++] = comms[i]; /* compacted in place: the caller's array is not read again */
     }
   }
   if (setups > 0) nvlar_setup(nvlar_real_nccl(), comms, setups);
+}
+
+static void adopt(ncclComm_t *comms, int count, enum nvlar_comm_origin origin, bool nonblocking) {
+  adopt_into(comms, count, origin, nonblocking, group.depth > 0);
 }
 
 NVLAR_EXPORT ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId commId,
@@ -135,16 +189,33 @@ static bool child_nonblocking(ncclComm_t parent, const ncclConfig_t *config) {
   return entry != NULL ? entry->nonblocking : nvlar_config_nonblocking(NULL);
 }
 
+/* A split or shrink returned: adopts the child now if NCCL made it already, else remembers
+ * where NCCL will write it (at this thread's group end, or later for a non-blocking one). */
+static void adopt_child(ncclResult_t result, ncclComm_t *newcomm, enum nvlar_comm_origin origin,
+                        bool nonblocking) {
+  if (!returned_a_communicator(result) || newcomm == NULL) return;
+  if (*newcomm != NULL) {
+    ncclComm_t made = *newcomm;
+    adopt(&made, 1, origin, nonblocking);
+    return;
+  }
+  struct child_slot child = {newcomm, origin, nonblocking};
+  if (group.depth > 0 && group.nchildren < 64) {
+    group.children[group.nchildren++] = child;
+  } else if (nonblocking) {
+    remember_pending_child(child);
+  } else if (group.depth > 0) {
+    NVLAR_WARN("more than 64 splits in one group: the 65th child and later stay on NCCL");
+  }
+}
+
 NVLAR_EXPORT ncclResult_t ncclCommSplit(ncclComm_t comm, int color, int key, ncclComm_t *newcomm,
                                         ncclConfig_t *config) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommSplit, ncclSystemError)
   bool nonblocking = child_nonblocking(comm, config);
   ncclResult_t result = nccl->ncclCommSplit(comm, color, key, newcomm, config);
-  /* A rank that passed NCCL_SPLIT_NOCOLOR gets NULL: nothing to record, no setup to join. */
-  if (returned_a_communicator(result) && newcomm != NULL) {
-    ncclComm_t made = *newcomm;
-    adopt(&made, 1, NVLAR_ORIGIN_SPLIT, nonblocking);
-  }
+  /* A rank that passed NCCL_SPLIT_NOCOLOR gets no child: nothing to record, no setup to join. */
+  if (color != NCCL_SPLIT_NOCOLOR) adopt_child(result, newcomm, NVLAR_ORIGIN_SPLIT, nonblocking);
   return result;
 }
 
@@ -155,10 +226,7 @@ NVLAR_EXPORT ncclResult_t ncclCommShrink(ncclComm_t comm, int *excludeRanksList,
   bool nonblocking = child_nonblocking(comm, config);
   ncclResult_t result = nccl->ncclCommShrink(comm, excludeRanksList, excludeRanksCount, newcomm,
                                              config, shrinkFlags);
-  if (returned_a_communicator(result) && newcomm != NULL) {
-    ncclComm_t made = *newcomm;
-    adopt(&made, 1, NVLAR_ORIGIN_SHRINK, nonblocking);
-  }
+  adopt_child(result, newcomm, NVLAR_ORIGIN_SHRINK, nonblocking);
   return result;
 }
 
@@ -173,7 +241,21 @@ NVLAR_EXPORT ncclResult_t ncclGroupStart(void) {
  * group created (if the group succeeded: otherwise they stay on NCCL). */
 static ncclResult_t finish_group_level(ncclResult_t result, bool run_setups) {
   if (group.depth > 0) group.depth--;
-  if (group.depth > 0 || group.count == 0) return result;
+  if (group.depth > 0) return result;
+  /* The children of the group's splits: NCCL has written them now (blocking communicators);
+   * they join the group's setup. A non-blocking child may come later. */
+  int nchildren = group.nchildren;
+  group.nchildren = 0;
+  for (int i = 0; i < nchildren && run_setups && returned_a_communicator(result); i++) {
+    struct child_slot child = group.children[i];
+    ncclComm_t made = *child.newcomm;
+    if (made == NULL) {
+      if (child.nonblocking) remember_pending_child(child);
+      continue;
+    }
+    adopt_into(&made, 1, child.origin, child.nonblocking, true); /* the setup below */
+  }
+  if (group.count == 0) return result;
   int count = group.count;
   group.count = 0;
   if (result == ncclSuccess && run_setups) {
@@ -284,6 +366,11 @@ NVLAR_EXPORT ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *a
     return result;
   }
   struct nvlar_comm *entry = nvlar_registry_find(comm);
+  struct child_slot child;
+  if (entry == NULL && take_pending_child(comm, &child)) {
+    adopt(&comm, 1, child.origin, child.nonblocking);
+    entry = nvlar_registry_find(comm);
+  }
   if (entry == NULL) return result;
   int stage = atomic_load(&entry->async_setup);
   if (stage == NVLAR_ASYNC_SETUP_PENDING || stage == NVLAR_ASYNC_SETUP_RUNNING) {
