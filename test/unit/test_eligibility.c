@@ -166,6 +166,11 @@ static void test_same_process(void **state) {
   assert_false(nvlar_same_process(&infos[0], &infos[1]));
   infos[1].pid = infos[0].pid;
   assert_true(nvlar_same_process(&infos[0], &infos[1]));
+  /* Two containers on one host: the same pid in two pid namespaces is two processes. */
+  infos[1].pid_namespace = 4026531836u;
+  assert_false(nvlar_same_process(&infos[0], &infos[1]));
+  infos[0].pid_namespace = infos[1].pid_namespace;
+  assert_true(nvlar_same_process(&infos[0], &infos[1]));
   infos[1].host_hash = 7;
   assert_false(nvlar_same_process(&infos[0], &infos[1]));
 }
