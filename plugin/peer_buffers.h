@@ -43,8 +43,8 @@ enum nvlar_probe_word {
   NVLAR_PROBE_DEPARTED_READBACK = 3 * NVLAR_MAX_RANKS, /* [p]: this rank's departure word in p */
 };
 
-/* The value of a departure word: rank p's kernels on this communicator are over and it maps
- * no peer's buffers for them any more (the page is zeroed at allocation). */
+/* The value of a departure word: rank p's kernels on this communicator are over, so it reads
+ * and writes no peer's buffers any more (the page is zeroed at allocation). */
 #define NVLAR_DEPARTED_MARK 0x6e766c61722d6279ull
 
 /* What a rank sends its peers so that they can map its buffers (fixed size, plain bytes). */

@@ -224,7 +224,6 @@ static void map_and_probe(const struct nvlar_real_nccl *nccl, struct setup_state
     cudaError_t error;
     if (nvlar_same_process(me, peer)) {
       peer_device = peer->cuda_device;
-      route->shares_process = true;
       route->peer_device[p] = peer_device;
       error = cudaDeviceEnablePeerAccess(peer_device, 0);
       if (error == cudaErrorPeerAccessAlreadyEnabled) error = cudaSuccess;
@@ -279,7 +278,6 @@ static void build_route(struct setup_state *s) {
   const struct nvlar_rank_info *first = &s->infos[0];
   route->comm = s->comm;
   route->device = s->device;
-  route->nonblocking = s->nonblocking;
   route->policy.nranks = s->nranks;
   route->policy.arch = first->cc_major * 10 + first->cc_minor;
   route->policy.table = nvlar_tuning_table();
@@ -462,12 +460,11 @@ static bool process_gone(const struct nvlar_route *route, int p) {
 }
 
 /* Waits until every peer in another process has left (its departure word in this rank's probe
- * page) or its process has ended, for at most NVLAR_DESTROY_TIMEOUT_MS. Returns the number of
- * peers that did not come, and writes their ranks into `missing`. */
+ * page) or its process has ended, until `deadline`. Returns the number of peers that did not
+ * come, and writes their ranks into `missing`. */
 static int wait_for_departures(struct nvlar_route *route, cudaStream_t stream, uint64_t *words,
-                               char *missing, size_t missing_size) {
+                               double deadline, char *missing, size_t missing_size) {
   const int nranks = route->args.nranks;
-  double deadline = now_seconds() + nvlar_param_number(NVLAR_P_DESTROY_TIMEOUT_MS) * 1e-3;
   bool left[NVLAR_MAX_RANKS] = {false};
   for (;;) {
     int waiting = 0;
@@ -506,11 +503,13 @@ void nvlar_route_release(struct nvlar_route *route, bool aborting) {
     on_nvlar += on[algo];
   }
   unsigned long long on_nccl = atomic_load(&route->calls[NVLAR_PATH_NCCL]);
-  NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (one-shot %llu, two-shot %llu, "
-             "tma %llu, push %llu), %llu on NCCL",
-             (void *)route->comm, route->args.rank, nranks, aborting ? "aborted" : "destroyed",
-             on_nvlar, on[NVLAR_ALGO_ONESHOT], on[NVLAR_ALGO_TWOSHOT], on[NVLAR_ALGO_TMA],
-             on[NVLAR_ALGO_PUSH], on_nccl);
+  if (route->comm != NULL) { /* NULL: the leftover of a setup cancelled before its route */
+    NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (one-shot %llu, two-shot %llu, "
+               "tma %llu, push %llu), %llu on NCCL",
+               (void *)route->comm, route->args.rank, nranks, aborting ? "aborted" : "destroyed",
+               on_nvlar, on[NVLAR_ALGO_ONESHOT], on[NVLAR_ALGO_TWOSHOT], on[NVLAR_ALGO_TMA],
+               on[NVLAR_ALGO_PUSH], on_nccl);
+  }
   /* 1. No nvlar kernel of this rank still runs, nor (peers whose devices this process drives)
    * of theirs. After an abort, waiting kernels give up within about a millisecond of the abort
    * word. No NCCL call here: after ncclCommFinalize NCCL still accepts collectives but runs
@@ -540,7 +539,7 @@ void nvlar_route_release(struct nvlar_route *route, bool aborting) {
     can_free = aborting;
   } else if (!aborting) {
     char missing[64];
-    int absent = wait_for_departures(route, stream, words, missing, sizeof(missing));
+    int absent = wait_for_departures(route, stream, words, deadline, missing, sizeof(missing));
     if (absent > 0) {
       NVLAR_WARN("comm %p rank %d: rank%s %s did not reach ncclCommDestroy (or abort, or exit) "
                  "within NVLAR_DESTROY_TIMEOUT_MS=%lld; nvlar's buffers of this communicator "

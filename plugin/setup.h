@@ -25,13 +25,11 @@ enum nvlar_path { NVLAR_PATH_NCCL = NVLAR_ALGO_TMA + 1, NVLAR_PATHS };
 struct nvlar_route {
   ncclComm_t comm;
   int device;                /* the communicator's CUDA device */
-  bool nonblocking;          /* NCCL calls on the communicator return before launch */
   struct nvlar_policy policy;
   struct nvlar_allreduce_args args; /* the per-call fields are filled at each call */
   struct nvlar_local_buffers own;
   struct nvlar_peer_buffers peers[NVLAR_MAX_RANKS];
   int peer_device[NVLAR_MAX_RANKS]; /* device of each peer this process drives, else -1 */
-  bool shares_process;       /* some peer is driven by this process */
   int32_t peer_pid[NVLAR_MAX_RANKS];        /* each rank's process id */
   bool peer_pid_visible[NVLAR_MAX_RANKS];   /* same host and pid namespace: kill(pid, 0) says
                                                whether that process still exists */
