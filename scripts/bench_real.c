@@ -154,7 +154,7 @@ static void setup_gpu(struct gpu *gpu, int device, ncclComm_t comm, size_t bytes
 /* Times both paths at every size, alternating trial by trial, on the GPUs this process drives
  * (all of them, or its own in one-process-per-GPU mode). */
 static void measure(const struct options *o, const struct nvlar_real_nccl *nccl,
-                    struct gpu *gpus, int n_local, struct results *out) {
+                    struct gpu *gpus, int n_local, struct results *out, bool show_progress) {
   struct path paths[2] = {nvlar_path(), nccl_path(nccl)};
   size_t element = bench_type_sizes[o->datatype];
   struct cudaDeviceProp prop;
@@ -172,6 +172,9 @@ static void measure(const struct options *o, const struct nvlar_real_nccl *nccl,
     point->bytes = count * element;
     point->count = count;
     snprintf(point->kernel, sizeof(point->kernel), "%s", nvlar_kernel(gpus[0].comm, point->bytes));
+    if (show_progress) {
+      fprintf(stderr, "nvlar-bench: %zu bytes (%s)\n", point->bytes, point->kernel);
+    }
     int calls = bytes >= (16u << 20) ? CALLS_LARGE : CALLS_SMALL;
     int trials = o->trials > 64 ? 64 : o->trials;
     for (int graph = 0; graph < 2; graph++) {
@@ -234,8 +237,34 @@ static int report(const struct options *o, int n, const char *how, const struct 
     }
   }
   if (csv != NULL) fclose(csv);
-  /* The worst point of each mode: a stall shows here as a ratio far above its neighbours'. */
+  /* The worst point of each mode (a stall shows here as a ratio far above its neighbours'),
+   * and the verdict: the sizes where nvlar is faster than NCCL by more than 5%, within 5%,
+   * slower by more than 5%. */
   int above = 0;
+  for (int graph = 0; graph < 2; graph++) {
+    static const char *const verdicts[] = {"faster", "within 5%", "slower"};
+    char lists[3][512] = {"", "", ""};
+    int counts[3] = {0, 0, 0};
+    for (int i = 0; i < r->npoints; i++) {
+      double ratio = r->points[i].us[graph][0] / r->points[i].us[graph][1];
+      int v = ratio < 0.95 ? 0 : ratio <= 1.05 ? 1 : 2;
+      char size[32];
+      size_t b = r->points[i].bytes;
+      if (b >= (1u << 30) && b % (1u << 30) == 0) snprintf(size, sizeof(size), "%zuG", b >> 30);
+      else if (b >= (1u << 20) && b % (1u << 20) == 0) snprintf(size, sizeof(size), "%zuM", b >> 20);
+      else if (b >= (1u << 10) && b % (1u << 10) == 0) snprintf(size, sizeof(size), "%zuK", b >> 10);
+      else snprintf(size, sizeof(size), "%zu", b);
+      size_t used = strlen(lists[v]);
+      snprintf(lists[v] + used, sizeof(lists[v]) - used, "%s%s", counts[v] ? " " : "", size);
+      counts[v]++;
+    }
+    printf("# verdict, %s: nvlar", graph ? "graph" : "eager");
+    for (int v = 0; v < 3; v++) {
+      printf("%s %s at %d size%s%s%s%s", v ? "," : "", verdicts[v], counts[v],
+             counts[v] == 1 ? "" : "s", counts[v] ? " (" : "", lists[v], counts[v] ? ")" : "");
+    }
+    printf("\n");
+  }
   for (int graph = 0; graph < 2; graph++) {
     double worst = 0;
     size_t worst_bytes = 0;
@@ -273,7 +302,7 @@ int bench_real(const struct options *o, int n) {
   for (int g = 0; g < n; g++) setup_gpu(&gpus[g], g, comms[g], bytes);
   struct results *results = calloc(1, sizeof(*results));
   if (results == NULL) return 1;
-  measure(o, nccl, gpus, n, results);
+  measure(o, nccl, gpus, n, results, true);
   int status = report(o, n, "one process", results);
   free(results);
   for (int g = 0; g < n; g++) {
@@ -313,7 +342,7 @@ static int rank_main(const struct options *o, int rank, int n, struct shared_run
   CHECK_NCCL(ncclCommInitRank(&comm, n, shared->id, rank));
   struct gpu gpu;
   setup_gpu(&gpu, rank, comm, o->max_bytes / bench_type_sizes[o->datatype] * bench_type_sizes[o->datatype]);
-  measure(o, nccl, &gpu, 1, &shared->ranks[rank]);
+  measure(o, nccl, &gpu, 1, &shared->ranks[rank], rank == 0);
   CHECK_NCCL(ncclCommDestroy(comm));
   return shared->ranks[rank].failed;
 }
