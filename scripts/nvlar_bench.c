@@ -34,7 +34,7 @@ static void usage(FILE *out) {
           "With two GPUs or more, times every size with nvlar (ncclAllReduce through libnvlar)\n"
           "and with NCCL alone (its pncclAllReduce), alternating, eager and in CUDA graphs, in\n"
           "one process driving all GPUs; prints time, algBW, busBW and the nvlar/NCCL time\n"
-          "ratio, then per mode the sizes where nvlar is faster, within 5%, slower, and the\n"
+          "ratio, then per mode the sizes where nvlar is faster, within 5%%, slower, and the\n"
           "worst ratio. With one GPU it says so and runs --emulate 8; with none it says so.\n"
           "  -g, --gpus N       use the first N GPUs (default: all, at most 8)\n"
           "  --procs            one process per GPU instead of one process for all\n"
