@@ -34,6 +34,7 @@ extern "C" const char *nvlar_algo_name(int algo) {
     case NVLAR_ALGO_TWOSHOT: return "twoshot";
     case NVLAR_ALGO_PUSH: return "push";
     case NVLAR_ALGO_TMA: return "tma";
+    case NVLAR_ALGO_PUSH_TWOSHOT: return "pushtwoshot";
     default: return "?";
   }
 }
@@ -48,7 +49,7 @@ extern "C" cudaError_t nvlar_allreduce_check(const nvlar_allreduce_args *a) {
     return cudaErrorInvalidValue;
   }
   if (a->algo != NVLAR_ALGO_ONESHOT && a->algo != NVLAR_ALGO_TWOSHOT &&
-      a->algo != NVLAR_ALGO_PUSH && a->algo != NVLAR_ALGO_TMA) {
+      a->algo != NVLAR_ALGO_PUSH && a->algo != NVLAR_ALGO_TMA && a->algo != NVLAR_ALGO_PUSH_TWOSHOT) {
     return cudaErrorInvalidValue;
   }
   if (a->nblocks < 1 || a->nblocks > NVLAR_MAX_BLOCKS || a->timeout_ns == 0) {

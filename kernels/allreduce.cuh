@@ -476,6 +476,7 @@ enum KernelKind {
   kPlainKernel = 0,       // one-shot, two-shot, push one-shot of one chunk
   kTmaKernel = 1,         // TMA two-shot (dynamic shared memory)
   kPushChunksKernel = 2,  // push one-shot of several chunks
+  kPushTwoshotKernel = 3, // push two-shot
 };
 
 // The push one-shot. kSeveral = false: a call of one chunk, its packets split among the CTAs.
@@ -517,6 +518,7 @@ __device__ uint64_t push_oneshot(const nvlar_allreduce_args &a, int block, int n
 }  // namespace nvlar
 
 #include "tma_twoshot.cuh"
+#include "push_twoshot.cuh"
 
 namespace nvlar {
 
@@ -555,6 +557,8 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
     tma_twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &cta, &chunks);
     seq1 = seq0 + 2 * chunks;
     chunk1 = chunk0 + chunks;
+  } else if (kKind == kPushTwoshotKernel) {
+    seq1 = seq0 + push_twoshot<T, Op>(a, block, nblocks, seq0, &cta);
   } else if (kKind == kPushChunksKernel) {
     push1 = push0 + push_oneshot<T, Op, true>(a, block, nblocks, push0, &cta);
   } else if (a.algo == NVLAR_ALGO_PUSH) {
@@ -630,6 +634,7 @@ template <typename Visitor> cudaError_t with_op(int op, const Visitor &visitor) 
 // The kernel a call runs (KernelKind); the same on every rank, since they agree on algo and count.
 template <typename T> int kernel_kind(const nvlar_allreduce_args &a) {
   if (a.algo == NVLAR_ALGO_TMA) return kTmaKernel;
+  if (a.algo == NVLAR_ALGO_PUSH_TWOSHOT) return kPushTwoshotKernel;
   if (a.algo == NVLAR_ALGO_PUSH && a.count > NVLAR_PUSH_CHUNK_BYTES / sizeof(T)) return kPushChunksKernel;
   return kPlainKernel;
 }
@@ -656,6 +661,7 @@ template <typename T> struct LaunchVisitor {
     switch (kernel_kind<T>(ranks[0])) {
       case kTmaKernel: return launch_kind<Op, kTmaKernel>();
       case kPushChunksKernel: return launch_kind<Op, kPushChunksKernel>();
+      case kPushTwoshotKernel: return launch_kind<Op, kPushTwoshotKernel>();
       default: return launch_kind<Op, kPlainKernel>();
     }
   }
@@ -683,6 +689,7 @@ template <typename T> struct LoadVisitor {
     cudaError_t error = load_kind<Op, kPlainKernel>();
     if (error == cudaSuccess) error = load_kind<Op, kTmaKernel>();
     if (error == cudaSuccess) error = load_kind<Op, kPushChunksKernel>();
+    if (error == cudaSuccess) error = load_kind<Op, kPushTwoshotKernel>();
     return error;
   }
 };
@@ -703,6 +710,7 @@ template <typename T> struct OccupancyVisitor {
   }
   template <int Op> cudaError_t run() const {
     if (algo == NVLAR_ALGO_TMA) return query<Op, kTmaKernel>(blocks_per_sm);
+    if (algo == NVLAR_ALGO_PUSH_TWOSHOT) return query<Op, kPushTwoshotKernel>(blocks_per_sm);
     cudaError_t error = query<Op, kPlainKernel>(blocks_per_sm);
     if (error != cudaSuccess || algo != NVLAR_ALGO_PUSH) return error;
     int chunks_blocks = 0;

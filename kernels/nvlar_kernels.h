@@ -24,7 +24,11 @@ enum nvlar_algo {
   NVLAR_ALGO_TMA = 3,     /* the two-shot with bulk copies (cp.async.bulk) through a pipeline
                              of shared-memory stages; sm_90+ (elsewhere it runs the two-shot)
                              with NVLAR_TMA_SHARED_BYTES of shared memory per CTA */
+  NVLAR_ALGO_PUSH_TWOSHOT = 4, /* the two-shot with stores into peers' staging (scatter,
+                                  reduce, store the result into every peer, gather); each CTA
+                                  a channel that meets only the same CTA of the peers */
 };
+#define NVLAR_ALGO_COUNT 5
 
 /* Pipeline stages of 32 KiB of a TMA two-shot CTA (a build-time constant, for experiments),
  * and the CTA's dynamic shared memory (one CTA per multiprocessor). */
@@ -109,7 +113,7 @@ struct nvlar_allreduce_args {
   int pdl;
 };
 
-/* "oneshot", "twoshot", "push" or "tma". */
+/* "oneshot", "twoshot", "push", "tma" or "pushtwoshot". */
 const char *nvlar_algo_name(int algo);
 
 /* 1 if the kernels implement this datatype/op pair (all 12 NCCL types; sum, prod, max, min,

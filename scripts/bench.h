@@ -8,6 +8,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "nvlar_kernels.h"
+
 #define CHECK_CUDA(call)                                                                     \
   do {                                                                                       \
     cudaError_t bench_error = (call);                                                        \
@@ -22,7 +24,7 @@ struct options {
   int gpus;             /* real mode: 0 = all */
   int procs;            /* real mode: one process per GPU */
   int datatype, op;
-  int algos[4], nalgos;
+  int algos[NVLAR_ALGO_COUNT], nalgos;
   size_t min_bytes, max_bytes;
   int max_bytes_given;  /* real mode defaults to 1 GiB, emulated to 256 MiB */
   int step;             /* size multiplier */

@@ -41,7 +41,7 @@ static void usage(FILE *out) {
           "  --dtype T          int8 uint8 int32 uint32 int64 uint64 float16 float32 float64\n"
           "                     bfloat16 fp8e4m3 fp8e5m2 (default float32)\n"
           "  --op OP            sum prod max min avg (default sum)\n"
-          "  --algo A           emulated: oneshot, twoshot, push, tma or all (default all)\n"
+          "  --algo A           emulated: oneshot, twoshot, push, tma, pushtwoshot or all (default all)\n"
           "  --min-bytes B      smallest message per rank (default 8)\n"
           "  --max-bytes B      largest message per rank (default 1G, emulated 256M)\n"
           "  --step F           size multiplier (default 4)\n"
@@ -91,7 +91,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
   o->algos[1] = NVLAR_ALGO_TWOSHOT;
   o->algos[2] = NVLAR_ALGO_PUSH;
   o->algos[3] = NVLAR_ALGO_TMA;
-  o->nalgos = 4;
+  o->algos[4] = NVLAR_ALGO_PUSH_TWOSHOT;
+  o->nalgos = 5;
   o->pdl = (int)nvlar_param_number(NVLAR_P_PDL);
   o->min_bytes = 8;
   o->max_bytes = 256u << 20;
@@ -129,7 +130,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
       o->op = find_name(bench_op_names, 5, value);
     } else if (strcmp(arg, "--algo") == 0) {
       int algo = -1;
-      for (int k = NVLAR_ALGO_ONESHOT; k <= NVLAR_ALGO_TMA; k++) {
+      for (int k = 0; k < NVLAR_ALGO_COUNT; k++) {
         if (strcmp(value, nvlar_algo_name(k)) == 0) algo = k;
       }
       if (algo >= 0) {
@@ -251,7 +252,10 @@ static double traffic_bytes(int algo, int nranks, size_t bytes) {
   /* Push: read input twice (send, own share), write 2S of packets to each of n-1 peers, read
    * them back, write S. */
   if (algo == NVLAR_ALGO_PUSH) return n * (2 * s + 4 * (n - 1) * s + s);
-  return n * 5 * s; /* both two-shots: copy in 2S, reduce S + 2S/n, gather 2S(n-1)/n */
+  /* Push two-shot: scatter reads and writes S(n-1)/n, reduce reads S, writes S/n to the output
+   * and S(n-1)/n to peers, gather reads and writes S(n-1)/n. */
+  if (algo == NVLAR_ALGO_PUSH_TWOSHOT) return n * (6 * (n - 1) / n + 2 / n) * s;
+  return n * 5 * s; /* both pull two-shots: copy in 2S, reduce S + 2S/n, gather 2S(n-1)/n */
 }
 
 /* CTAs per rank for a size when --blocks is not given. */
@@ -311,8 +315,8 @@ static int bench_emulated(struct options o) {
     CHECK_CUDA(cudaMemset(b.input[r], 0x3c, max_count * element)); /* 1.0 in fp16/bf16 pairs */
   }
   /* CTAs per rank that fit with every emulated rank resident, per algorithm. */
-  int fits[4];
-  for (int algo = 0; algo < 4; algo++) {
+  int fits[NVLAR_ALGO_COUNT];
+  for (int algo = 0; algo < NVLAR_ALGO_COUNT; algo++) {
     int per_sm = 0;
     CHECK_CUDA(nvlar_allreduce_occupancy(algo, o.datatype, o.op, 1, &per_sm));
     fits[algo] = per_sm * prop.multiProcessorCount / b.nranks;
@@ -372,7 +376,10 @@ static int bench_emulated(struct options o) {
       if (count == 0) continue;
       for (int a = 0; a < o.nalgos; a++) {
         int algo = o.algos[a], fit = fits[algo];
-        if (pass == 1 && algo != NVLAR_ALGO_TWOSHOT && algo != NVLAR_ALGO_TMA) continue;
+        if (pass == 1 && algo != NVLAR_ALGO_TWOSHOT && algo != NVLAR_ALGO_TMA &&
+            algo != NVLAR_ALGO_PUSH_TWOSHOT) {
+          continue;
+        }
         int calls = bytes >= (16u << 20) ? 5 : 50;
         if (pass == 2) {
           int blocks = o.blocks ? o.blocks : default_blocks(algo, bytes, fit, b.nranks, arch);

@@ -123,8 +123,8 @@ int main(void) {
   CHECK(cases != NULL);
   int total = 0, failures = 0;
   const int quick = quick_mode();
-  /* Narrowing knobs (racecheck is slow): NVLAR_TEST_NRANKS=N and NVLAR_TEST_ALGO=A (0 one-shot,
-   * 1 two-shot, 2 push, 3 TMA) run only those cases. */
+  /* Narrowing knobs (racecheck is slow): NVLAR_TEST_NRANKS=N and NVLAR_TEST_ALGO=A (enum
+   * nvlar_algo: 0 one-shot, 1 two-shot, 2 push, 3 TMA, 4 push two-shot) run only those cases. */
   const char *only_nranks = getenv("NVLAR_TEST_NRANKS"), *only_algo = getenv("NVLAR_TEST_ALGO");
   for (size_t k = 0; k < sizeof(rank_counts) / sizeof(rank_counts[0]); k++) {
     int nranks = rank_counts[k];
@@ -132,7 +132,7 @@ int main(void) {
     if (only_nranks != NULL && atoi(only_nranks) != nranks) continue;
     struct emulation e;
     CHECK_CUDA(emulation_create(&e, nranks, quick ? (64u << 10) : STAGING_BYTES, 64u << 20));
-    for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_TMA; algo++) {
+    for (int algo = 0; algo < NVLAR_ALGO_COUNT; algo++) {
       if (only_algo != NULL && atoi(only_algo) != algo) continue;
       int max_blocks = emulation_max_blocks(&e, nranks, algo);
       int n = 0;

@@ -1,10 +1,10 @@
 /* Epochs carry the kernels from call to call with no host step:
- * - 1000 back-to-back calls on 8 emulated ranks, one launch each, changing algorithm (all
- *   four), CTA count, size (some messages span several chunks) and programmatic dependent
+ * - 1000 back-to-back calls on 8 emulated ranks, one launch each, changing algorithm (every
+ *   one), CTA count, size (some messages span several chunks) and programmatic dependent
  *   launch from call to call;
  * - 1000 calls with every rank on its own stream and nothing coupling the streams but the
  *   kernels themselves (ranks drift apart, as real ones do);
- * - a CUDA graph holding all four kernels, replayed 100 times: results stay exact and the rank
+ * - a CUDA graph holding every kernel, replayed 100 times: results stay exact and the rank
  *   state advances by exactly the replays' barriers. */
 #include <stdlib.h>
 
@@ -43,7 +43,7 @@ static size_t call_count(int i) { return 1 + (size_t)i * 7919 % 150000; }
 
 static int back_to_back_one_launch(struct emulation *e, struct check_result *results) {
   for (int i = 0; i < CALLS; i++) {
-    int algo = i % 4; /* one-shot, two-shot, push, TMA two-shot in turn */
+    int algo = i % NVLAR_ALGO_COUNT; /* every algorithm in turn */
     size_t count = call_count(i);
     int max_blocks = emulation_max_blocks(e, NRANKS, algo);
     int nblocks = 1 + i % (max_blocks < 12 ? max_blocks : 12);
@@ -55,7 +55,7 @@ static int back_to_back_one_launch(struct emulation *e, struct check_result *res
       outputs[r] = emulation_output(e, r, 4, 0, 0);
       CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, 1000 + i, e->streams[0]));
       emulation_args(e, r, algo, TYPE, OP, nblocks, input, outputs[r], count, &args[r]);
-      args[r].pdl = (i / 4) % 2;
+      args[r].pdl = (i / NVLAR_ALGO_COUNT) % 2;
     }
     CHECK_CUDA(nvlar_allreduce_launch_emulated(args, NRANKS, e->streams[0]));
     CHECK_CUDA(check_verify(outputs, NRANKS, count, TYPE, OP, NRANKS, 1000 + i, &results[i], e->streams[0]));
@@ -65,17 +65,17 @@ static int back_to_back_one_launch(struct emulation *e, struct check_result *res
 }
 
 static int back_to_back_streams(struct emulation *e, struct check_result *results) {
-  int tma_fit = emulation_max_blocks(e, NRANKS, NVLAR_ALGO_TMA); /* the fewest of the four */
+  int tma_fit = emulation_max_blocks(e, NRANKS, NVLAR_ALGO_TMA); /* the fewest of all */
   int nblocks = tma_fit < 4 ? tma_fit : 4;
   for (int i = 0; i < CALLS; i++) {
-    int algo = i % 4;
+    int algo = i % NVLAR_ALGO_COUNT;
     size_t count = call_count(i);
     for (int r = 0; r < NRANKS; r++) {
       void *input = emulation_input(e, r, 4, 0);
       void *output = emulation_output(e, r, 4, 0, 0);
       struct nvlar_allreduce_args args;
       emulation_args(e, r, algo, TYPE, OP, nblocks, input, output, count, &args);
-      args.pdl = (i / 4) % 2;
+      args.pdl = (i / NVLAR_ALGO_COUNT) % 2;
       CHECK_CUDA(emulation_poison_rank(e, r, count * 4, e->streams[r]));
       CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, 5000 + i, e->streams[r]));
       CHECK_CUDA(nvlar_allreduce_launch(&args, e->streams[r]));
@@ -96,7 +96,7 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_TMA; algo++) {
+  for (int algo = 0; algo < NVLAR_ALGO_COUNT; algo++) {
     struct nvlar_allreduce_args args[NRANKS];
     void *outputs[NRANKS];
     CHECK_CUDA(emulation_poison(e, count * 4, stream));
@@ -123,7 +123,13 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   uint64_t oneshot_chunks = (count + (STAGING_BYTES / 2 / 4) - 1) / (STAGING_BYTES / 2 / 4);
   uint64_t twoshot_chunks = (count + (STAGING_BYTES / 4 / 4) - 1) / (STAGING_BYTES / 4 / 4);
   uint64_t push_chunks = (count * 4 + NVLAR_PUSH_CHUNK_BYTES - 1) / NVLAR_PUSH_CHUNK_BYTES;
-  uint64_t want = REPLAYS * (oneshot_chunks + 2 * 2 * twoshot_chunks);
+  /* The push two-shot (4 CTAs): "arrived", then two flags per step of its busiest CTA; a
+   * slice is what a CTA's region (a quarter of the staging) holds for 2 slots x 2 areas x 8
+   * ranks, here 2 KiB (below the 64 KiB cap). */
+  uint64_t push_twoshot_slice = (STAGING_BYTES / 4) / (2 * 2 * NRANKS) / 4;
+  uint64_t push_twoshot_steps = (count + push_twoshot_slice * NRANKS - 1) / (push_twoshot_slice * NRANKS);
+  uint64_t push_twoshot_seqs = 1 + 2 * ((push_twoshot_steps + 3) / 4);
+  uint64_t want = REPLAYS * (oneshot_chunks + 2 * 2 * twoshot_chunks + push_twoshot_seqs);
   if (after.slot[0].barrier_seq - before.slot[0].barrier_seq != want ||
       after.slot[0].push_seq - before.slot[0].push_seq != REPLAYS * push_chunks) {
     fprintf(stderr, "FAIL graph: barrier sequence advanced by %llu, want %llu; push sequence by "

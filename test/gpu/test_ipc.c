@@ -91,7 +91,7 @@ static int rank_main(int rank, int nranks, struct shared_state *shared) {
   uint64_t timeout_ns = (uint64_t)nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1000000ull;
 
   int ncases = 0;
-  for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_TMA; algo++) {
+  for (int algo = 0; algo < NVLAR_ALGO_COUNT; algo++) {
     for (int type = 0; type < 12; type++) {
       for (int op = 0; op < 5; op++) {
         for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {

@@ -94,6 +94,7 @@ int main(void) {
   run(NVLAR_ALGO_ONESHOT);
   run(NVLAR_ALGO_TWOSHOT);
   run(NVLAR_ALGO_PUSH);
+  run(NVLAR_ALGO_PUSH_TWOSHOT);
   run(NVLAR_ALGO_TMA);
   run_abort();
   return 0;

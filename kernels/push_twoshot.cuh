@@ -1,0 +1,230 @@
+// The push two-shot: the bandwidth path for real NVLink. Data reach peers by stores, never by
+// loads of peer memory: on two H200s (scripts/experiments/movers.cu, docs/design.md) stores to
+// the peer reach 308 GB/s per direction from 16 CTAs of 256 threads and 333 from 32, where
+// loads of peer memory (the pull two-shot's way) reach 116 and 218.
+//
+// Work: the message is cut into steps of nranks * Q elements (Q chosen per call, the same on
+// every rank); step g goes to CTA g % nblocks, so every CTA is a channel that runs its own
+// steps in order and meets only the same CTA of the other ranks. Slice s of a step is reduced
+// by rank s. For one step, rank r:
+//   scatter: stores slice q of its input into rank q's receive area [r], for every peer q,
+//            then raises its flag "scattered step j" in every peer;
+//   reduce:  waits for every peer's "scattered" flag, reduces slice r in rank order (its own
+//            input at position r, the peers' slices from its receive areas), writes it to its
+//            output and stores it into every peer's gather area [r], then raises "reduced";
+//   gather:  waits for every peer's "reduced" flag and copies their slices from its gather
+//            areas into its output.
+// A CTA scatters step j before it gathers step j - 1, so that its stores of step j cross the
+// link while it waits for its peers' results of step j - 1.
+//
+// Memory: CTA b owns the b-th of nblocks equal regions of every rank's staging buffer; a
+// region holds two slots (steps alternate between them), each with nranks receive areas and
+// nranks gather areas of Q elements (the own rank's are unused, for simple indexing).
+//
+// Flags: the barrier flags of the other kernels, one 64-bit word per (source rank, CTA) in
+// every rank's signal area, carrying the CTA's sequence number, which only grows. CTA b of rank
+// q raises, in this order, "arrived" (seq0 + 1), then for its j-th step "scattered"
+// (seq0 + 2 + 2j) and "reduced" (seq0 + 3 + 2j); a waiter compares with >=. Every CTA of a
+// launch ends at seq0 + 1 + 2 * (most steps of any CTA), so all progress slots stay equal
+// (nvlar_kernels.h) and no flag is ever ahead of what a later kernel waits for.
+//
+// Why a slot may be overwritten (D = 2 slots, steps j and j - 2 share one):
+// - Receive area [r] of rank q, step j: q read it for step j - 2 in its reduce, before raising
+//   "reduced j - 2"; rank r waited for that flag (its gather of j - 2) before scattering j.
+// - Gather area [r] of rank q, step j: q read it for step j - 2 in its gather of j - 2, which
+//   comes before it scatters step j and raises "scattered j"; r waits for that flag before it
+//   writes the area in its reduce of j.
+// - Across calls (and after the other kernels, which read peers' staging and do not all end in
+//   a barrier): "arrived" is raised by every CTA after the rank's previous kernel completed
+//   (stream order; with PDL after griddepcontrol.wait), and every CTA waits for it from every
+//   peer before its first store into peer memory. So no rank still reads or writes any staging
+//   for an earlier call, whichever kernel ran it, and a region may move when nblocks changes.
+// A __syncthreads() precedes every flag, so a flag covers the reads and stores of all threads
+// of the CTA (bar.sync, then a release store at system scope, which is cumulative); a waiter
+// acquires the flag, and the CTA's other threads read after the following __syncthreads().
+// Reads of the receive and gather areas bypass L1 (__ldcg): peers rewrite them.
+#pragma once
+
+namespace nvlar {
+
+// Largest slice per rank and step: bigger slices mean fewer flag round trips per byte; the
+// slots must also fit the CTA's region of the staging buffer.
+constexpr size_t kPushTwoshotSliceCapBytes = 64u << 10;
+
+// Raises this CTA's flag `seq` in every peer's signal area (after all its threads' work).
+__device__ __forceinline__ void raise_to_peers(const nvlar_allreduce_args &a, int block, uint64_t seq) {
+  __syncthreads();
+  if (threadIdx.x < a.nranks && (int)threadIdx.x != a.rank) {
+    store_release_sys(a.signals[threadIdx.x] + a.rank * NVLAR_MAX_BLOCKS + block, seq);
+  }
+}
+
+// Waits until every peer's CTA `block` has raised `seq`; false if one did not come.
+__device__ __forceinline__ bool wait_for_peers(const nvlar_allreduce_args &a, int block, uint64_t seq,
+                                               CtaWait *cta) {
+  if (threadIdx.x < a.nranks && (int)threadIdx.x != a.rank) {
+    const uint64_t *flag = a.signals[a.rank] + threadIdx.x * NVLAR_MAX_BLOCKS + block;
+    wait_until(a, cta, [&] { return load_acquire_sys(flag) >= seq; }, threadIdx.x, block, seq);
+  }
+  __syncthreads();
+  return cta->gave_up == 0;
+}
+
+// Elements per slice (Q) of a call: the message spread over all CTAs' first steps, in whole
+// 16-byte packs, at most the cap and what a region's slot holds. The same on every rank.
+template <typename T>
+__device__ __forceinline__ size_t push_twoshot_slice_elems(const nvlar_allreduce_args &a) {
+  constexpr size_t V = Pack<T>::kElems;
+  const size_t region = a.staging_bytes / a.nblocks / 256 * 256;
+  size_t fit = region / (2 * 2 * (size_t)a.nranks) / 16 * 16;  // 2 slots x (receive + gather)
+  if (fit > kPushTwoshotSliceCapBytes) fit = kPushTwoshotSliceCapBytes;
+  const size_t fit_elems = fit / sizeof(T);
+  const size_t per_rank = (a.count + (size_t)a.nranks * a.nblocks - 1) / ((size_t)a.nranks * a.nblocks);
+  const size_t wanted = (per_rank + V - 1) / V * V;
+  return wanted < fit_elems ? wanted : fit_elems;
+}
+
+// Reduces n elements: `own` (this rank's input, any alignment) at position `rank`, and the
+// peers' slices `received[q]` (staging, aligned) elsewhere, in rank order; writes the result
+// to `dst` (user output, any alignment) and to every peer's gather area `to_peer[q]`.
+template <typename T, int Op>
+__device__ void reduce_and_push(T *dst, T *const *to_peer, const T *own, T *const *received,
+                                size_t n, int rank, int nranks) {
+  using E = Elem<T>;
+  using R = Reduce<T, Op>;
+  using Acc = typename E::Acc;
+  constexpr int V = Pack<T>::kElems;
+  const size_t packs = aligned16(own) ? n / V : 0;
+  const bool dst_aligned = aligned16(dst);
+  for (size_t i = threadIdx.x; i < packs; i += blockDim.x) {
+    Pack<T> in[NVLAR_MAX_RANKS];
+#pragma unroll
+    for (int p = 0; p < NVLAR_MAX_RANKS; p++) {
+      if (p < nranks) {
+        if (p == rank) {
+          in[p].raw = reinterpret_cast<const uint4 *>(own)[i];
+        } else {
+          in[p] = load_staged(received[p] + i * V);
+        }
+      }
+    }
+    Pack<T> out;
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+      Acc acc = E::to_acc(in[0].elems[k]);
+#pragma unroll
+      for (int p = 1; p < NVLAR_MAX_RANKS; p++) {
+        if (p < nranks) acc = R::combine(acc, E::to_acc(in[p].elems[k]));
+      }
+      out.elems[k] = E::from_acc(R::finish(acc, nranks));
+    }
+    if (dst_aligned) {
+      reinterpret_cast<uint4 *>(dst)[i] = out.raw;
+    } else {
+#pragma unroll
+      for (int k = 0; k < V; k++) dst[i * V + k] = out.elems[k];
+    }
+#pragma unroll
+    for (int p = 0; p < NVLAR_MAX_RANKS; p++) {
+      if (p < nranks && p != rank) reinterpret_cast<uint4 *>(to_peer[p])[i] = out.raw;
+    }
+  }
+  for (size_t i = packs * V + threadIdx.x; i < n; i += blockDim.x) {
+    auto source = [&](int p) { return p == rank ? own[i] : load_staged_one(received[p] + i); };
+    Acc acc = E::to_acc(source(0));
+    for (int p = 1; p < nranks; p++) acc = R::combine(acc, E::to_acc(source(p)));
+    T value = E::from_acc(R::finish(acc, nranks));
+    dst[i] = value;
+    for (int p = 0; p < nranks; p++) {
+      if (p != rank) to_peer[p][i] = value;
+    }
+  }
+}
+
+// One step's geometry: where it starts, and slice s = [s * slice, min((s + 1) * slice, length)).
+struct PushStep {
+  size_t offset, length, slice;
+  __device__ Range part(int s) const {
+    size_t begin = min_size(slice * s, length);
+    return Range{begin, min_size(begin + slice, length)};
+  }
+};
+
+// Returns the number of sequence numbers every CTA of the launch consumed.
+template <typename T, int Op>
+__device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int nblocks,
+                                 uint64_t seq0, CtaWait *cta) {
+  constexpr size_t V = Pack<T>::kElems;
+  const int rank = a.rank, nranks = a.nranks;
+  const T *input = static_cast<const T *>(a.input);
+  T *output = static_cast<T *>(a.output);
+  const size_t q = push_twoshot_slice_elems<T>(a);
+  const size_t step_elems = q * nranks;
+  const uint64_t steps = (a.count + step_elems - 1) / step_elems;
+  const uint64_t most_steps = (steps + nblocks - 1) / nblocks;
+  const uint64_t mine = steps > (uint64_t)block ? (steps - block + nblocks - 1) / nblocks : 0;
+  const uint64_t consumed = 1 + 2 * most_steps;
+  if (mine == 0) return consumed;  // no store into peer memory, so no need to meet the peers
+
+  const size_t region = a.staging_bytes / nblocks / 256 * 256;
+  const size_t slot_bytes = 2 * (size_t)nranks * q * sizeof(T);
+  // Receive (kind 0) or gather (kind 1) area of source `src` in rank p's slot `slot`.
+  auto area = [&](int p, uint64_t slot, int kind, int src) {
+    char *base = static_cast<char *>(a.staging[p]) + block * region + slot * slot_bytes;
+    return reinterpret_cast<T *>(base + ((size_t)kind * nranks + src) * q * sizeof(T));
+  };
+  auto step_at = [&](uint64_t j) {
+    PushStep s;
+    s.offset = (j * nblocks + block) * step_elems;
+    s.length = min_size(step_elems, a.count - s.offset);
+    size_t slice = (s.length + nranks - 1) / nranks;
+    s.slice = (slice + V - 1) / V * V;
+    return s;
+  };
+  auto scatter = [&](uint64_t j) {
+    const PushStep s = step_at(j);
+    for (int k = 1; k < nranks; k++) {
+      const int p = (rank + k) % nranks;  // start with the next rank: spreads the links' load
+      const Range part = s.part(p);
+      copy_to_staging(area(p, j & 1, 0, rank), input + s.offset + part.begin, part.size());
+    }
+  };
+  auto gather = [&](uint64_t j) {
+    const PushStep s = step_at(j);
+    for (int k = 1; k < nranks; k++) {
+      const int p = (rank + k) % nranks;
+      const Range part = s.part(p);
+      copy_from_staging(output + s.offset + part.begin, area(rank, j & 1, 1, p), part.size());
+    }
+  };
+  auto reduce = [&](uint64_t j) {
+    const PushStep s = step_at(j);
+    const Range part = s.part(rank);
+    T *to_peer[NVLAR_MAX_RANKS];
+    T *received[NVLAR_MAX_RANKS];
+    for (int p = 0; p < nranks; p++) {
+      to_peer[p] = area(p, j & 1, 1, rank);
+      received[p] = area(rank, j & 1, 0, p);
+    }
+    reduce_and_push<T, Op>(output + s.offset + part.begin, to_peer, input + s.offset + part.begin,
+                           received, part.size(), rank, nranks);
+  };
+
+  raise_to_peers(a, block, seq0 + 1);
+  if (!wait_for_peers(a, block, seq0 + 1, cta)) return consumed;
+  for (uint64_t j = 0; j < mine; j++) {
+    scatter(j);
+    raise_to_peers(a, block, seq0 + 2 + 2 * j);
+    if (j > 0) {
+      if (!wait_for_peers(a, block, seq0 + 1 + 2 * j, cta)) return consumed;  // reduced j - 1
+      gather(j - 1);
+    }
+    if (!wait_for_peers(a, block, seq0 + 2 + 2 * j, cta)) return consumed;  // scattered j
+    reduce(j);
+    raise_to_peers(a, block, seq0 + 3 + 2 * j);
+  }
+  if (wait_for_peers(a, block, seq0 + 1 + 2 * mine, cta)) gather(mine - 1);
+  return consumed;
+}
+
+}  // namespace nvlar
