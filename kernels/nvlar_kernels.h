@@ -9,6 +9,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "nvlar_algos.h" /* enum nvlar_algo, nvlar_algo_name() */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -16,15 +18,6 @@ extern "C" {
 #define NVLAR_MAX_RANKS 8
 #define NVLAR_MAX_BLOCKS 128 /* CTAs per rank and launch */
 #define NVLAR_THREADS 256    /* threads per CTA */
-
-enum nvlar_algo {
-  NVLAR_ALGO_ONESHOT = 0, /* copy in, barrier, every rank reduces everything */
-  NVLAR_ALGO_TWOSHOT = 1, /* copy in, barrier, reduce own slice, barrier, gather slices */
-  NVLAR_ALGO_PUSH = 2,    /* write packets with inline flags into every peer; no barrier */
-  NVLAR_ALGO_TMA = 3,     /* the two-shot with bulk copies (cp.async.bulk) through a pipeline
-                             of shared-memory stages; sm_90+ (elsewhere it runs the two-shot)
-                             with NVLAR_TMA_SHARED_BYTES of shared memory per CTA */
-};
 
 /* Pipeline stages of 32 KiB of a TMA two-shot CTA (a build-time constant, for experiments),
  * and the CTA's dynamic shared memory (one CTA per multiprocessor). */
@@ -108,9 +101,6 @@ struct nvlar_allreduce_args {
    * have written. 0: an ordinary launch. Results are the same. */
   int pdl;
 };
-
-/* "oneshot", "twoshot", "push" or "tma". */
-const char *nvlar_algo_name(int algo);
 
 /* 1 if the kernels implement this datatype/op pair (all 12 NCCL types; sum, prod, max, min,
  * avg), else 0. */
