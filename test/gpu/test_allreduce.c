@@ -132,7 +132,7 @@ int main(void) {
     if (only_nranks != NULL && atoi(only_nranks) != nranks) continue;
     struct emulation e;
     CHECK_CUDA(emulation_create(&e, nranks, quick ? (64u << 10) : STAGING_BYTES, 64u << 20));
-    for (int algo = NVLAR_ALGO_ONESHOT; algo <= NVLAR_ALGO_TMA; algo++) {
+    for (int algo = 0; algo < NVLAR_ALGO_COUNT; algo++) {
       if (only_algo != NULL && atoi(only_algo) != algo) continue;
       int max_blocks = emulation_max_blocks(&e, nranks, algo);
       int n = 0;
