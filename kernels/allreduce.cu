@@ -28,17 +28,6 @@ bool same_call(const nvlar_allreduce_args &a, const nvlar_allreduce_args &b) {
 
 }  // namespace
 
-extern "C" const char *nvlar_algo_name(int algo) {
-  switch (algo) {
-    case NVLAR_ALGO_ONESHOT: return "oneshot";
-    case NVLAR_ALGO_TWOSHOT: return "twoshot";
-    case NVLAR_ALGO_PUSH: return "push";
-    case NVLAR_ALGO_TMA: return "tma";
-    case NVLAR_ALGO_PUSH_TWOSHOT: return "pushtwoshot";
-    default: return "?";
-  }
-}
-
 extern "C" int nvlar_allreduce_supported(int datatype, int op) {
   return datatype >= 0 && datatype < kTypes && op >= 0 && op < kOps;
 }
@@ -48,10 +37,7 @@ extern "C" cudaError_t nvlar_allreduce_check(const nvlar_allreduce_args *a) {
   if (a->nranks < 2 || a->nranks > NVLAR_MAX_RANKS || a->rank < 0 || a->rank >= a->nranks) {
     return cudaErrorInvalidValue;
   }
-  if (a->algo != NVLAR_ALGO_ONESHOT && a->algo != NVLAR_ALGO_TWOSHOT &&
-      a->algo != NVLAR_ALGO_PUSH && a->algo != NVLAR_ALGO_TMA && a->algo != NVLAR_ALGO_PUSH_TWOSHOT) {
-    return cudaErrorInvalidValue;
-  }
+  if (a->algo < 0 || a->algo >= NVLAR_ALGO_COUNT) return cudaErrorInvalidValue;
   if (a->nblocks < 1 || a->nblocks > NVLAR_MAX_BLOCKS || a->timeout_ns == 0) {
     return cudaErrorInvalidValue;
   }

@@ -9,6 +9,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "nvlar_algos.h" /* enum nvlar_algo, nvlar_algo_name() */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -16,19 +18,6 @@ extern "C" {
 #define NVLAR_MAX_RANKS 8
 #define NVLAR_MAX_BLOCKS 128 /* CTAs per rank and launch */
 #define NVLAR_THREADS 256    /* threads per CTA */
-
-enum nvlar_algo {
-  NVLAR_ALGO_ONESHOT = 0, /* copy in, barrier, every rank reduces everything */
-  NVLAR_ALGO_TWOSHOT = 1, /* copy in, barrier, reduce own slice, barrier, gather slices */
-  NVLAR_ALGO_PUSH = 2,    /* write packets with inline flags into every peer; no barrier */
-  NVLAR_ALGO_TMA = 3,     /* the two-shot with bulk copies (cp.async.bulk) through a pipeline
-                             of shared-memory stages; sm_90+ (elsewhere it runs the two-shot)
-                             with NVLAR_TMA_SHARED_BYTES of shared memory per CTA */
-  NVLAR_ALGO_PUSH_TWOSHOT = 4, /* the two-shot with stores into peers' staging (scatter,
-                                  reduce, store the result into every peer, gather); each CTA
-                                  a channel that meets only the same CTA of the peers */
-};
-#define NVLAR_ALGO_COUNT 5
 
 /* Pipeline stages of 32 KiB of a TMA two-shot CTA (a build-time constant, for experiments),
  * and the CTA's dynamic shared memory (one CTA per multiprocessor). */
@@ -112,9 +101,6 @@ struct nvlar_allreduce_args {
    * have written. 0: an ordinary launch. Results are the same. */
   int pdl;
 };
-
-/* "oneshot", "twoshot", "push", "tma" or "pushtwoshot". */
-const char *nvlar_algo_name(int algo);
 
 /* 1 if the kernels implement this datatype/op pair (all 12 NCCL types; sum, prod, max, min,
  * avg), else 0. */

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nvlar_algos.h"
+
 enum nvlar_param_type {
   NVLAR_PARAM_BOOL,   /* 0/1, also false/true, no/yes, off/on */
   NVLAR_PARAM_INT,    /* a decimal integer within [min, max] */
@@ -19,6 +21,11 @@ enum nvlar_param_type {
   NVLAR_PARAM_CHOICE, /* one word of a |-separated list, case-insensitive; value = its index */
   NVLAR_PARAM_STRING, /* any text */
 };
+
+/* NVLAR_ALGO's words: "auto", every algorithm of nvlar_algos.h in the order of its rows, "nccl";
+ * the value is the word's index (enum nvlar_forced_algo in selection.h follows the same list). */
+#define NVLAR_ALGO_CHOICE(id, value, name, ...) name "|"
+#define NVLAR_ALGO_CHOICES "auto|" NVLAR_ALGOS(NVLAR_ALGO_CHOICE) "nccl"
 
 /* X(NAME, type, default, choices, min, max, doc)
  * NAME is the variable's name without the NVLAR_ prefix. The default is written as a user
@@ -40,7 +47,7 @@ enum nvlar_param_type {
     "1: nvlar runs none of its own kernels and skips its setup step: every call goes to "   \
     "NCCL unchanged. Set it on every rank or on none: ranks without it would wait for the "  \
     "others in setup.")                                                                       \
-  X(ALGO, NVLAR_PARAM_CHOICE, "auto", "auto|oneshot|twoshot|tma|push|nccl", 0, 0,             \
+  X(ALGO, NVLAR_PARAM_CHOICE, "auto", NVLAR_ALGO_CHOICES, 0, 0,                               \
     "Force the all-reduce kernel for eligible calls (whatever their size), or `nccl` to "     \
     "route every call to NCCL. `tma` is the two-shot with bulk copies; on GPUs below "       \
     "compute capability 9.0 the plain two-shot runs instead. `auto` follows the tuning "     \

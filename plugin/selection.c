@@ -7,55 +7,51 @@ static int clamp_blocks(size_t wanted, int limit) {
   return wanted > (size_t)limit ? limit : (int)wanted;
 }
 
-/* Default CTAs per rank, indexed by enum nvlar_algo: one per `bytes_per_cta` of the message,
- * up to `most`. */
-static const struct {
-  size_t bytes_per_cta;
-  int most;
-} default_ctas[] = {
-    /* One-shot: more CTAs mean more flags to wait for per barrier. */
-    [NVLAR_ALGO_ONESHOT] = {32u << 10, 16},
-    /* Two-shot: the best of the emulated CTA sweep (docs/results.md). */
-    [NVLAR_ALGO_TWOSHOT] = {64u << 10, 32},
-    /* Push one-shot: a packet per thread; a thread waits for each of its packets in turn. */
-    [NVLAR_ALGO_PUSH] = {2u << 10, 32},
-    /* TMA two-shot: each CTA streams through 224 KiB of shared-memory stages. */
-    [NVLAR_ALGO_TMA] = {2u << 20, 8},
+/* The algorithm of each forced NVLAR_ALGO value (the rows' order is not the values' order). */
+static const int forced_algos[NVLAR_FORCE_NCCL] = {
+#define NVLAR_FORCED_ALGO(id, ...) [NVLAR_FORCE_##id] = NVLAR_ALGO_##id,
+    NVLAR_ALGOS(NVLAR_FORCED_ALGO)
+#undef NVLAR_FORCED_ALGO
 };
+
+/* What runs where `algo` was chosen: its descriptor hands a GPU older than it needs, or a
+ * message above its cap, to another algorithm, which may hand it on in turn (nvlar_algos.h
+ * keeps every chain finite; the bound only guards against a table that broke that rule). */
+static int runnable_algo(int algo, int arch, size_t bytes) {
+  for (int step = 0; step < NVLAR_ALGO_COUNT; step++) {
+    const struct nvlar_algo_desc *desc = &nvlar_algo_descs[algo];
+    if (arch < desc->min_arch) {
+      algo = desc->below_arch;
+    } else if (desc->max_bytes != 0 && bytes > desc->max_bytes) {
+      algo = desc->above_max;
+    } else {
+      break;
+    }
+  }
+  return algo;
+}
 
 struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes) {
   struct nvlar_choice choice = {false, NVLAR_ALGO_ONESHOT, 1};
   if (policy->forced == NVLAR_FORCE_NCCL || bytes == 0) return choice;
   if (policy->max_bytes != 0 && bytes > policy->max_bytes) return choice;
   int algo, ctas = 0;
-  if (policy->forced == NVLAR_FORCE_ONESHOT) {
-    algo = NVLAR_ALGO_ONESHOT;
-  } else if (policy->forced == NVLAR_FORCE_TWOSHOT) {
-    algo = NVLAR_ALGO_TWOSHOT;
-  } else if (policy->forced == NVLAR_FORCE_TMA) {
-    algo = NVLAR_ALGO_TMA;
-  } else if (policy->forced == NVLAR_FORCE_PUSH) {
-    algo = NVLAR_ALGO_PUSH;
+  if (policy->forced > NVLAR_FORCE_AUTO && policy->forced < NVLAR_FORCE_NCCL) {
+    algo = forced_algos[policy->forced];
   } else {
     const struct nvlar_tuning_row *row =
         nvlar_tuning_find_kernel(policy->table, bytes, policy->nranks, policy->arch);
     if (row == NULL || row->kernel == NVLAR_KERNEL_NCCL) return choice;
-    algo = row->kernel == NVLAR_KERNEL_TWOSHOT ? NVLAR_ALGO_TWOSHOT
-           : row->kernel == NVLAR_KERNEL_TMA   ? NVLAR_ALGO_TMA
-           : row->kernel == NVLAR_KERNEL_PUSH  ? NVLAR_ALGO_PUSH
-                                               : NVLAR_ALGO_ONESHOT;
+    algo = row->kernel;
     ctas = row->count;
   }
-  /* The push one-shot is for latency-bound messages: above one chunk, the pull one-shot. */
-  if (algo == NVLAR_ALGO_PUSH && bytes > NVLAR_PUSH_CHUNK_BYTES) algo = NVLAR_ALGO_ONESHOT;
-  /* The TMA two-shot needs sm_90's bulk copies; elsewhere the plain two-shot does its job. */
-  if (algo == NVLAR_ALGO_TMA && policy->arch < 90) algo = NVLAR_ALGO_TWOSHOT;
+  algo = runnable_algo(algo, policy->arch, bytes);
   int cap = policy->max_blocks < NVLAR_MAX_BLOCKS ? policy->max_blocks : NVLAR_MAX_BLOCKS;
   if (ctas > 0) {
     choice.nblocks = clamp_blocks((size_t)ctas, cap);
   } else {
-    size_t per = default_ctas[algo].bytes_per_cta;
-    int most = default_ctas[algo].most;
+    size_t per = nvlar_algo_descs[algo].bytes_per_cta;
+    int most = nvlar_algo_descs[algo].most_ctas;
     choice.nblocks = clamp_blocks((bytes + per - 1) / per, cap < most ? cap : most);
   }
   choice.nvlar = true;

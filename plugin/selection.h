@@ -8,16 +8,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nvlar_algos.h"
 #include "tuning_table.h"
 
-/* NVLAR_ALGO choices, in the order of the parameter table (auto|oneshot|twoshot|tma|push|nccl). */
+/* NVLAR_ALGO's values: the index of its word in NVLAR_ALGO_CHOICES (params.h), that is auto,
+ * NVLAR_FORCE_<ID> for every algorithm in the order of nvlar_algos.h's rows, nccl. */
 enum nvlar_forced_algo {
   NVLAR_FORCE_AUTO = 0,
-  NVLAR_FORCE_ONESHOT = 1,
-  NVLAR_FORCE_TWOSHOT = 2,
-  NVLAR_FORCE_TMA = 3,
-  NVLAR_FORCE_PUSH = 4,
-  NVLAR_FORCE_NCCL = 5,
+#define NVLAR_FORCE_ENUM(id, ...) NVLAR_FORCE_##id,
+  NVLAR_ALGOS(NVLAR_FORCE_ENUM)
+#undef NVLAR_FORCE_ENUM
+  NVLAR_FORCE_NCCL,
 };
 
 struct nvlar_policy {

@@ -504,11 +504,17 @@ void nvlar_route_release(struct nvlar_route *route, bool aborting) {
   }
   unsigned long long on_nccl = atomic_load(&route->calls[NVLAR_PATH_NCCL]);
   if (route->comm != NULL) { /* NULL: the leftover of a setup cancelled before its route */
-    NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (one-shot %llu, two-shot %llu, "
-               "tma %llu, push %llu), %llu on NCCL",
+    char per_algo[NVLAR_ALGO_COUNT * 48]; /* "name count, ": a name and 20 digits fit */
+    size_t used = 0;
+    per_algo[0] = '\0';
+    for (int algo = 0; algo < NVLAR_ALGO_COUNT && used < sizeof(per_algo); algo++) {
+      int n = snprintf(per_algo + used, sizeof(per_algo) - used, "%s%s %llu", used ? ", " : "",
+                       nvlar_algo_name(algo), on[algo]);
+      if (n > 0) used += (size_t)n;
+    }
+    NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (%s), %llu on NCCL",
                (void *)route->comm, route->args.rank, nranks, aborting ? "aborted" : "destroyed",
-               on_nvlar, on[NVLAR_ALGO_ONESHOT], on[NVLAR_ALGO_TWOSHOT], on[NVLAR_ALGO_TMA],
-               on[NVLAR_ALGO_PUSH], on_nccl);
+               on_nvlar, per_algo, on_nccl);
   }
   /* 1. No nvlar kernel of this rank still runs, nor (peers whose devices this process drives)
    * of theirs. After an abort, waiting kernels give up within about a millisecond of the abort

@@ -19,7 +19,7 @@
 #include "selection.h"
 
 /* Call counters: calls[algo] for each enum nvlar_algo, calls[NVLAR_PATH_NCCL] for NCCL. */
-enum nvlar_path { NVLAR_PATH_NCCL = NVLAR_ALGO_TMA + 1, NVLAR_PATHS };
+enum nvlar_path { NVLAR_PATH_NCCL = NVLAR_ALGO_COUNT, NVLAR_PATHS };
 
 /* What an eligible communicator's all-reduces need, built once at setup. */
 struct nvlar_route {

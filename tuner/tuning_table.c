@@ -31,7 +31,9 @@ static const char *const proto_names[] = {"ll", "ll128", "simple"};
 /* ncclFunc_t: Broadcast 0, Reduce 1, AllGather 2, ReduceScatter 3, AllReduce 4. */
 static const char *const collective_names[] = {"broadcast", "reduce", "allgather",
                                                "reducescatter", "allreduce"};
-static const char *const kernel_names[] = {"oneshot", "twoshot", "nccl", "tma", "push"};
+/* The KERNEL words, listed for messages: "oneshot, twoshot, ..., nccl". */
+#define KERNEL_WORD(id, value, name, ...) name ", "
+#define KERNEL_WORDS NVLAR_ALGOS(KERNEL_WORD) "nccl"
 
 #define COUNT_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -39,7 +41,7 @@ const char *nvlar_tuning_algo_name(int algo) {
   return algo >= 0 && algo < COUNT_OF(algo_names) ? algo_names[algo] : "?";
 }
 const char *nvlar_tuning_kernel_name(int kernel) {
-  return kernel >= 0 && kernel < COUNT_OF(kernel_names) ? kernel_names[kernel] : "?";
+  return kernel == NVLAR_KERNEL_NCCL ? "nccl" : nvlar_algo_name(kernel);
 }
 const char *nvlar_tuning_proto_name(int proto) {
   return proto >= 0 && proto < COUNT_OF(proto_names) ? proto_names[proto] : "?";
@@ -50,6 +52,11 @@ static int find_word(const char *const *words, int n, const char *word) {
     if (strcasecmp(words[i], word) == 0) return i;
   }
   return -1;
+}
+
+/* A KERNEL value, or -1. */
+static int find_kernel(const char *word) {
+  return strcasecmp(word, "nccl") == 0 ? NVLAR_KERNEL_NCCL : nvlar_algo_from_name(word);
 }
 
 /* A byte count with an optional K/M/G suffix; "inf" is the largest. */
@@ -147,8 +154,8 @@ static const char *parse_row(char **fields, int n, struct nvlar_tuning_row *row)
     if (!parse_byte_range(fields[1], &row->min_bytes, &row->max_bytes)) return "bad byte range (MIN-MAX, K/M/G, inf)";
     if (!parse_int_range(fields[2], &row->min_ranks, &row->max_ranks)) return "bad rank range (*, N or N-M)";
     if (!parse_arch(fields[3], &row->arch)) return "bad architecture (*, sm90, 90)";
-    row->kernel = find_word(kernel_names, COUNT_OF(kernel_names), fields[4]);
-    if (row->kernel < 0) return "bad kernel (oneshot, twoshot, tma, push, nccl)";
+    row->kernel = find_kernel(fields[4]);
+    if (row->kernel < 0) return "bad kernel (" KERNEL_WORDS ")";
     if (n == 6 && !parse_count(fields[5], "ctas", 128, &row->count)) return "bad ctas=N (1 to 128)";
   } else if (strcasecmp(fields[0], "nccl") == 0) {
     row->kind = NVLAR_ROW_NCCL;

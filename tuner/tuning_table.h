@@ -12,18 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nvlar_algos.h"
+
 #define NVLAR_TUNING_MAX_ROWS 256
 
 enum nvlar_row_kind { NVLAR_ROW_KERNEL, NVLAR_ROW_NCCL };
-enum nvlar_row_kernel {
-  NVLAR_KERNEL_ONESHOT = 0,
-  NVLAR_KERNEL_TWOSHOT = 1,
-  NVLAR_KERNEL_NCCL = 2,
-  NVLAR_KERNEL_TMA = 3,  /* the TMA two-shot; below sm_90 the plain two-shot runs instead */
-  NVLAR_KERNEL_PUSH = 4, /* the push one-shot */
-};
+/* The KERNEL of an nvlar row: an algorithm of nvlar_algos.h (enum nvlar_algo, its name the
+ * word) or this value, the word "nccl". */
+enum { NVLAR_KERNEL_NCCL = NVLAR_ALGO_COUNT };
 
-/* "oneshot", "twoshot", "nccl", "tma", "push" (the words of the KERNEL field), or "?". */
+/* The word of a KERNEL value, or "?". */
 const char *nvlar_tuning_kernel_name(int kernel);
 
 struct nvlar_tuning_row {
@@ -33,7 +31,7 @@ struct nvlar_tuning_row {
   int min_ranks, max_ranks;
   int min_nodes, max_nodes; /* nccl rows */
   int arch;                 /* nvlar rows: compute capability x 10 (90), 0 for any */
-  int kernel;               /* nvlar rows: enum nvlar_row_kernel */
+  int kernel;               /* nvlar rows: enum nvlar_algo or NVLAR_KERNEL_NCCL */
   int collective;           /* nccl rows: NCCL's ncclFunc_t value, -1 for any */
   int algo, proto;          /* nccl rows: NCCL_ALGO_* / NCCL_PROTO_* values */
   int count;                /* CTAs (nvlar) or channels (nccl); 0: the default */

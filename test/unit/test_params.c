@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "params.h"
+#include "selection.h"
 
 /* A fake environment: NULL-terminated NAME, value pairs. */
 static const char *lookup_pairs(const char *name, void *ctx) {
@@ -80,7 +81,7 @@ static void test_valid_values(void **state) {
   load(&params, env);
   assert_int_equal(params.values[NVLAR_P_DEBUG].number, 2);
   assert_int_equal(params.values[NVLAR_P_DISABLE].number, 1);
-  assert_int_equal(params.values[NVLAR_P_ALGO].number, 2);
+  assert_int_equal(params.values[NVLAR_P_ALGO].number, NVLAR_FORCE_TWOSHOT);
   assert_int_equal(params.values[NVLAR_P_MAX_BYTES].number, 512 << 10);
   assert_int_equal(params.values[NVLAR_P_BUFFER_BYTES].number, 2 << 20);
   assert_int_equal(params.values[NVLAR_P_TIMEOUT_MS].number, 2500);
@@ -163,10 +164,10 @@ static void test_choices(void **state) {
   (void)state;
   assert_int_equal(parse_ok(NVLAR_P_DEBUG, "none"), 0);
   assert_int_equal(parse_ok(NVLAR_P_DEBUG, "TRACE"), 3);
-  assert_int_equal(parse_ok(NVLAR_P_ALGO, "auto"), 0);
-  assert_int_equal(parse_ok(NVLAR_P_ALGO, "tma"), 3); /* enum nvlar_forced_algo */
-  assert_int_equal(parse_ok(NVLAR_P_ALGO, "push"), 4);
-  assert_int_equal(parse_ok(NVLAR_P_ALGO, "nccl"), 5);
+  assert_int_equal(parse_ok(NVLAR_P_ALGO, "auto"), NVLAR_FORCE_AUTO);
+  assert_int_equal(parse_ok(NVLAR_P_ALGO, "tma"), NVLAR_FORCE_TMA);
+  assert_int_equal(parse_ok(NVLAR_P_ALGO, "push"), NVLAR_FORCE_PUSH);
+  assert_int_equal(parse_ok(NVLAR_P_ALGO, "nccl"), NVLAR_FORCE_NCCL);
   parse_fails(NVLAR_P_ALGO, "one");     /* a prefix is not a match */
   parse_fails(NVLAR_P_ALGO, "oneshot|twoshot");
   parse_fails(NVLAR_P_ALGO, "");

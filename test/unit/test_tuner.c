@@ -122,7 +122,7 @@ static void test_first_match_wins(void **state) {
                      "nccl allreduce 0-inf * * tree simple\n"
                      "nccl allreduce 0-1K * * ring ll\n",
                      "t", &table, NULL, NULL);
-  assert_int_equal(nvlar_tuning_find_kernel(&table, 512, 8, 90)->kernel, NVLAR_KERNEL_TWOSHOT);
+  assert_int_equal(nvlar_tuning_find_kernel(&table, 512, 8, 90)->kernel, NVLAR_ALGO_TWOSHOT);
   assert_int_equal(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLREDUCE, 512, 8, 1)->algo, NVLAR_ALGO_TREE);
   assert_null(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLGATHER, 512, 8, 1));
   assert_null(nvlar_tuning_find_kernel(&table, (2 << 20), 8, 90));
