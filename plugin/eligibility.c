@@ -41,12 +41,13 @@ bool nvlar_eligible_to_map(int nranks, const struct nvlar_rank_info *infos, char
                infos[0].cc_major, infos[0].cc_minor, r, info->cc_major, info->cc_minor);
       return false;
     }
-    if (info->forced_algo != infos[0].forced_algo || info->allow_pcie != infos[0].allow_pcie ||
+    if (info->forced_algo != infos[0].forced_algo || info->forced_ctas != infos[0].forced_ctas ||
+        info->allow_pcie != infos[0].allow_pcie ||
         info->max_bytes != infos[0].max_bytes ||
         info->buffers.staging_bytes != infos[0].buffers.staging_bytes) {
       snprintf(why, why_size,
-               "ranks 0 and %d differ in NVLAR_ALGO, NVLAR_ALLOW_PCIE, NVLAR_MAX_BYTES or "
-               "NVLAR_BUFFER_BYTES",
+               "ranks 0 and %d differ in NVLAR_ALGO, NVLAR_CTAS, NVLAR_ALLOW_PCIE, "
+               "NVLAR_MAX_BYTES or NVLAR_BUFFER_BYTES",
                r);
       return false;
     }

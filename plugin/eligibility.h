@@ -15,7 +15,7 @@
 
 #include "peer_buffers.h"
 
-#define NVLAR_RANK_INFO_VERSION 2
+#define NVLAR_RANK_INFO_VERSION 3
 
 enum nvlar_link {
   NVLAR_LINK_NONE = 0,   /* no peer access */
@@ -37,6 +37,7 @@ struct nvlar_rank_info {
   int32_t multiprocessors;
   uint32_t wants_nvlar;      /* NVLAR_ALGO is not nccl */
   int32_t forced_algo;       /* NVLAR_ALGO index (0 auto) */
+  int32_t forced_ctas;       /* NVLAR_CTAS (0: the table's or the algorithm's rule) */
   uint32_t allow_pcie;       /* NVLAR_ALLOW_PCIE */
   uint64_t max_bytes;        /* NVLAR_MAX_BYTES */
   uint64_t table_hash;       /* the tuning table's rows (NVLAR_TUNING_FILE or built-in) */

@@ -56,6 +56,10 @@ enum nvlar_param_type {
     "1: launch nvlar kernels with programmatic dependent launch (compute capability 9.0 "    \
     "and up), so that a kernel's launch overlaps the end of the previous kernel on the "    \
     "stream; it waits for that kernel before reading anything. 0: ordinary launches.")     \
+  X(CTAS, NVLAR_PARAM_INT, "0", NULL, 0, 128 /* NVLAR_MAX_BLOCKS */,                         \
+    "CTAs per rank for every all-reduce that runs on nvlar (capped by the GPUs' SM count), "  \
+    "for experiments and tuning. 0: a tuning row's count, else the algorithm's own rule. "    \
+    "Every rank of a communicator must use the same value.")                                  \
   X(MAX_BYTES, NVLAR_PARAM_SIZE, "0", NULL, 0, INT64_MAX,                                      \
     "All-reduces larger than this many bytes go to NCCL. 0: no limit beyond the table.")     \
   X(BUFFER_BYTES, NVLAR_PARAM_SIZE, "64M", NULL, 1 << 20, (int64_t)1 << 34,                    \

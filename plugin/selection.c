@@ -46,6 +46,7 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
     ctas = row->count;
   }
   algo = runnable_algo(algo, policy->arch, bytes);
+  if (policy->ctas > 0) ctas = policy->ctas;
   int cap = policy->max_blocks < NVLAR_MAX_BLOCKS ? policy->max_blocks : NVLAR_MAX_BLOCKS;
   if (ctas > 0) {
     choice.nblocks = clamp_blocks((size_t)ctas, cap);

@@ -25,6 +25,8 @@ struct nvlar_policy {
   int nranks;
   int arch;             /* compute capability x 10, the same on every rank */
   int forced;           /* enum nvlar_forced_algo */
+  int ctas;             /* NVLAR_CTAS: CTAs per rank for every call; 0: a tuning row's count
+                           or the algorithm's rule */
   uint64_t max_bytes;   /* NVLAR_MAX_BYTES; 0: no limit */
   int max_blocks;       /* CTAs per rank that always fit: the smallest SM count of the ranks,
                            capped at NVLAR_MAX_BLOCKS */

@@ -145,6 +145,7 @@ static void prepare(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
   int algo = (int)nvlar_param_number(NVLAR_P_ALGO);
   me->wants_nvlar = algo != NVLAR_FORCE_NCCL; /* NVLAR_DISABLE=1 skips setup altogether */
   me->forced_algo = algo;
+  me->forced_ctas = (int32_t)nvlar_param_number(NVLAR_P_CTAS);
   me->allow_pcie = (uint32_t)nvlar_param_number(NVLAR_P_ALLOW_PCIE);
   me->max_bytes = (uint64_t)nvlar_param_number(NVLAR_P_MAX_BYTES);
   me->buffers.staging_bytes = (uint64_t)nvlar_param_number(NVLAR_P_BUFFER_BYTES);
@@ -282,6 +283,7 @@ static void build_route(struct setup_state *s) {
   route->policy.arch = first->cc_major * 10 + first->cc_minor;
   route->policy.table = nvlar_tuning_table();
   route->policy.forced = first->forced_algo;
+  route->policy.ctas = first->forced_ctas;
   route->policy.max_bytes = first->max_bytes;
   route->policy.max_blocks = NVLAR_MAX_BLOCKS;
   for (int r = 0; r < s->nranks; r++) {

@@ -107,20 +107,39 @@ static float time_calls(const struct path *path, struct gpu *gpus, int n, size_t
   return slowest * 1000.0f / calls;
 }
 
-/* Which path nvlar takes for this size on this communicator. */
-static const char *nvlar_kernel(ncclComm_t comm, size_t bytes) {
+/* Which path nvlar takes for this size on this communicator, and with how many CTAs (0 on
+ * NCCL). */
+static const char *nvlar_kernel(ncclComm_t comm, size_t bytes, int *ctas) {
   struct nvlar_comm *entry = nvlar_registry_find(comm);
+  *ctas = 0;
   if (entry == NULL || entry->route == NULL) return "nccl";
   struct nvlar_choice choice = nvlar_select(&entry->route->policy, bytes);
   if (!choice.nvlar) return "nccl";
+  *ctas = choice.nblocks;
   return nvlar_algo_name(choice.algo);
 }
 
+/* --sweep-blocks: every rank of the benchmark sets the same CTA count (what NVLAR_CTAS does),
+ * so the ranks still choose alike. 0 restores the routing's own rule. Returns the cap: the
+ * most CTAs a call may have on this communicator (0 if it is on NCCL). */
+static int force_ctas(struct gpu *gpus, int n_local, int ctas) {
+  int cap = 0;
+  for (int g = 0; g < n_local; g++) {
+    struct nvlar_comm *entry = nvlar_registry_find(gpus[g].comm);
+    if (entry == NULL || entry->route == NULL) continue;
+    entry->route->policy.ctas = ctas;
+    cap = entry->route->policy.max_blocks < NVLAR_MAX_BLOCKS ? entry->route->policy.max_blocks
+                                                              : NVLAR_MAX_BLOCKS;
+  }
+  return cap;
+}
+
 /* What one process measured: per size, the median time of each path in each mode. */
-#define MAX_POINTS 64
+#define MAX_POINTS 160
 struct point {
   size_t bytes, count;
-  char kernel[8];
+  char kernel[16];
+  int ctas; /* nvlar's CTAs per rank */
   float us[2][2]; /* [eager, graph][nvlar, nccl] */
 };
 struct results {
@@ -151,6 +170,35 @@ static void setup_gpu(struct gpu *gpu, int device, ncclComm_t comm, size_t bytes
   CHECK_CUDA(cudaEventCreate(&gpu->stop));
 }
 
+/* Times both paths at one size (and the CTA count now forced, if any), alternating trial by
+ * trial. */
+static void measure_point(const struct options *o, const struct path *paths, struct gpu *gpus,
+                          int n_local, size_t count, struct point *point, bool show_progress) {
+  point->bytes = count * bench_type_sizes[o->datatype];
+  point->count = count;
+  snprintf(point->kernel, sizeof(point->kernel), "%s",
+           nvlar_kernel(gpus[0].comm, point->bytes, &point->ctas));
+  if (show_progress) {
+    fprintf(stderr, "nvlar-bench: %zu bytes (%s, %d CTAs)\n", point->bytes, point->kernel,
+            point->ctas);
+  }
+  int calls = point->bytes >= (16u << 20) ? CALLS_LARGE : CALLS_SMALL;
+  int trials = o->trials > 64 ? 64 : o->trials;
+  for (int graph = 0; graph < 2; graph++) {
+    float samples[2][64];
+    for (int p = 0; p < 2; p++) time_calls(&paths[p], gpus, n_local, count, o->datatype, o->op, 2, graph);
+    for (int t = 0; t < trials; t++) {
+      for (int p = 0; p < 2; p++) {
+        samples[p][t] = time_calls(&paths[p], gpus, n_local, count, o->datatype, o->op, calls, graph);
+      }
+    }
+    for (int p = 0; p < 2; p++) {
+      qsort(samples[p], trials, sizeof(float), bench_compare_floats);
+      point->us[graph][p] = samples[p][trials / 2];
+    }
+  }
+}
+
 /* Times both paths at every size, alternating trial by trial, on the GPUs this process drives
  * (all of them, or its own in one-process-per-GPU mode). */
 static void measure(const struct options *o, const struct nvlar_real_nccl *nccl,
@@ -164,33 +212,24 @@ static void measure(const struct options *o, const struct nvlar_real_nccl *nccl,
   snprintf(out->nccl_path, sizeof(out->nccl_path), "%s", nccl->path);
   struct nvlar_comm *entry = nvlar_registry_find(gpus[0].comm);
   out->on_nvlar = entry != NULL && entry->route != NULL;
-  for (size_t bytes = o->min_bytes; bytes <= o->max_bytes && out->npoints < MAX_POINTS;
-       bytes *= (size_t)o->step) {
+  /* CTA counts per size: the routing's own (0), or with --sweep-blocks 1, 2, 4, ... and the
+   * cap (the SM count) if it is not a power of two. */
+  const int cap = force_ctas(gpus, n_local, 0);
+  int sweep[16] = {0}, nsweep = 1;
+  if (o->sweep_blocks && cap > 0) {
+    nsweep = 0;
+    for (int ctas = 1; ctas <= cap; ctas *= 2) sweep[nsweep++] = ctas;
+    if (sweep[nsweep - 1] != cap) sweep[nsweep++] = cap;
+  }
+  for (size_t bytes = o->min_bytes; bytes <= o->max_bytes; bytes *= (size_t)o->step) {
     size_t count = bytes / element;
     if (count == 0) continue;
-    struct point *point = &out->points[out->npoints++];
-    point->bytes = count * element;
-    point->count = count;
-    snprintf(point->kernel, sizeof(point->kernel), "%s", nvlar_kernel(gpus[0].comm, point->bytes));
-    if (show_progress) {
-      fprintf(stderr, "nvlar-bench: %zu bytes (%s)\n", point->bytes, point->kernel);
-    }
-    int calls = bytes >= (16u << 20) ? CALLS_LARGE : CALLS_SMALL;
-    int trials = o->trials > 64 ? 64 : o->trials;
-    for (int graph = 0; graph < 2; graph++) {
-      float samples[2][64];
-      for (int p = 0; p < 2; p++) time_calls(&paths[p], gpus, n_local, count, o->datatype, o->op, 2, graph);
-      for (int t = 0; t < trials; t++) {
-        for (int p = 0; p < 2; p++) {
-          samples[p][t] = time_calls(&paths[p], gpus, n_local, count, o->datatype, o->op, calls, graph);
-        }
-      }
-      for (int p = 0; p < 2; p++) {
-        qsort(samples[p], trials, sizeof(float), bench_compare_floats);
-        point->us[graph][p] = samples[p][trials / 2];
-      }
+    for (int k = 0; k < nsweep && out->npoints < MAX_POINTS; k++) {
+      force_ctas(gpus, n_local, sweep[k]);
+      measure_point(o, paths, gpus, n_local, count, &out->points[out->npoints++], show_progress);
     }
   }
+  force_ctas(gpus, n_local, 0);
   for (int g = 0; g < n_local; g++) {
     ncclResult_t async_error = ncclSuccess;
     CHECK_NCCL(ncclCommGetAsyncError(gpus[g].comm, &async_error));
@@ -207,7 +246,7 @@ static int report(const struct options *o, int n, const char *how, const struct 
          "%s\n", n, r->device, how, bench_type_names[o->datatype], bench_op_names[o->op],
          r->version, r->nccl_path, getenv("NCCL_NVLS_ENABLE"),
          r->on_nvlar ? "on nvlar" : "on NCCL (NVLAR_DEBUG=INFO says why)");
-  printf("%12s %8s %6s %9s %9s %7s %9s %9s %9s %9s\n", "bytes", "kernel", "mode", "nvlar_us",
+  printf("%12s %11s %4s %6s %9s %9s %7s %9s %9s %9s %9s\n", "bytes", "kernel", "ctas", "mode", "nvlar_us",
          "nccl_us", "ratio", "nvlar_alg", "nvlar_bus", "nccl_alg", "nccl_bus");
   FILE *csv = NULL;
   if (o->csv != NULL && (csv = fopen(o->csv, "w")) == NULL) {
@@ -215,7 +254,7 @@ static int report(const struct options *o, int n, const char *how, const struct 
     return 1;
   }
   if (csv != NULL) {
-    fprintf(csv, "device,ngpus,dtype,op,bytes,count,kernel,mode,nvlar_us,nccl_us,ratio,"
+    fprintf(csv, "device,ngpus,dtype,op,bytes,count,kernel,ctas,mode,nvlar_us,nccl_us,ratio,"
                  "nvlar_algbw,nvlar_busbw,nccl_algbw,nccl_busbw\n");
   }
   double bus_factor = 2.0 * (n - 1) / n;
@@ -225,13 +264,13 @@ static int report(const struct options *o, int n, const char *how, const struct 
       const float *us = p->us[graph];
       double alg[2] = {p->bytes / (us[0] * 1e3), p->bytes / (us[1] * 1e3)};
       const char *mode = graph ? "graph" : "eager";
-      printf("%12zu %8s %6s %9.2f %9.2f %7.3f %9.1f %9.1f %9.1f %9.1f\n", p->bytes, p->kernel,
-             mode, us[0], us[1], us[0] / us[1], alg[0], alg[0] * bus_factor, alg[1],
+      printf("%12zu %11s %4d %6s %9.2f %9.2f %7.3f %9.1f %9.1f %9.1f %9.1f\n", p->bytes,
+             p->kernel, p->ctas, mode, us[0], us[1], us[0] / us[1], alg[0], alg[0] * bus_factor, alg[1],
              alg[1] * bus_factor);
       if (csv != NULL) {
-        fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%s,%.3f,%.3f,%.4f,%.2f,%.2f,%.2f,%.2f\n", r->device,
-                n, bench_type_names[o->datatype], bench_op_names[o->op], p->bytes, p->count,
-                p->kernel, mode, us[0], us[1], us[0] / us[1], alg[0], alg[0] * bus_factor,
+        fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%s,%.3f,%.3f,%.4f,%.2f,%.2f,%.2f,%.2f\n",
+                r->device, n, bench_type_names[o->datatype], bench_op_names[o->op], p->bytes,
+                p->count, p->kernel, p->ctas, mode, us[0], us[1], us[0] / us[1], alg[0], alg[0] * bus_factor,
                 alg[1], alg[1] * bus_factor);
       }
     }

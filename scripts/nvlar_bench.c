@@ -46,8 +46,11 @@ static void usage(FILE *out) {
           "  --max-bytes B      largest message per rank (default 1G, emulated 256M)\n"
           "  --step F           size multiplier (default 4)\n"
           "  --blocks C         emulated: CTAs per rank (default: per size, at most what fits)\n"
-          "  --sweep-blocks     emulated: also time the two-shot and the TMA two-shot at\n"
-          "                     --max-bytes for 1, 2, 4, ... CTAs per rank, up to all that fit\n"
+          "  --sweep-blocks     emulated: also time the two-shots (pull, TMA, push) at\n"
+          "                     --max-bytes for 1, 2, 4, ... CTAs per rank, up to all that fit;\n"
+          "                     real: time every size with 1, 2, 4, ... CTAs per rank up to the\n"
+          "                     SM count (the kernel that NVLAR_ALGO or the table picks), each\n"
+          "                     beside NCCL at its own default\n"
           "  --pdl 0|1          emulated: programmatic dependent launch (default NVLAR_PDL)\n"
           "  --pdl-gain         emulated: also time every size with PDL off and on, for calls\n"
           "                     back to back and for calls each behind an empty kernel\n"
@@ -260,11 +263,13 @@ static double traffic_bytes(int algo, int nranks, size_t bytes) {
 
 /* CTAs per rank for a size when --blocks is not given. */
 static int default_blocks(int algo, size_t bytes, int fit, int nranks, int arch) {
-  if (algo == NVLAR_ALGO_TMA || algo == NVLAR_ALGO_PUSH) {
+  if (algo == NVLAR_ALGO_TMA || algo == NVLAR_ALGO_PUSH || algo == NVLAR_ALGO_PUSH_TWOSHOT) {
     /* Routing's own rule (plugin/selection.c), capped at what fits here. */
     struct nvlar_policy policy = {
         .nranks = nranks, .arch = arch,
-        .forced = algo == NVLAR_ALGO_TMA ? NVLAR_FORCE_TMA : NVLAR_FORCE_PUSH,
+        .forced = algo == NVLAR_ALGO_TMA    ? NVLAR_FORCE_TMA
+                  : algo == NVLAR_ALGO_PUSH ? NVLAR_FORCE_PUSH
+                                            : NVLAR_FORCE_PUSH_TWOSHOT,
         .max_bytes = 0, .max_blocks = fit, .table = NULL};
     return nvlar_select(&policy, bytes).nblocks;
   }

@@ -181,6 +181,20 @@ static void test_default_ctas(void **state) {
   }
 }
 
+/* NVLAR_CTAS replaces every rule and tuning row's count, within the SM cap. */
+static void test_forced_ctas(void **state) {
+  (void)state;
+  for (int algo = 0; algo < NVLAR_ALGO_COUNT; algo++) {
+    struct nvlar_policy policy = policy_for(forced_value(desc(algo)->name), NULL, NEWEST_ARCH);
+    policy.ctas = 3;
+    assert_int_equal(nvlar_select(&policy, 1).nblocks, 3);
+    assert_int_equal(nvlar_select(&policy, 1u << 30).nblocks, 3);
+    policy.ctas = NVLAR_MAX_BLOCKS;
+    policy.max_blocks = 66;
+    assert_int_equal(nvlar_select(&policy, 1).nblocks, 66);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_values_and_names),
@@ -189,6 +203,7 @@ int main(void) {
       cmocka_unit_test(test_forcing_by_name),
       cmocka_unit_test(test_selection_demotes_as_described),
       cmocka_unit_test(test_default_ctas),
+      cmocka_unit_test(test_forced_ctas),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

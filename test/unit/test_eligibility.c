@@ -140,6 +140,10 @@ static void test_local_failures_and_settings(void **state) {
   infos[2].forced_algo = NVLAR_FORCE_TWOSHOT;
   assert_false(nvlar_eligible_to_map(4, infos, why, sizeof(why)));
   healthy(4);
+  infos[1].forced_ctas = 4;
+  assert_false(nvlar_eligible_to_map(4, infos, why, sizeof(why)));
+  assert_non_null(strstr(why, "NVLAR_CTAS"));
+  healthy(4);
   infos[2].buffers.staging_bytes = 32 << 20;
   assert_false(nvlar_eligible_to_map(4, infos, why, sizeof(why)));
   healthy(4);
