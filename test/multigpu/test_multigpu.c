@@ -678,13 +678,16 @@ int main(int argc, char **argv) {
       {"single", "twoshot", NULL, 1, NULL},
       {"single", "tma", NULL, 1, NULL},
       {"single", "push", NULL, 1, NULL}, /* sizes > 256 KiB: one-shot */
+      {"single", "pushtwoshot", NULL, 1, NULL},
       {"single", "nccl", NULL, 0, NULL},
       {"procs", "auto", NULL, 1, NULL},
       {"procs", "tma", NULL, 1, NULL},
+      {"procs", "pushtwoshot", NULL, 1, NULL},
       {"procs-nb", "auto", NULL, 2 * n, NULL}, /* the communicators and their children */
       {"split", "auto", NULL, 2 * n, NULL},
       {"death", "oneshot", "NVLAR_TIMEOUT_MS=2000", 1, "timed out waiting for rank"},
       {"stress", "auto", NULL, 1, NULL},
+      {"stress", "pushtwoshot", NULL, 1, NULL}, /* every size class, skewed ranks */
       {"churn", "auto", NULL, 1, NULL},
       {"destroy-late", "auto", NULL, 1, NULL},
       {"destroy-exit", "auto", NULL, 1, NULL},
