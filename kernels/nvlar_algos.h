@@ -51,8 +51,10 @@
   /* Stores into peers' staging (scatter, reduce and store the result into every peer,       \
    * gather), each CTA a channel that meets only the same CTA of the peers: the bandwidth     \
    * path for real NVLink, where stores reach the link from few CTAs and loads need most of   \
-   * the GPU (docs/design.md, "Real NVLink"). */                                               \
-  X(PUSH_TWOSHOT, 4, "pushtwoshot", 0, PUSH_TWOSHOT, 0,         PUSH_TWOSHOT, 64u << 10, 32)
+   * the GPU (docs/design.md, "Real NVLink"). Each CTA is bound by its round trips (about     \
+   * 11 GB/s per CTA on two H200s), so the link fills only from about 64 CTAs: one per 32 KiB \
+   * up to 128 was the best of the CTA sweep at every size from 512 KiB to 256 MiB. */        \
+  X(PUSH_TWOSHOT, 4, "pushtwoshot", 0, PUSH_TWOSHOT, 0,         PUSH_TWOSHOT, 32u << 10, 128)
 
 enum nvlar_algo {
 #define NVLAR_ALGO_ENUM(id, value, ...) NVLAR_ALGO_##id = value,

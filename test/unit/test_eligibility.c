@@ -183,7 +183,7 @@ static struct nvlar_tuning_table builtin;
 
 static void test_selection(void **state) {
   (void)state;
-  assert_int_equal(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &builtin, NULL, NULL), 7);
+  assert_int_equal(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &builtin, NULL, NULL), 9);
   struct nvlar_policy policy = {.nranks = 8, .arch = 90, .forced = NVLAR_FORCE_AUTO,
                                 .max_bytes = 0, .max_blocks = 132, .table = &builtin};
   struct nvlar_choice c = nvlar_select(&policy, 8);
@@ -212,6 +212,20 @@ static void test_selection(void **state) {
   policy.nranks = 5;
   assert_int_equal(nvlar_select(&policy, 128 << 10).algo, NVLAR_ALGO_PUSH);
   assert_int_equal(nvlar_select(&policy, (128 << 10) + 1).algo, NVLAR_ALGO_ONESHOT);
+  /* 2 ranks on sm_90 (measured rows): push one-shot, then the push two-shot at every size. */
+  policy.nranks = 2;
+  assert_int_equal(nvlar_select(&policy, 256 << 10).algo, NVLAR_ALGO_PUSH);
+  c = nvlar_select(&policy, (256 << 10) + 1);
+  assert_int_equal(c.algo, NVLAR_ALGO_PUSH_TWOSHOT);
+  assert_int_equal(c.nblocks, 9);
+  c = nvlar_select(&policy, (size_t)1 << 30);
+  assert_true(c.nvlar);
+  assert_int_equal(c.algo, NVLAR_ALGO_PUSH_TWOSHOT);
+  assert_int_equal(c.nblocks, 128);
+  policy.arch = 80; /* elsewhere the emulated rows */
+  assert_int_equal(nvlar_select(&policy, (256 << 10) + 1).algo, NVLAR_ALGO_ONESHOT);
+  assert_false(nvlar_select(&policy, (size_t)1 << 30).nvlar);
+  policy.arch = 90;
   policy.nranks = 4;
   assert_int_equal(nvlar_select(&policy, 256 << 10).algo, NVLAR_ALGO_PUSH);
   assert_int_equal(nvlar_select(&policy, (256 << 10) + 1).algo, NVLAR_ALGO_ONESHOT);
