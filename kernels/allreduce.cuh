@@ -547,6 +547,7 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
   volatile nvlar_rank_state *state = a.state;
   uint64_t seq0 = state->slot[block].barrier_seq, chunk0 = state->slot[block].chunk_seq;
   uint64_t push0 = state->slot[block].push_seq;
+  const bool after_push_twoshot = state->slot[block].last_algo == 1 + NVLAR_ALGO_PUSH_TWOSHOT;
   bool failed = state->failed != 0;
   __syncthreads();
   if (failed || a.count == 0) return;
@@ -558,7 +559,7 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
     seq1 = seq0 + 2 * chunks;
     chunk1 = chunk0 + chunks;
   } else if (kKind == kPushTwoshotKernel) {
-    seq1 = seq0 + push_twoshot<T, Op>(a, block, nblocks, seq0, &cta);
+    seq1 = seq0 + push_twoshot<T, Op>(a, block, nblocks, seq0, !after_push_twoshot, &cta);
   } else if (kKind == kPushChunksKernel) {
     push1 = push0 + push_oneshot<T, Op, true>(a, block, nblocks, push0, &cta);
   } else if (a.algo == NVLAR_ALGO_PUSH) {
@@ -581,6 +582,7 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
     state->slot[slot].barrier_seq = seq1;
     state->slot[slot].chunk_seq = chunk1;
     state->slot[slot].push_seq = push1;
+    state->slot[slot].last_algo = 1 + a.algo;
   }
 }
 

@@ -50,6 +50,7 @@ struct nvlar_rank_progress {
   uint64_t barrier_seq; /* barriers passed so far (the next barrier waits for seq + 1) */
   uint64_t chunk_seq;   /* chunks staged so far; its parity picks the staging half */
   uint64_t push_seq;    /* push chunks sent so far; picks the receive buffer and the flag */
+  uint64_t last_algo;   /* 1 + the algo of the last kernel that completed; 0: none yet */
 };
 struct nvlar_rank_state {
   uint32_t failed;      /* set once a wait timed out; later launches return at once */

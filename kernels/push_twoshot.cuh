@@ -17,9 +17,11 @@
 // A CTA scatters step j before it gathers step j - 1, so that its stores of step j cross the
 // link while it waits for its peers' results of step j - 1.
 //
-// Memory: CTA b owns the b-th of nblocks equal regions of every rank's staging buffer; a
-// region holds two slots (steps alternate between them), each with nranks receive areas and
-// nranks gather areas of Q elements (the own rank's are unused, for simple indexing).
+// Memory: CTA b owns the b-th of NVLAR_MAX_BLOCKS equal regions of every rank's staging
+// buffer, whatever the launch's CTA count; a region holds two slots (steps alternate between
+// them), each with nranks receive areas and nranks gather areas (the own rank's are unused,
+// for simple indexing). The layout depends only on the staging size and nranks, never on the
+// call, so that only CTA b of any call ever touches region b.
 //
 // Flags: the barrier flags of the other kernels, one 64-bit word per (source rank, CTA) in
 // every rank's signal area, carrying the CTA's sequence number, which only grows. CTA b of rank
@@ -34,11 +36,21 @@
 // - Gather area [r] of rank q, step j: q read it for step j - 2 in its gather of j - 2, which
 //   comes before it scatters step j and raises "scattered j"; r waits for that flag before it
 //   writes the area in its reduce of j.
-// - Across calls (and after the other kernels, which read peers' staging and do not all end in
-//   a barrier): "arrived" is raised by every CTA after the rank's previous kernel completed
-//   (stream order; with PDL after griddepcontrol.wait), and every CTA waits for it from every
-//   peer before its first store into peer memory. So no rank still reads or writes any staging
-//   for an earlier call, whichever kernel ran it, and a region may move when nblocks changes.
+// - After another kernel (the others read peers' staging and do not all end in a barrier):
+//   "arrived" is raised by every CTA after the rank's previous kernel completed (stream order;
+//   with PDL after griddepcontrol.wait), and every CTA waits for it from every peer before its
+//   first store into peer memory. So no rank still reads or writes any staging for an earlier
+//   call.
+// - After a push two-shot (the rank state records the last kernel; every rank has made the
+//   same calls), no "arrived": a peer's previous push two-shot may still run, but only its
+//   CTA b touches region b. It has read every receive area of region b that this rank wrote
+//   (this rank's CTA b waited for its "reduced" flag of every step before its kernel ended),
+//   and this rank writes the peer's gather areas only after the peer's "scattered" flag of the
+//   new call, which its new kernel raises. Kernels older than the previous call are over: in
+//   every push two-shot call some CTA waits for a flag that each peer raises in that call, so
+//   each peer's kernel before it had completed; by induction back to the call that began with
+//   "arrived". (The other kernels after a push two-shot: each rank's push two-shot waited for
+//   every store that peers made into its staging, and no rank reads a peer's staging in it.)
 // A __syncthreads() precedes every flag, so a flag covers the reads and stores of all threads
 // of the CTA (bar.sync, then a release store at system scope, which is cumulative); a waiter
 // acquires the flag, and the CTA's other threads read after the following __syncthreads().
@@ -70,15 +82,22 @@ __device__ __forceinline__ bool wait_for_peers(const nvlar_allreduce_args &a, in
   return cta->gave_up == 0;
 }
 
+// The fixed layout: bytes of a CTA's region, and of one receive or gather area in it (2 slots
+// x 2 kinds x nranks areas per region), at most the cap. At least 16: staging_bytes >= 64 KiB.
+__device__ __forceinline__ size_t push_twoshot_region_bytes(const nvlar_allreduce_args &a) {
+  return a.staging_bytes / NVLAR_MAX_BLOCKS / 256 * 256;
+}
+__device__ __forceinline__ size_t push_twoshot_area_bytes(const nvlar_allreduce_args &a) {
+  size_t fit = push_twoshot_region_bytes(a) / (2 * 2 * (size_t)a.nranks) / 16 * 16;
+  return fit < kPushTwoshotSliceCapBytes ? fit : kPushTwoshotSliceCapBytes;
+}
+
 // Elements per slice (Q) of a call: the message spread over all CTAs' first steps, in whole
-// 16-byte packs, at most the cap and what a region's slot holds. The same on every rank.
+// 16-byte packs, at most an area. The same on every rank.
 template <typename T>
 __device__ __forceinline__ size_t push_twoshot_slice_elems(const nvlar_allreduce_args &a) {
   constexpr size_t V = Pack<T>::kElems;
-  const size_t region = a.staging_bytes / a.nblocks / 256 * 256;
-  size_t fit = region / (2 * 2 * (size_t)a.nranks) / 16 * 16;  // 2 slots x (receive + gather)
-  if (fit > kPushTwoshotSliceCapBytes) fit = kPushTwoshotSliceCapBytes;
-  const size_t fit_elems = fit / sizeof(T);
+  const size_t fit_elems = push_twoshot_area_bytes(a) / sizeof(T);
   const size_t per_rank = (a.count + (size_t)a.nranks * a.nblocks - 1) / ((size_t)a.nranks * a.nblocks);
   const size_t wanted = (per_rank + V - 1) / V * V;
   return wanted < fit_elems ? wanted : fit_elems;
@@ -165,10 +184,12 @@ struct PushStep {
   }
 };
 
-// Returns the number of sequence numbers every CTA of the launch consumed.
+// Returns the number of sequence numbers every CTA of the launch consumed. `meet_first`: raise
+// and wait for "arrived" before the first store into peer memory (the previous kernel was not
+// a push two-shot).
 template <typename T, int Op>
 __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int nblocks,
-                                 uint64_t seq0, CtaWait *cta) {
+                                 uint64_t seq0, bool meet_first, CtaWait *cta) {
   constexpr size_t V = Pack<T>::kElems;
   const int rank = a.rank, nranks = a.nranks;
   const T *input = static_cast<const T *>(a.input);
@@ -181,12 +202,11 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
   const uint64_t consumed = 1 + 2 * most_steps;
   if (mine == 0) return consumed;  // no store into peer memory, so no need to meet the peers
 
-  const size_t region = a.staging_bytes / nblocks / 256 * 256;
-  const size_t slot_bytes = 2 * (size_t)nranks * q * sizeof(T);
+  const size_t region = push_twoshot_region_bytes(a), area_bytes = push_twoshot_area_bytes(a);
   // Receive (kind 0) or gather (kind 1) area of source `src` in rank p's slot `slot`.
   auto area = [&](int p, uint64_t slot, int kind, int src) {
-    char *base = static_cast<char *>(a.staging[p]) + block * region + slot * slot_bytes;
-    return reinterpret_cast<T *>(base + ((size_t)kind * nranks + src) * q * sizeof(T));
+    char *base = static_cast<char *>(a.staging[p]) + block * region;
+    return reinterpret_cast<T *>(base + ((slot * 2 + kind) * nranks + src) * area_bytes);
   };
   auto step_at = [&](uint64_t j) {
     PushStep s;
@@ -230,8 +250,10 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
     }
   };
 
-  raise_to_peers(a, block, seq0 + 1);
-  if (!wait_for_peers(a, block, seq0 + 1, cta)) return consumed;
+  if (meet_first) {
+    raise_to_peers(a, block, seq0 + 1);
+    if (!wait_for_peers(a, block, seq0 + 1, cta)) return consumed;
+  }
   for (uint64_t j = 0; j < mine; j++) {
     scatter(j);
     raise_to_peers(a, block, seq0 + 2 + 2 * j);

@@ -1,7 +1,7 @@
 /* Epochs carry the kernels from call to call with no host step:
  * - 1000 back-to-back calls on 8 emulated ranks, one launch each, changing algorithm (every
- *   one), CTA count, size (some messages span several chunks) and programmatic dependent
- *   launch from call to call;
+ *   one, and runs of push two-shots), CTA count, size (some messages span several chunks)
+ *   and programmatic dependent launch from call to call;
  * - 1000 calls with every rank on its own stream and nothing coupling the streams but the
  *   kernels themselves (ranks drift apart, as real ones do);
  * - a CUDA graph holding every kernel, replayed 100 times: results stay exact and the rank
@@ -41,9 +41,15 @@ static int count_failures(struct check_result *device, int n, const char *what) 
 #define MAX_COUNT 300000
 static size_t call_count(int i) { return 1 + (size_t)i * 7919 % 150000; }
 
+/* Every algorithm in turn, then runs of push two-shots, which skip their start handshake after
+ * a push two-shot. */
+static int algo_of_call(int i) {
+  return i % (2 * NVLAR_ALGO_COUNT) < NVLAR_ALGO_COUNT ? i % NVLAR_ALGO_COUNT : NVLAR_ALGO_PUSH_TWOSHOT;
+}
+
 static int back_to_back_one_launch(struct emulation *e, struct check_result *results) {
   for (int i = 0; i < CALLS; i++) {
-    int algo = i % NVLAR_ALGO_COUNT; /* every algorithm in turn */
+    int algo = algo_of_call(i);
     size_t count = call_count(i);
     int max_blocks = emulation_max_blocks(e, NRANKS, algo);
     int nblocks = 1 + i % (max_blocks < 12 ? max_blocks : 12);
@@ -68,7 +74,7 @@ static int back_to_back_streams(struct emulation *e, struct check_result *result
   int tma_fit = emulation_max_blocks(e, NRANKS, NVLAR_ALGO_TMA); /* the fewest of all */
   int nblocks = tma_fit < 4 ? tma_fit : 4;
   for (int i = 0; i < CALLS; i++) {
-    int algo = i % NVLAR_ALGO_COUNT;
+    int algo = algo_of_call(i);
     size_t count = call_count(i);
     for (int r = 0; r < NRANKS; r++) {
       void *input = emulation_input(e, r, 4, 0);
@@ -124,9 +130,9 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   uint64_t twoshot_chunks = (count + (STAGING_BYTES / 4 / 4) - 1) / (STAGING_BYTES / 4 / 4);
   uint64_t push_chunks = (count * 4 + NVLAR_PUSH_CHUNK_BYTES - 1) / NVLAR_PUSH_CHUNK_BYTES;
   /* The push two-shot (4 CTAs): "arrived", then two flags per step of its busiest CTA; a
-   * slice is what a CTA's region (a quarter of the staging) holds for 2 slots x 2 areas x 8
-   * ranks, here 2 KiB (below the 64 KiB cap). */
-  uint64_t push_twoshot_slice = (STAGING_BYTES / 4) / (2 * 2 * NRANKS) / 4;
+   * slice is an area of a CTA's region (1/128 of the staging) for 2 slots x 2 kinds x 8
+   * ranks, here 64 bytes (below the 64 KiB cap). */
+  uint64_t push_twoshot_slice = (STAGING_BYTES / NVLAR_MAX_BLOCKS) / (2 * 2 * NRANKS) / 4;
   uint64_t push_twoshot_steps = (count + push_twoshot_slice * NRANKS - 1) / (push_twoshot_slice * NRANKS);
   uint64_t push_twoshot_seqs = 1 + 2 * ((push_twoshot_steps + 3) / 4);
   uint64_t want = REPLAYS * (oneshot_chunks + 2 * 2 * twoshot_chunks + push_twoshot_seqs);
