@@ -22,7 +22,10 @@
 #include "peer_buffers.h"
 
 #define MAX_CASES 4096 /* 5 algorithms x 12 types x 5 ops x 4 sizes x 2 = 2400 */
-#define STAGING_BYTES (1u << 20)
+/* The push two-shot's slices are 1/128 of the staging per CTA region, split into 2 x 2 x nranks
+ * areas: with 1 MiB, 512-byte slices made 4 time-sliced processes take minutes; 32 MiB gives
+ * 16 KiB slices at 4 ranks. */
+#define STAGING_BYTES (32u << 20)
 #define MAX_COUNT 300000
 #define GUARD 256
 
