@@ -88,20 +88,21 @@ template <typename T> __device__ __forceinline__ T load_staged_one(const T *p) {
 }
 
 // Each thread keeps kUnroll 16-byte loads in flight before storing: one pack per thread is
-// too little to cover memory latency with the few CTAs a rank uses.
+// too little to cover memory latency with the few CTAs a rank uses. (A kernel whose CTAs each
+// move much more, the push two-shot, asks for a deeper kDepth.)
 constexpr int kUnroll = 4;
 
-// Copies `packs` 16-byte packs; `src` is read through `load`.
-template <typename Load>
+// Copies `packs` 16-byte packs; `src` is read through `load`, kDepth packs per thread at once.
+template <int kDepth = kUnroll, typename Load>
 __device__ __forceinline__ void copy_packs(uint4 *dst, const uint4 *src, size_t packs, Load load) {
   const size_t stride = blockDim.x;
   size_t i = threadIdx.x;
-  for (; i + (kUnroll - 1) * stride < packs; i += kUnroll * stride) {
-    uint4 v[kUnroll];
+  for (; i + (kDepth - 1) * stride < packs; i += kDepth * stride) {
+    uint4 v[kDepth];
 #pragma unroll
-    for (int u = 0; u < kUnroll; u++) v[u] = load(src + i + u * stride);
+    for (int u = 0; u < kDepth; u++) v[u] = load(src + i + u * stride);
 #pragma unroll
-    for (int u = 0; u < kUnroll; u++) dst[i + u * stride] = v[u];
+    for (int u = 0; u < kDepth; u++) dst[i + u * stride] = v[u];
   }
   for (; i < packs; i += stride) dst[i] = load(src + i);
 }
@@ -114,23 +115,27 @@ struct StagedLoad {
 };
 
 // Copies n elements with this CTA's threads; dst is staging (aligned), src the user's input.
-template <typename T> __device__ void copy_to_staging(T *dst, const T *src, size_t n) {
+template <typename T, int kDepth = kUnroll>
+__device__ void copy_to_staging(T *dst, const T *src, size_t n) {
   constexpr int V = Pack<T>::kElems;
   size_t done = 0;
   if (aligned16(src)) {
     size_t packs = n / V;
-    copy_packs(reinterpret_cast<uint4 *>(dst), reinterpret_cast<const uint4 *>(src), packs, PlainLoad());
+    copy_packs<kDepth>(reinterpret_cast<uint4 *>(dst), reinterpret_cast<const uint4 *>(src), packs,
+                       PlainLoad());
     done = packs * V;
   }
   for (size_t i = done + threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
 }
 
 // Copies n elements from staging (aligned, possibly a peer's) to the user's output.
-template <typename T> __device__ void copy_from_staging(T *dst, const T *src, size_t n) {
+template <typename T, int kDepth = kUnroll>
+__device__ void copy_from_staging(T *dst, const T *src, size_t n) {
   constexpr int V = Pack<T>::kElems;
   size_t packs = n / V;
   if (aligned16(dst)) {
-    copy_packs(reinterpret_cast<uint4 *>(dst), reinterpret_cast<const uint4 *>(src), packs, StagedLoad());
+    copy_packs<kDepth>(reinterpret_cast<uint4 *>(dst), reinterpret_cast<const uint4 *>(src), packs,
+                       StagedLoad());
   } else {
     for (size_t i = threadIdx.x; i < packs; i += blockDim.x) {
       Pack<T> pack = load_staged(src + i * V);

@@ -63,6 +63,15 @@ namespace nvlar {
 // slots must also fit the CTA's region of the staging buffer.
 constexpr size_t kPushTwoshotSliceCapBytes = 64u << 10;
 
+// 16-byte packs each thread keeps in flight in the copies (scatter, gather), and per source in
+// the reduce with 2 ranks: a CTA moves a whole slice per phase, and with 4 (the other
+// kernels') one CTA reached 11 GB/s on two H200s, bound by local memory latency per round of
+// loads. A build-time knob for experiments.
+#ifndef NVLAR_PUSH_TWOSHOT_DEPTH
+#define NVLAR_PUSH_TWOSHOT_DEPTH 8
+#endif
+constexpr int kPushTwoshotDepth = NVLAR_PUSH_TWOSHOT_DEPTH;
+
 // Raises this CTA's flag `seq` in every peer's signal area (after all its threads' work).
 __device__ __forceinline__ void raise_to_peers(const nvlar_allreduce_args &a, int block, uint64_t seq) {
   __syncthreads();
@@ -117,7 +126,7 @@ __device__ void reduce_and_push(T *dst, T *const *to_peer, const T *own, T *cons
   using R = Reduce<T, Op>;
   using Acc = typename E::Acc;
   constexpr int V = Pack<T>::kElems;
-  constexpr int kUnroll = kMaxRanks <= 2 ? 4 : 2;
+  constexpr int kUnroll = kMaxRanks <= 2 ? kPushTwoshotDepth : 2;
   const size_t packs = aligned16(own) ? n / V : 0;
   const bool dst_aligned = aligned16(dst);
   const size_t stride = blockDim.x;
@@ -221,7 +230,8 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
     for (int k = 1; k < nranks; k++) {
       const int p = (rank + k) % nranks;  // start with the next rank: spreads the links' load
       const Range part = s.part(p);
-      copy_to_staging(area(p, j & 1, 0, rank), input + s.offset + part.begin, part.size());
+      copy_to_staging<T, kPushTwoshotDepth>(area(p, j & 1, 0, rank), input + s.offset + part.begin,
+                                            part.size());
     }
   };
   auto gather = [&](uint64_t j) {
@@ -229,7 +239,8 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
     for (int k = 1; k < nranks; k++) {
       const int p = (rank + k) % nranks;
       const Range part = s.part(p);
-      copy_from_staging(output + s.offset + part.begin, area(rank, j & 1, 1, p), part.size());
+      copy_from_staging<T, kPushTwoshotDepth>(output + s.offset + part.begin,
+                                              area(rank, j & 1, 1, p), part.size());
     }
   };
   auto reduce = [&](uint64_t j) {
