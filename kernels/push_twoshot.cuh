@@ -64,11 +64,12 @@ namespace nvlar {
 constexpr size_t kPushTwoshotSliceCapBytes = 64u << 10;
 
 // 16-byte packs each thread keeps in flight in the copies (scatter, gather), and per source in
-// the reduce with 2 ranks: a CTA moves a whole slice per phase, and with 4 (the other
-// kernels') one CTA reached 11 GB/s on two H200s, bound by local memory latency per round of
-// loads. A build-time knob for experiments.
+// the reduce with 2 ranks. A build-time knob for experiments: on two H200s 8 raised one CTA
+// from 11.1 to 12.6 GB/s and 1 GiB from 359 to 362 GB/s busBW, but made 512 KiB-4 MiB 1-10%
+// slower (254 registers per thread against fewer), so 4 it is: a CTA is bound by its flag
+// round trips more than by memory latency (docs/results.md).
 #ifndef NVLAR_PUSH_TWOSHOT_DEPTH
-#define NVLAR_PUSH_TWOSHOT_DEPTH 8
+#define NVLAR_PUSH_TWOSHOT_DEPTH 4
 #endif
 constexpr int kPushTwoshotDepth = NVLAR_PUSH_TWOSHOT_DEPTH;
 
