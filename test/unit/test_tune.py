@@ -8,7 +8,7 @@ import sys
 import tempfile
 
 tune, nvlar_table = sys.argv[1], sys.argv[2]
-FIELDS = ["device", "ngpus", "dtype", "op", "bytes", "count", "kernel", "mode", "nvlar_us",
+FIELDS = ["device", "ngpus", "dtype", "op", "bytes", "count", "kernel", "ctas", "mode", "nvlar_us",
           "nccl_us", "ratio", "nvlar_algbw", "nvlar_busbw", "nccl_algbw", "nccl_busbw"]
 SIZES = [8, 1024, 65536, 1 << 20, 16 << 20, 256 << 20]
 
@@ -21,7 +21,7 @@ def write(path, times):
         for size, (nvlar_us, nccl_us) in times.items():
             for mode in ("eager", "graph"):
                 writer.writerow({"device": "GPU", "ngpus": 8, "dtype": "bfloat16", "op": "sum",
-                                 "bytes": size, "count": size // 2, "kernel": "x", "mode": mode,
+                                 "bytes": size, "count": size // 2, "kernel": "x", "ctas": 8, "mode": mode,
                                  "nvlar_us": nvlar_us, "nccl_us": nccl_us, "ratio": 1,
                                  "nvlar_algbw": 0, "nvlar_busbw": 0, "nccl_algbw": 0,
                                  "nccl_busbw": 0})
@@ -37,6 +37,9 @@ with tempfile.TemporaryDirectory() as tmp:
     # message NVLAR_ALGO=push runs the one-shot) and must be ignored.
     write(os.path.join(tmp, "push.csv"),
           {8: (2, 20), 1024: (2, 20), 65536: (6, 25), 1 << 20: (1, 50)})
+    # The push two-shot wins from 16 MiB, NCCL included.
+    write(os.path.join(tmp, "pushtwoshot.csv"),
+          {65536: (14, 25), 1 << 20: (25, 50), 16 << 20: (150, 300), 256 << 20: (4000, 5000)})
     # NCCL forced: ring/LL best small, tree/Simple best large.
     for algo in ("ring", "tree"):
         for proto in ("LL", "LL128", "Simple"):
@@ -49,8 +52,8 @@ with tempfile.TemporaryDirectory() as tmp:
     expected = [
         "nvlar 0-1K 8 * push",
         "nvlar 1025-64K 8 * oneshot",
-        "nvlar 65537-16M 8 * twoshot",
-        "nvlar 16777217-inf 8 * nccl",
+        "nvlar 65537-1M 8 * twoshot",
+        "nvlar 1048577-inf 8 * pushtwoshot",
         "nccl allreduce 0-64K 8 1 ring ll",
         "nccl allreduce 65537-inf 8 1 tree simple",
     ]
