@@ -57,6 +57,11 @@
 // Reads of the receive and gather areas bypass L1 (__ldcg): peers rewrite them.
 #pragma once
 
+#include "chunking.cuh"
+#include "reduce_ops.cuh"
+#include "staged.cuh"
+#include "wait.cuh"
+
 namespace nvlar {
 
 // Largest slice per rank and step: bigger slices mean fewer flag round trips per byte; the

@@ -31,6 +31,12 @@
 //   (cp.async.bulk.wait_group.read before the `empty` arrival).
 #pragma once
 
+#include "barrier.cuh"
+#include "chunking.cuh"
+#include "reduce_ops.cuh"
+#include "staged.cuh"
+#include "wait.cuh"
+
 namespace nvlar {
 
 constexpr int kTmaStages = NVLAR_TMA_STAGES;
