@@ -159,16 +159,18 @@ template <typename T> int kernel_kind(const nvlar_allreduce_args &a) {
   return kPlainKernel;
 }
 
-template <typename T> struct LaunchVisitor {
+// The visitors below are templates over kEmulated: a translation unit instantiates either the
+// real ranks' kernels (libnvlar) or the emulated ones (the test-only library nvlar_emulation,
+// built from the same sources with NVLAR_EMULATED_BUILD=1), never both.
+template <typename T, bool kEmulated> struct LaunchVisitor {
   const nvlar_allreduce_args *ranks;
   int nranks;
-  bool emulated;
   cudaStream_t stream;
   template <int Op, int kKind> cudaError_t launch_kind() const {
-    dim3 grid(ranks[0].nblocks, emulated ? nranks : 1);
+    dim3 grid(ranks[0].nblocks, kEmulated ? nranks : 1);
     const bool tma = kKind == kTmaKernel, pdl = ranks[0].pdl != 0;
     cudaError_t error;
-    if (emulated) {
+    if constexpr (kEmulated) {
       EmulatedRanks all;
       for (int r = 0; r < nranks; r++) all.ranks[r] = ranks[r];
       error = launch(allreduce_emulated_kernel<T, Op, kKind>, all, grid, tma, pdl, stream);
@@ -192,7 +194,7 @@ template <typename T> struct LaunchVisitor {
 // load it then, and loading may wait for the device to go idle, which it never does while an
 // all-reduce kernel waits for a peer whose launch comes after this one (several ranks driven
 // from one thread, or emulated ranks on one GPU).
-template <typename T> struct LoadVisitor {
+template <typename T, bool kEmulated> struct LoadVisitor {
   template <typename Kernel> static cudaError_t load(Kernel kernel, bool tma) {
     if (tma) {
       return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -202,8 +204,11 @@ template <typename T> struct LoadVisitor {
     return cudaFuncGetAttributes(&attributes, kernel);
   }
   template <int Op, int kKind> static cudaError_t load_kind() {
-    cudaError_t error = load(allreduce_kernel<T, Op, kKind>, kKind == kTmaKernel);
-    return error != cudaSuccess ? error : load(allreduce_emulated_kernel<T, Op, kKind>, kKind == kTmaKernel);
+    if constexpr (kEmulated) {
+      return load(allreduce_emulated_kernel<T, Op, kKind>, kKind == kTmaKernel);
+    } else {
+      return load(allreduce_kernel<T, Op, kKind>, kKind == kTmaKernel);
+    }
   }
   template <int Op> cudaError_t run() const {
     cudaError_t error = load_kind<Op, kPlainKernel>();
@@ -215,18 +220,18 @@ template <typename T> struct LoadVisitor {
 };
 
 // CTAs per SM of the kernel(s) an algorithm runs; for the push one-shot, the fewer of its two.
-template <typename T> struct OccupancyVisitor {
-  bool emulated;
+template <typename T, bool kEmulated> struct OccupancyVisitor {
   int algo;
   int *blocks_per_sm;
   template <int Op, int kKind> cudaError_t query(int *blocks) const {
     size_t shared = kKind == kTmaKernel ? kTmaSharedBytes : 0;
-    if (emulated) {
+    if constexpr (kEmulated) {
       return cudaOccupancyMaxActiveBlocksPerMultiprocessor(
           blocks, allreduce_emulated_kernel<T, Op, kKind>, NVLAR_THREADS, shared);
+    } else {
+      return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks, allreduce_kernel<T, Op, kKind>,
+                                                           NVLAR_THREADS, shared);
     }
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks, allreduce_kernel<T, Op, kKind>,
-                                                         NVLAR_THREADS, shared);
   }
   template <int Op> cudaError_t run() const {
     if (algo == NVLAR_ALGO_TMA) return query<Op, kTmaKernel>(blocks_per_sm);
@@ -243,16 +248,31 @@ template <typename T> struct OccupancyVisitor {
 }  // namespace nvlar
 
 // One instantiation unit per element type keeps each nvcc run small and lets the build run
-// them in parallel (kernels/allreduce_<type>.cu).
-#define NVLAR_DEFINE_TYPED_LAUNCH(suffix, T)                                                 \
-  cudaError_t nvlar_allreduce_launch_##suffix(const nvlar_allreduce_args *ranks, int nranks, \
-                                              bool emulated, cudaStream_t stream) {          \
-    return nvlar::with_op(ranks[0].op, nvlar::LaunchVisitor<T>{ranks, nranks, emulated, stream}); \
-  }                                                                                          \
-  cudaError_t nvlar_allreduce_load_##suffix(int op) {                                       \
-    return nvlar::with_op(op, nvlar::LoadVisitor<T>{});                                      \
-  }                                                                                          \
-  cudaError_t nvlar_allreduce_occupancy_##suffix(int op, bool emulated, int algo,            \
-                                                 int *blocks_per_sm) {                        \
-    return nvlar::with_op(op, nvlar::OccupancyVisitor<T>{emulated, algo, blocks_per_sm});   \
+// them in parallel (kernels/allreduce_<type>.cu, each built twice: for libnvlar, and with
+// NVLAR_EMULATED_BUILD=1 for the emulation library). The entry points are declared in
+// allreduce_launch.h.
+#if NVLAR_EMULATED_BUILD
+#define NVLAR_DEFINE_TYPED_LAUNCH(suffix, T)                                                   \
+  cudaError_t nvlar_emulated_launch_##suffix(const nvlar_allreduce_args *ranks, int nranks,    \
+                                             cudaStream_t stream) {                            \
+    return nvlar::with_op(ranks[0].op, nvlar::LaunchVisitor<T, true>{ranks, nranks, stream});  \
+  }                                                                                            \
+  cudaError_t nvlar_emulated_load_##suffix(int op) {                                           \
+    return nvlar::with_op(op, nvlar::LoadVisitor<T, true>{});                                  \
+  }                                                                                            \
+  cudaError_t nvlar_emulated_occupancy_##suffix(int op, int algo, int *blocks_per_sm) {        \
+    return nvlar::with_op(op, nvlar::OccupancyVisitor<T, true>{algo, blocks_per_sm});          \
   }
+#else
+#define NVLAR_DEFINE_TYPED_LAUNCH(suffix, T)                                                   \
+  cudaError_t nvlar_allreduce_launch_##suffix(const nvlar_allreduce_args *args,                \
+                                              cudaStream_t stream) {                           \
+    return nvlar::with_op(args->op, nvlar::LaunchVisitor<T, false>{args, 1, stream});          \
+  }                                                                                            \
+  cudaError_t nvlar_allreduce_load_##suffix(int op) {                                          \
+    return nvlar::with_op(op, nvlar::LoadVisitor<T, false>{});                                 \
+  }                                                                                            \
+  cudaError_t nvlar_allreduce_occupancy_##suffix(int op, int algo, int *blocks_per_sm) {       \
+    return nvlar::with_op(op, nvlar::OccupancyVisitor<T, false>{algo, blocks_per_sm});         \
+  }
+#endif

@@ -113,13 +113,10 @@ cudaError_t nvlar_allreduce_check(const struct nvlar_allreduce_args *args);
 /* Launches one rank's kernel on `stream` (grid: args->nblocks CTAs of NVLAR_THREADS). */
 cudaError_t nvlar_allreduce_launch(const struct nvlar_allreduce_args *args, cudaStream_t stream);
 
-/* Emulation on one GPU: all ranks of one call in a single launch, CTA (b, r) of the grid
- * running CTA b of rank r. All nranks * nblocks CTAs must fit on the GPU at once, or the
- * barriers wait for CTAs that cannot start (and time out). */
-cudaError_t nvlar_allreduce_launch_emulated(const struct nvlar_allreduce_args *ranks, int nranks,
-                                            cudaStream_t stream);
+/* (Ranks emulated on one GPU, for tests and the benchmark: nvlar_emulation.h, a separate
+ * library that libnvlar does not contain.) */
 
-/* Loads every all-reduce kernel (and the empty kernel) onto the current device without
+/* Loads every all-reduce kernel onto the current device without
  * launching anything, and gives the TMA kernels their shared memory there: call it once per
  * device before launching NVLAR_ALGO_TMA on it, and before the first launch wherever ranks
  * that wait for each other are launched from one thread or share one GPU: under CUDA's lazy
@@ -128,16 +125,9 @@ cudaError_t nvlar_allreduce_launch_emulated(const struct nvlar_allreduce_args *r
  * launch comes after the load. */
 cudaError_t nvlar_kernels_load(void);
 
-/* How many CTAs of the all-reduce kernel for this algorithm, type and op fit on one
- * multiprocessor at once (emulated: the single-launch variant). Emulation needs
- * nranks * nblocks <= this times the multiprocessor count; a real rank needs nblocks <= it
- * times the count. */
-cudaError_t nvlar_allreduce_occupancy(int algo, int datatype, int op, int emulated,
-                                      int *blocks_per_sm);
-
-/* An empty kernel with the same grid as a call of `nblocks` CTAs for `nranks` emulated ranks:
- * the launch floor that the benchmark reports next to each kernel. */
-cudaError_t nvlar_empty_launch(int nblocks, int nranks, cudaStream_t stream);
+/* How many CTAs of a rank's all-reduce kernel for this algorithm, type and op fit on one
+ * multiprocessor at once: a rank needs nblocks <= this times the multiprocessor count. */
+cudaError_t nvlar_allreduce_occupancy(int algo, int datatype, int op, int *blocks_per_sm);
 
 /* Peer-mapping probe: writes `pattern` to `target` (memory of this GPU or of a peer mapped
  * into this process), makes the store visible system-wide, reads the word back from `target`

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "nvlar_emulation.h"
 #include "nvlar_kernels.h"
 #include "params.h"
 #include "peer_buffers.h"
@@ -305,6 +306,7 @@ static int bench_emulated(struct options o) {
   struct cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   CHECK_CUDA(nvlar_kernels_load()); /* before any launch: the TMA kernels' shared memory */
+  CHECK_CUDA(nvlar_emulated_kernels_load());
   const int arch = prop.major * 10 + prop.minor;
   struct bench b;
   memset(&b, 0, sizeof(b));
@@ -323,7 +325,7 @@ static int bench_emulated(struct options o) {
   int fits[NVLAR_ALGO_COUNT];
   for (int algo = 0; algo < NVLAR_ALGO_COUNT; algo++) {
     int per_sm = 0;
-    CHECK_CUDA(nvlar_allreduce_occupancy(algo, o.datatype, o.op, 1, &per_sm));
+    CHECK_CUDA(nvlar_emulated_occupancy(algo, o.datatype, o.op, &per_sm));
     fits[algo] = per_sm * prop.multiProcessorCount / b.nranks;
     if (fits[algo] > NVLAR_MAX_BLOCKS) fits[algo] = NVLAR_MAX_BLOCKS;
   }

@@ -7,14 +7,14 @@
 #define GUARD_OFFSET 256 /* user buffers start here: past CHECK_GUARD_BYTES, 256-aligned */
 
 /* CTAs per SM of the emulated kernel of `algo` for its most demanding instantiation, which
- * bounds every case (fp64 max is as heavy as any). The pull kernels share one instantiation. */
+ * bounds every case (fp64 max is as heavy as any). */
 static cudaError_t fewest_blocks_per_sm(int algo, int *fewest) {
   cudaError_t error = cudaSuccess;
   *fewest = 1 << 30;
   for (int type = 0; type < 12 && error == cudaSuccess; type++) {
     for (int op = 0; op < 5 && error == cudaSuccess; op++) {
       int blocks = 0;
-      error = nvlar_allreduce_occupancy(algo, type, op, 1, &blocks);
+      error = nvlar_emulated_occupancy(algo, type, op, &blocks);
       if (blocks < *fewest) *fewest = blocks;
     }
   }
@@ -31,9 +31,11 @@ cudaError_t emulation_create(struct emulation *e, int nranks, size_t staging_byt
   /* Ranks on separate streams wait for each other: no kernel may load lazily at its first
    * launch, since loading can wait for the GPU to go idle (nvlar_kernels_load). */
   if (error == cudaSuccess) error = nvlar_kernels_load();
+  if (error == cudaSuccess) error = nvlar_emulated_kernels_load();
   if (error == cudaSuccess) error = check_load();
-  if (error == cudaSuccess) error = fewest_blocks_per_sm(NVLAR_ALGO_ONESHOT, &e->blocks_per_sm_limit);
-  if (error == cudaSuccess) error = fewest_blocks_per_sm(NVLAR_ALGO_TMA, &e->tma_blocks_per_sm);
+  for (int algo = 0; algo < NVLAR_ALGO_COUNT && error == cudaSuccess; algo++) {
+    error = fewest_blocks_per_sm(algo, &e->blocks_per_sm[algo]);
+  }
   for (int r = 0; r < nranks && error == cudaSuccess; r++) {
     error = nvlar_buffers_create(&e->buffers[r], staging_bytes);
     if (error == cudaSuccess) nvlar_buffers_view(&e->buffers[r], &e->views[r]);
@@ -99,7 +101,7 @@ void emulation_args(const struct emulation *e, int rank, int algo, int datatype,
 }
 
 int emulation_max_blocks(const struct emulation *e, int nranks, int algo) {
-  int per_sm = algo == NVLAR_ALGO_TMA ? e->tma_blocks_per_sm : e->blocks_per_sm_limit;
+  int per_sm = e->blocks_per_sm[algo];
   int fit = per_sm * e->multiprocessors / nranks;
   return fit > NVLAR_MAX_BLOCKS ? NVLAR_MAX_BLOCKS : fit;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "allreduce_check.h"
+#include "nvlar_emulation.h"
 #include "nvlar_kernels.h"
 #include "peer_buffers.h"
 
@@ -20,8 +21,9 @@ struct emulation {
   unsigned char *output[NVLAR_MAX_RANKS];
   size_t data_bytes;
   uint64_t timeout_ns;                    /* from NVLAR_TIMEOUT_MS */
-  int blocks_per_sm_limit, multiprocessors;
-  int tma_blocks_per_sm;                  /* the TMA two-shot's (one: its shared memory) */
+  int multiprocessors;
+  int blocks_per_sm[NVLAR_ALGO_COUNT];    /* per algorithm, its heaviest instantiation (the
+                                             TMA two-shot: one, for its shared memory) */
 };
 
 /* Returns cudaSuccess or the first CUDA error. max_data_bytes: the largest message. */

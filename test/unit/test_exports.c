@@ -128,11 +128,36 @@ static void test_no_link_time_nccl(void **state) {
   assert_false(needs_cuda);
 }
 
+/* The kernels of ranks emulated on one GPU (tests, benchmark) are not in the shared object:
+ * its symbol table (all symbols, hidden ones included) names the real ranks' launcher and
+ * kernels but no emulated launcher or kernel. */
+static void test_no_emulation_inside(void **state) {
+  (void)state;
+  char command[4200];
+  snprintf(command, sizeof(command), "nm -C '%s'", NVLAR_TEST_LIBNVLAR);
+  FILE *pipe = popen(command, "r");
+  assert_non_null(pipe);
+  char line[4096];
+  int real_launcher = 0, real_kernels = 0, emulated = 0;
+  while (fgets(line, sizeof(line), pipe) != NULL) {
+    if (strstr(line, " nvlar_allreduce_launch\n") != NULL) real_launcher++;
+    if (strstr(line, "nvlar::allreduce_kernel<") != NULL) real_kernels++;
+    if (strstr(line, "allreduce_emulated_kernel") != NULL || strstr(line, "_emulated") != NULL) {
+      emulated++;
+    }
+  }
+  assert_int_equal(pclose(pipe), 0);
+  assert_int_equal(real_launcher, 1);
+  assert_true(real_kernels > 0);
+  assert_int_equal(emulated, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_nccl_export_is_ours),
       cmocka_unit_test(test_nothing_else_is_exported),
       cmocka_unit_test(test_no_link_time_nccl),
+      cmocka_unit_test(test_no_emulation_inside),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
