@@ -45,6 +45,23 @@ with tempfile.TemporaryDirectory() as tmp:
         print("compare-nccl-tests, wrong results not caught:", result.returncode, result.stderr)
         failures += 1
 
+    # The same table from two logs made earlier.
+    logs = []
+    for preload in ("", libnvlar):
+        env.pop("FAKE_WRONG", None)
+        env["LD_PRELOAD"] = preload
+        log = os.path.join(tmp, f"log{len(logs)}.txt")
+        with open(log, "w") as f:
+            f.write(subprocess.run([fake], capture_output=True, text=True, env=env).stdout)
+        logs.append(log)
+    env.pop("LD_PRELOAD", None)
+    result = subprocess.run([compare, "--from-logs", logs[0], logs[1], "--out", prefix + "-logs"],
+                            capture_output=True, text=True, env=env)
+    table = open(prefix + "-logs.md").read() if os.path.exists(prefix + "-logs.md") else ""
+    if result.returncode != 0 or "| 512 | 20.00 | 10.00 | 0.500 | 22.00 | 11.00 | 0.500 |" not in table:
+        print("compare-nccl-tests --from-logs:", result.returncode, result.stdout, result.stderr, table)
+        failures += 1
+
     # Any interpreter here that has matplotlib (Debian's python3-matplotlib goes with
     # /usr/bin/python3, which need not be the python3 first on PATH).
     interpreter = None
