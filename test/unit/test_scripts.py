@@ -101,8 +101,23 @@ with tempfile.TemporaryDirectory() as tmp:
         if result.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) < 1000:
             print("plot --sweep:", result.returncode, result.stderr)
             failures += 1
+        real_sweep_csv = os.path.join(tmp, "real-sweep.csv")
+        with open(real_sweep_csv, "w") as f:
+            f.write("device,ngpus,dtype,op,bytes,count,kernel,ctas,mode,nvlar_us,nccl_us,ratio,"
+                    "nvlar_algbw,nvlar_busbw,nccl_algbw,nccl_busbw\n")
+            for size in (1 << 20, 1 << 30):
+                for ctas in (1, 2, 4):
+                    for mode in ("eager", "graph"):
+                        f.write(f"GPU,2,bfloat16,sum,{size},{size // 2},pushtwoshot,{ctas},{mode},"
+                                f"10,5,2,{ctas * 10},{ctas * 10},20,20\n")
+        result = subprocess.run([interpreter, plot, "--sweep", real_sweep_csv, "--out",
+                                 os.path.join(tmp, "r")], capture_output=True, text=True)
+        path = os.path.join(tmp, "r-ctas.png")
+        if result.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) < 1000:
+            print("plot --sweep (real):", result.returncode, result.stderr)
+            failures += 1
         if failures == 0:
-            print(f"plot: the three PNGs written ({interpreter})")
+            print(f"plot: the four PNGs written ({interpreter})")
     # bench-table: the size, sweep and PDL tables of one emulated CSV.
     emulated = os.path.join(tmp, "emulated.csv")
     with open(emulated, "w") as f:
