@@ -19,7 +19,33 @@ struct tuner_context {
   nvlar_nccl_logger log;
   const struct nvlar_tuning_table *table;
   bool step_aside; /* NCCL_ALGO or NCCL_PROTO set: the user's choice wins */
+  /* Rows whose decision (applied, or not available here) was logged at INFO: each once per
+   * communicator, so the log says what the plugin did without a line per call. */
+  bool row_logged[NVLAR_TUNING_MAX_ROWS][2];
 };
+
+/* Logs, once per row and outcome, that a row decided a call (`applied`) or named an
+ * algorithm/protocol that NCCL does not offer here. */
+static void note_decision(struct tuner_context *ctx, const struct nvlar_tuning_row *row, int coll,
+                          size_t bytes, bool applied) {
+  int index = (int)(row - ctx->table->rows);
+  if (ctx->log == NULL || index < 0 || index >= NVLAR_TUNING_MAX_ROWS || ctx->row_logged[index][applied]) {
+    return;
+  }
+  ctx->row_logged[index][applied] = true;
+  if (applied) {
+    ctx->log(NVLAR_NCCL_LOG_INFO, NVLAR_NCCL_LOG_SUBSYS_TUNING, __FILE__, __LINE__,
+             LOG_PREFIX "line %d: %s of %zu bytes (and the rest of the row's range) gets %s/%s, "
+             "channels %s", row->line, nvlar_tuning_collective_name(coll), bytes,
+             nvlar_tuning_algo_name(row->algo), nvlar_tuning_proto_name(row->proto),
+             row->count > 0 ? "as the row says" : "as NCCL chooses");
+  } else {
+    ctx->log(NVLAR_NCCL_LOG_INFO, NVLAR_NCCL_LOG_SUBSYS_TUNING, __FILE__, __LINE__,
+             LOG_PREFIX "line %d: %s/%s not available for %s here; NCCL decides", row->line,
+             nvlar_tuning_algo_name(row->algo), nvlar_tuning_proto_name(row->proto),
+             nvlar_tuning_collective_name(coll));
+  }
+}
 
 static ncclResult_t tuner_init(size_t nranks, size_t nnodes, nvlar_nccl_logger log, void **context) {
   struct tuner_context *ctx = calloc(1, sizeof(*ctx));
@@ -62,15 +88,12 @@ static void choose(struct tuner_context *ctx, int coll, size_t bytes, float **co
   if (row == NULL || cost_table == NULL || row->algo >= num_algo || row->proto >= num_proto) return;
   float *cost = (float *)cost_table + row->algo * num_proto + row->proto;
   if (*cost == NVLAR_ALGO_PROTO_IGNORE) {
-    if (ctx->log != NULL) {
-      ctx->log(NVLAR_NCCL_LOG_TRACE, NVLAR_NCCL_LOG_SUBSYS_TUNING, __FILE__, __LINE__,
-               LOG_PREFIX "line %d: %s/%s not available here; NCCL decides", row->line,
-               nvlar_tuning_algo_name(row->algo), nvlar_tuning_proto_name(row->proto));
-    }
+    note_decision(ctx, row, coll, bytes, false);
     return;
   }
   *cost = 0.0f;
   if (row->count > 0 && channels != NULL) *channels = row->count;
+  note_decision(ctx, row, coll, bytes, true);
 }
 
 static ncclResult_t tuner_finish(void *context) {
@@ -125,10 +148,14 @@ static ncclResult_t get_coll_info_v2(void *context, int coll, size_t bytes, int 
   if (row == NULL) return ncclSuccess;
   bool collnet = row->algo == NVLAR_ALGO_COLLNET_DIRECT || row->algo == NVLAR_ALGO_COLLNET_CHAIN;
   bool nvls = row->algo == NVLAR_ALGO_NVLS || row->algo == NVLAR_ALGO_NVLS_TREE;
-  if ((collnet && !collnet_support) || (nvls && !nvls_support)) return ncclSuccess;
+  if ((collnet && !collnet_support) || (nvls && !nvls_support)) {
+    note_decision(context, row, coll, bytes, false);
+    return ncclSuccess;
+  }
   *algorithm = row->algo;
   *protocol = row->proto;
   if (row->count > 0) *channels = row->count;
+  note_decision(context, row, coll, bytes, true);
   return ncclSuccess;
 }
 

@@ -44,6 +44,10 @@ static const char *const collective_names[] = {"broadcast", "reduce", "allgather
 const char *nvlar_tuning_algo_name(int algo) {
   return algo >= 0 && algo < COUNT_OF(algo_names) ? algo_names[algo] : "?";
 }
+const char *nvlar_tuning_collective_name(int collective) {
+  if (collective == -1) return "*";
+  return collective >= 0 && collective < COUNT_OF(collective_names) ? collective_names[collective] : "?";
+}
 const char *nvlar_tuning_kernel_name(int kernel) {
   return kernel == NVLAR_KERNEL_NCCL ? "nccl" : nvlar_algo_name(kernel);
 }

@@ -69,6 +69,8 @@ const struct nvlar_tuning_table *nvlar_tuning_table(void);
 
 /* Names used by the format, for messages and tools. */
 const char *nvlar_tuning_algo_name(int algo);
+/* "allreduce", ... for NCCL's ncclFunc_t value, "*" for -1 (any), "?" otherwise. */
+const char *nvlar_tuning_collective_name(int collective);
 const char *nvlar_tuning_proto_name(int proto);
 
 #endif

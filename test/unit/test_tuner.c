@@ -145,12 +145,13 @@ static const char *plugin_table =
     "nccl * 0-inf * * ring ll128\n";
 
 static void *plugin;
-static int log_lines;
+static int log_lines, decision_lines;
 
 static void logger(nvlar_nccl_log_level level, unsigned long flags, const char *file, int line,
                    const char *fmt, ...) {
-  (void)level, (void)flags, (void)file, (void)line;
+  (void)flags, (void)file, (void)line;
   if (strncmp(fmt, "TUNER/nvlar: ", 13) == 0) log_lines++;
+  if (level == NVLAR_NCCL_LOG_INFO && strncmp(fmt, "TUNER/nvlar: line ", 18) == 0) decision_lines++;
 }
 
 static int open_plugin(void **state) {
@@ -232,10 +233,16 @@ static void test_plugin_v5(void **state) {
   nvlar_tuner_constants_v5 constants;
   memset(&constants, 0, sizeof(constants));
   log_lines = 0;
+  decision_lines = 0;
   assert_int_equal(tuner->init(&ctx, 77, 8, 1, logger, &domains, &constants), ncclSuccess);
   assert_non_null(ctx);
   assert_true(log_lines >= 1);
   check_v4_semantics(tuner->getCollInfo, ctx);
+  /* One INFO line per row and outcome: rows 1 and 2 applied, row 3 not available here, row 4
+   * applied (to three collectives); the same calls again add none. */
+  assert_int_equal(decision_lines, 4);
+  check_v4_semantics(tuner->getCollInfo, ctx);
+  assert_int_equal(decision_lines, 4);
   assert_int_equal(tuner->finalize(ctx), ncclSuccess);
   /* Two nodes: the one-node row no longer matches, the catch-all does. */
   assert_int_equal(tuner->init(&ctx, 78, 16, 2, logger, &domains, &constants), ncclSuccess);
