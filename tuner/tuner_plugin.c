@@ -5,6 +5,7 @@
  * ncclTunerPlugin_v5 ... _v2 at the end are thin adapters, as NCCL loads the newest it finds.
  * Every callback returns ncclSuccess: an error from a tuner would fail the user's collective
  * (or communicator init), and a tuner can always decline by leaving NCCL's table alone. */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -20,8 +21,9 @@ struct tuner_context {
   const struct nvlar_tuning_table *table;
   bool step_aside; /* NCCL_ALGO or NCCL_PROTO set: the user's choice wins */
   /* Rows whose decision (applied, or not available here) was logged at INFO: each once per
-   * communicator, so the log says what the plugin did without a line per call. */
-  bool row_logged[NVLAR_TUNING_MAX_ROWS][2];
+   * communicator, so the log says what the plugin did without a line per call. Atomic: NCCL
+   * may ask from more than one thread. */
+  atomic_bool row_logged[NVLAR_TUNING_MAX_ROWS][2];
 };
 
 /* Logs, once per row and outcome, that a row decided a call (`applied`) or named an
@@ -29,10 +31,10 @@ struct tuner_context {
 static void note_decision(struct tuner_context *ctx, const struct nvlar_tuning_row *row, int coll,
                           size_t bytes, bool applied) {
   int index = (int)(row - ctx->table->rows);
-  if (ctx->log == NULL || index < 0 || index >= NVLAR_TUNING_MAX_ROWS || ctx->row_logged[index][applied]) {
+  if (ctx->log == NULL || index < 0 || index >= NVLAR_TUNING_MAX_ROWS ||
+      atomic_exchange(&ctx->row_logged[index][applied], true)) {
     return;
   }
-  ctx->row_logged[index][applied] = true;
   if (applied) {
     ctx->log(NVLAR_NCCL_LOG_INFO, NVLAR_NCCL_LOG_SUBSYS_TUNING, __FILE__, __LINE__,
              LOG_PREFIX "line %d: %s of %zu bytes (and the rest of the row's range) gets %s/%s, "
