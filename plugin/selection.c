@@ -31,6 +31,13 @@ static int runnable_algo(int algo, int arch, size_t bytes) {
   return algo;
 }
 
+int nvlar_forced_value(int algo) {
+  for (int forced = NVLAR_FORCE_AUTO + 1; forced < NVLAR_FORCE_NCCL; forced++) {
+    if (forced_algos[forced] == algo) return forced;
+  }
+  return NVLAR_FORCE_AUTO;
+}
+
 struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes) {
   struct nvlar_choice choice = {false, NVLAR_ALGO_ONESHOT, 1};
   if (policy->forced == NVLAR_FORCE_NCCL || bytes == 0) return choice;

@@ -41,4 +41,7 @@ struct nvlar_choice {
 
 struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes);
 
+/* The NVLAR_ALGO value that forces `algo` (enum nvlar_algo), or NVLAR_FORCE_AUTO if none. */
+int nvlar_forced_value(int algo);
+
 #endif

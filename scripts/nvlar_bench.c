@@ -91,12 +91,8 @@ static int find_name(const char *const *names, int n, const char *text) {
 static int parse_options(int argc, char **argv, struct options *o) {
   memset(o, 0, sizeof(*o));
   o->datatype = 7;
-  o->algos[0] = NVLAR_ALGO_ONESHOT;
-  o->algos[1] = NVLAR_ALGO_TWOSHOT;
-  o->algos[2] = NVLAR_ALGO_PUSH;
-  o->algos[3] = NVLAR_ALGO_TMA;
-  o->algos[4] = NVLAR_ALGO_PUSH_TWOSHOT;
-  o->nalgos = 5;
+  for (int algo = 0; algo < NVLAR_ALGO_COUNT; algo++) o->algos[algo] = algo; /* all */
+  o->nalgos = NVLAR_ALGO_COUNT;
   o->pdl = (int)nvlar_param_number(NVLAR_P_PDL);
   o->min_bytes = 8;
   o->max_bytes = 256u << 20;
@@ -268,9 +264,7 @@ static int default_blocks(int algo, size_t bytes, int fit, int nranks, int arch)
     /* Routing's own rule (plugin/selection.c), capped at what fits here. */
     struct nvlar_policy policy = {
         .nranks = nranks, .arch = arch,
-        .forced = algo == NVLAR_ALGO_TMA    ? NVLAR_FORCE_TMA
-                  : algo == NVLAR_ALGO_PUSH ? NVLAR_FORCE_PUSH
-                                            : NVLAR_FORCE_PUSH_TWOSHOT,
+        .forced = nvlar_forced_value(algo),
         .max_bytes = 0, .max_blocks = fit, .table = NULL};
     return nvlar_select(&policy, bytes).nblocks;
   }

@@ -181,6 +181,18 @@ static void test_default_ctas(void **state) {
   }
 }
 
+/* nvlar_forced_value is the inverse of forcing: the value that selects each algorithm. */
+static void test_forced_value_round_trip(void **state) {
+  (void)state;
+  for (int algo = 0; algo < NVLAR_ALGO_COUNT; algo++) {
+    int forced = nvlar_forced_value(algo);
+    assert_int_equal(forced, forced_value(desc(algo)->name));
+    struct nvlar_policy policy = policy_for(forced, NULL, NEWEST_ARCH);
+    assert_int_equal(nvlar_select(&policy, 1).algo, algo);
+  }
+  assert_int_equal(nvlar_forced_value(NVLAR_ALGO_COUNT), NVLAR_FORCE_AUTO);
+}
+
 /* NVLAR_CTAS replaces every rule and tuning row's count, within the SM cap. */
 static void test_forced_ctas(void **state) {
   (void)state;
@@ -204,6 +216,7 @@ int main(void) {
       cmocka_unit_test(test_selection_demotes_as_described),
       cmocka_unit_test(test_default_ctas),
       cmocka_unit_test(test_forced_ctas),
+      cmocka_unit_test(test_forced_value_round_trip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
