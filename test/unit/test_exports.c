@@ -19,12 +19,18 @@ struct symbol_list {
   char *names[MAX_SYMBOLS];
 };
 
-/* Defined dynamic symbols of `library`, as `nm -D --defined-only` lists them. */
-static void read_exports(const char *library, struct symbol_list *list) {
+/* Runs `tool` (a command and its options) on `library`; its standard output. */
+static FILE *run_on(const char *tool, const char *library) {
   char command[4200];
-  snprintf(command, sizeof(command), "nm -D --defined-only '%s'", library);
+  snprintf(command, sizeof(command), "%s '%s'", tool, library);
   FILE *pipe = popen(command, "r");
   assert_non_null(pipe);
+  return pipe;
+}
+
+/* Defined dynamic symbols of `library`, as `nm -D --defined-only` lists them. */
+static void read_exports(const char *library, struct symbol_list *list) {
+  FILE *pipe = run_on("nm -D --defined-only", library);
   list->count = 0;
   char line[512];
   while (fgets(line, sizeof(line), pipe) != NULL && list->count < MAX_SYMBOLS) {
@@ -110,10 +116,7 @@ static void test_nothing_else_is_exported(void **state) {
  * application's own. */
 static void test_no_link_time_nccl(void **state) {
   (void)state;
-  char command[4200];
-  snprintf(command, sizeof(command), "objdump -p '%s'", NVLAR_TEST_LIBNVLAR);
-  FILE *pipe = popen(command, "r");
-  assert_non_null(pipe);
+  FILE *pipe = run_on("objdump -p", NVLAR_TEST_LIBNVLAR);
   char line[512];
   int needed = 0, needs_nccl = 0, needs_cuda = 0;
   while (fgets(line, sizeof(line), pipe) != NULL) {
@@ -133,10 +136,7 @@ static void test_no_link_time_nccl(void **state) {
  * kernels but no emulated launcher or kernel. */
 static void test_no_emulation_inside(void **state) {
   (void)state;
-  char command[4200];
-  snprintf(command, sizeof(command), "nm -C '%s'", NVLAR_TEST_LIBNVLAR);
-  FILE *pipe = popen(command, "r");
-  assert_non_null(pipe);
+  FILE *pipe = run_on("nm -C", NVLAR_TEST_LIBNVLAR);
   char line[4096];
   int real_launcher = 0, real_kernels = 0, emulated = 0;
   while (fgets(line, sizeof(line), pipe) != NULL) {
