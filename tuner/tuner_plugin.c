@@ -5,8 +5,10 @@
  * ncclTunerPlugin_v5 ... _v2 at the end are thin adapters, as NCCL loads the newest it finds.
  * Every callback returns ncclSuccess: an error from a tuner would fail the user's collective
  * (or communicator init), and a tuner can always decline by leaving NCCL's table alone. */
+#include <cuda_runtime_api.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "export.h"
@@ -17,6 +19,7 @@
 
 struct tuner_context {
   size_t nranks, nnodes;
+  int arch; /* of the GPU current at init (NCCL inits a tuner on the communicator's GPU); 0: unknown */
   nvlar_nccl_logger log;
   const struct nvlar_tuning_table *table;
   bool step_aside; /* NCCL_ALGO or NCCL_PROTO set: the user's choice wins */
@@ -49,6 +52,19 @@ static void note_decision(struct tuner_context *ctx, const struct nvlar_tuning_r
   }
 }
 
+/* Compute capability x 10 of the current GPU, or 0 if CUDA cannot say: then rows measured on a
+ * given architecture (arch=A) do not apply, only rows for any. */
+static int current_device_arch(void) {
+  int device = -1, major = 0, minor = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    (void)cudaGetLastError(); /* leave no sticky error for the application to find */
+    return 0;
+  }
+  return major * 10 + minor;
+}
+
 static ncclResult_t tuner_init(size_t nranks, size_t nnodes, nvlar_nccl_logger log, void **context) {
   struct tuner_context *ctx = calloc(1, sizeof(*ctx));
   *context = ctx;
@@ -62,14 +78,17 @@ static ncclResult_t tuner_init(size_t nranks, size_t nnodes, nvlar_nccl_logger l
   ctx->nranks = nranks;
   ctx->nnodes = nnodes;
   ctx->log = log;
+  ctx->arch = current_device_arch();
   ctx->table = nvlar_tuning_table();
   ctx->step_aside = getenv("NCCL_ALGO") != NULL || getenv("NCCL_PROTO") != NULL;
   int nccl_rows = 0;
   for (int i = 0; i < ctx->table->nrows; i++) nccl_rows += ctx->table->rows[i].kind == NVLAR_ROW_NCCL;
   if (log != NULL) {
+    char arch[32] = "GPU architecture unknown";
+    if (ctx->arch > 0) snprintf(arch, sizeof(arch), "sm_%d", ctx->arch);
     log(NVLAR_NCCL_LOG_INFO, NVLAR_NCCL_LOG_SUBSYS_INIT | NVLAR_NCCL_LOG_SUBSYS_TUNING, __FILE__,
-        __LINE__, LOG_PREFIX "%zu ranks, %zu nodes, table %s with %d nccl rows%s", nranks, nnodes,
-        ctx->table->source, nccl_rows,
+        __LINE__, LOG_PREFIX "%zu ranks, %zu nodes, %s, table %s with %d nccl rows%s", nranks,
+        nnodes, arch, ctx->table->source, nccl_rows,
         ctx->step_aside ? "; NCCL_ALGO or NCCL_PROTO is set, so nvlar leaves NCCL's choice alone" : "");
   }
   return ncclSuccess;
@@ -79,7 +98,8 @@ static ncclResult_t tuner_init(size_t nranks, size_t nnodes, nvlar_nccl_logger l
 static const struct nvlar_tuning_row *matching_row(const struct tuner_context *ctx, int coll,
                                                    size_t bytes) {
   if (ctx == NULL || ctx->step_aside) return NULL;
-  return nvlar_tuning_find_nccl(ctx->table, coll, bytes, (int)ctx->nranks, (int)ctx->nnodes);
+  return nvlar_tuning_find_nccl(ctx->table, coll, bytes, (int)ctx->nranks, (int)ctx->nnodes,
+                                ctx->arch);
 }
 
 /* Marks the row's algorithm/protocol as free in NCCL's cost table (NCCL picks the cheapest),

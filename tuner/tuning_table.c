@@ -11,10 +11,12 @@
 #include "log.h"
 #include "params.h"
 
-/* Provisional until measured on NVLink (docs/tuning.md): peers' published thresholds and the
- * emulated measurements of docs/results.md (push rows: where the push one-shot beat the pull
- * one-shot with 2 to 8 emulated ranks on an H100). No nccl rows: without measurements nvlar leaves
- * NCCL's own choice alone. */
+/* 2 ranks on sm_90: measured on two H200s (docs/tuning.md, docs/results.md): nvlar's rows by
+ * nvlar-bench and scripts/tune, the nccl rows by scripts/tune --nccl-tests, each kept only where
+ * two separate checks through the plugin confirmed it. Other rank counts: provisional, from
+ * peers' published thresholds and the emulated measurements of docs/results.md (push rows: where
+ * the push one-shot beat the pull one-shot with 2 to 8 emulated ranks on an H100); no nccl rows
+ * there: without measurements nvlar leaves NCCL's own choice alone. */
 const char nvlar_tuning_builtin[] =
     "# nvlar built-in tuning table\n"
     "# 2 ranks on sm_90: measured on two H200s with NVLink (docs/results.md, \"Two H200s\")\n"
@@ -27,7 +29,15 @@ const char nvlar_tuning_builtin[] =
     "nvlar 0-512K    2-4 * oneshot\n"
     "nvlar 0-256K    5-8 * oneshot\n"
     "nvlar 0-16M     2-8 * twoshot\n"
-    "nvlar 16M-inf   *   * nccl\n";
+    "nvlar 16M-inf   *   * nccl\n"
+    "# NCCL's own collectives, 2 ranks on one node, sm_90: measured with nccl-tests on two H200s\n"
+    "# (NVLink, NCCL 2.28.9; docs/results.md, \"The tuner plugin on two H200s\")\n"
+    "nccl allreduce 1048577-2M     2 1 ring ll    channels=32 arch=sm90\n"
+    "nccl allreduce 2097153-4M     2 1 ring ll128 channels=32 arch=sm90\n"
+    "nccl allreduce 536870913-inf  2 1 tree simple arch=sm90\n"
+    "nccl allgather 1048577-8M     2 1 ring ll128 channels=32 arch=sm90\n"
+    "nccl broadcast 1048577-2M     2 1 ring ll    channels=32 arch=sm90\n"
+    "nccl broadcast 2097153-4M     2 1 ring ll128 arch=sm90\n";
 
 static const char *const algo_names[] = {"tree", "ring", "collnet_direct", "collnet_chain",
                                          "nvls", "nvls_tree", "pat"};
@@ -154,6 +164,9 @@ static uint64_t hash_bytes(uint64_t hash, const void *data, size_t size) {
   return hash;
 }
 
+/* The longest row: nccl COLLECTIVE BYTES RANKS NODES ALGO PROTO channels=N arch=A. */
+#define MAX_FIELDS 9
+
 /* Parses one line's fields into `row`; returns NULL or the reason it is malformed. */
 static const char *parse_row(char **fields, int n, struct nvlar_tuning_row *row) {
   if (strcasecmp(fields[0], "nvlar") == 0) {
@@ -167,8 +180,9 @@ static const char *parse_row(char **fields, int n, struct nvlar_tuning_row *row)
     if (n == 6 && !parse_count(fields[5], "ctas", 128, &row->count)) return "bad ctas=N (1 to 128)";
   } else if (strcasecmp(fields[0], "nccl") == 0) {
     row->kind = NVLAR_ROW_NCCL;
-    if (n != 7 && n != 8) {
-      return "an nccl row has 6 or 7 fields: COLLECTIVE BYTES RANKS NODES ALGO PROTO [channels=N]";
+    if (n < 7 || n > 9) {
+      return "an nccl row has 6 to 8 fields: COLLECTIVE BYTES RANKS NODES ALGO PROTO [channels=N] "
+             "[arch=A]";
     }
     row->collective = strcmp(fields[1], "*") == 0 ? -1 : find_word(collective_names, COUNT_OF(collective_names), fields[1]);
     if (row->collective < -1 || (row->collective == -1 && strcmp(fields[1], "*") != 0)) {
@@ -181,7 +195,19 @@ static const char *parse_row(char **fields, int n, struct nvlar_tuning_row *row)
     if (row->algo < 0) return "bad algorithm (tree, ring, collnet_direct, collnet_chain, nvls, nvls_tree, pat)";
     row->proto = find_word(proto_names, COUNT_OF(proto_names), fields[6]);
     if (row->proto < 0) return "bad protocol (ll, ll128, simple)";
-    if (n == 8 && !parse_count(fields[7], "channels", 64, &row->count)) return "bad channels=N (1 to 64)";
+    /* The optional fields, in either order, each at most once. */
+    bool have_channels = false, have_arch = false;
+    for (int i = 7; i < n; i++) {
+      if (strncasecmp(fields[i], "arch=", 5) == 0 && !have_arch) {
+        have_arch = true;
+        if (!parse_arch(fields[i] + 5, &row->arch)) return "bad arch=A (*, sm90, 90)";
+      } else if (strncasecmp(fields[i], "channels=", 9) == 0 && !have_channels) {
+        have_channels = true;
+        if (!parse_count(fields[i], "channels", 64, &row->count)) return "bad channels=N (1 to 64)";
+      } else {
+        return "after PROTO an nccl row takes channels=N and arch=A, each at most once";
+      }
+    }
   } else {
     return "a row starts with nvlar or nccl";
   }
@@ -209,10 +235,10 @@ int nvlar_tuning_parse(const char *text, const char *source, struct nvlar_tuning
     line = end ? end + 1 : NULL;
     char *comment = strchr(buffer, '#');
     if (comment != NULL) *comment = '\0';
-    char *fields[9];
+    char *fields[MAX_FIELDS];
     int n = 0;
     for (char *token = strtok(buffer, " \t\r"); token != NULL; token = strtok(NULL, " \t\r")) {
-      if (n < 9) fields[n] = token;
+      if (n < MAX_FIELDS) fields[n] = token;
       n++;
     }
     if (n == 0) continue;
@@ -220,7 +246,7 @@ int nvlar_tuning_parse(const char *text, const char *source, struct nvlar_tuning
     memset(&row, 0, sizeof(row));
     row.line = line_number;
     const char *why = too_long ? "line longer than 511 characters"
-                      : n > 8  ? "too many fields"
+                      : n > MAX_FIELDS ? "too many fields"
                                : parse_row(fields, n, &row);
     if (why == NULL && table->nrows == NVLAR_TUNING_MAX_ROWS) why = "more than 256 rows";
     if (why != NULL) {
@@ -248,12 +274,13 @@ const struct nvlar_tuning_row *nvlar_tuning_find_kernel(const struct nvlar_tunin
 
 const struct nvlar_tuning_row *nvlar_tuning_find_nccl(const struct nvlar_tuning_table *table,
                                                       int collective, uint64_t bytes, int nranks,
-                                                      int nnodes) {
+                                                      int nnodes, int arch) {
   for (int i = 0; i < table->nrows; i++) {
     const struct nvlar_tuning_row *row = &table->rows[i];
     if (row->kind == NVLAR_ROW_NCCL && (row->collective == -1 || row->collective == collective) &&
         bytes >= row->min_bytes && bytes <= row->max_bytes && nranks >= row->min_ranks &&
-        nranks <= row->max_ranks && nnodes >= row->min_nodes && nnodes <= row->max_nodes) {
+        nranks <= row->max_ranks && nnodes >= row->min_nodes && nnodes <= row->max_nodes &&
+        (row->arch == 0 || row->arch == arch)) {
       return row;
     }
   }

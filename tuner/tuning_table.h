@@ -30,7 +30,7 @@ struct nvlar_tuning_row {
   uint64_t min_bytes, max_bytes; /* inclusive */
   int min_ranks, max_ranks;
   int min_nodes, max_nodes; /* nccl rows */
-  int arch;                 /* nvlar rows: compute capability x 10 (90), 0 for any */
+  int arch;                 /* compute capability x 10 (90), 0 for any */
   int kernel;               /* nvlar rows: enum nvlar_algo or NVLAR_KERNEL_NCCL */
   int collective;           /* nccl rows: NCCL's ncclFunc_t value, -1 for any */
   int algo, proto;          /* nccl rows: NCCL_ALGO_* / NCCL_PROTO_* values */
@@ -58,10 +58,11 @@ extern const char nvlar_tuning_builtin[];
 const struct nvlar_tuning_row *nvlar_tuning_find_kernel(const struct nvlar_tuning_table *table,
                                                         uint64_t bytes, int nranks, int arch);
 
-/* The first nccl row matching, or NULL. */
+/* The first nccl row matching, or NULL. `arch`: the GPU's compute capability x 10, 0 if
+ * unknown (then only rows for any architecture match). */
 const struct nvlar_tuning_row *nvlar_tuning_find_nccl(const struct nvlar_tuning_table *table,
                                                       int collective, uint64_t bytes, int nranks,
-                                                      int nnodes);
+                                                      int nnodes, int arch);
 
 /* The process-wide table: NVLAR_TUNING_FILE if set and readable (a WARN otherwise, then the
  * built-in table), read once. Never NULL. */

@@ -43,8 +43,10 @@ static void test_parse_valid(void **state) {
       "nvlar 512K-16M * 90 twoshot ctas=24\n"
       "nvlar 16M-inf * * nccl\n"
       "nccl allreduce 0-64K 2-8 1 ring ll channels=4\n"
-      "nccl * 1G-inf * 2-* tree simple\n";
-  assert_int_equal(nvlar_tuning_parse(text, "t", &table, collect, &w), 5);
+      "nccl * 1G-inf * 2-* tree simple\n"
+      "nccl allgather 1M-8M 2 1 ring ll128 channels=32 arch=sm90\n"
+      "nccl broadcast 0-1K 2 1 ring ll arch=100 channels=2\n";
+  assert_int_equal(nvlar_tuning_parse(text, "t", &table, collect, &w), 7);
   assert_int_equal(w.count, 0);
   const struct nvlar_tuning_row *r = &table.rows[0];
   assert_int_equal(r->kind, NVLAR_ROW_KERNEL);
@@ -64,6 +66,12 @@ static void test_parse_valid(void **state) {
   assert_int_equal(table.rows[4].collective, -1);
   assert_int_equal(table.rows[4].min_bytes, (uint64_t)1 << 30);
   assert_int_equal(table.rows[4].min_nodes, 2);
+  assert_int_equal(table.rows[4].arch, 0);
+  /* arch= and channels= in either order. */
+  assert_int_equal(table.rows[5].arch, 90);
+  assert_int_equal(table.rows[5].count, 32);
+  assert_int_equal(table.rows[6].arch, 100);
+  assert_int_equal(table.rows[6].count, 2);
 }
 
 static void test_parse_malformed(void **state) {
@@ -84,11 +92,15 @@ static void test_parse_malformed(void **state) {
       "nvlar 0-1K * * oneshot ctas=0\n"        /* 11: bad CTA count */
       "nccl allreduce 0-1K * * ring ll channels=65 extra\n" /* 12: too many fields */
       "nvlar -5-1K * * oneshot\n"              /* 13: negative */
-      "nvlar 0-1K * * twoshot\n";              /* 14: good */
+      "nvlar 0-1K * * twoshot\n"               /* 14: good */
+      "nccl allreduce 0-1K * * ring ll arch=sm\n"               /* 15: no architecture */
+      "nccl allreduce 0-1K * * ring ll channels=4 channels=8\n" /* 16: channels twice */
+      "nccl allreduce 0-1K * * ring ll arch=90 arch=90\n"       /* 17: arch twice */
+      "nccl allreduce 0-1K * * ring ll ctas=4\n";               /* 18: not an nccl field */
   assert_int_equal(nvlar_tuning_parse(text, "t", &table, collect, &w), 2);
-  assert_int_equal(w.count, 12);
-  int want[] = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
-  for (int i = 0; i < 12; i++) assert_int_equal(w.lines[i], want[i]);
+  assert_int_equal(w.count, 16);
+  int want[] = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18};
+  for (int i = 0; i < 16; i++) assert_int_equal(w.lines[i], want[i]);
   assert_int_equal(table.rows[1].line, 14);
 }
 
@@ -123,8 +135,15 @@ static void test_first_match_wins(void **state) {
                      "nccl allreduce 0-1K * * ring ll\n",
                      "t", &table, NULL, NULL);
   assert_int_equal(nvlar_tuning_find_kernel(&table, 512, 8, 90)->kernel, NVLAR_ALGO_TWOSHOT);
-  assert_int_equal(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLREDUCE, 512, 8, 1)->algo, NVLAR_ALGO_TREE);
-  assert_null(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLGATHER, 512, 8, 1));
+  assert_int_equal(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLREDUCE, 512, 8, 1, 90)->algo, NVLAR_ALGO_TREE);
+  assert_null(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLGATHER, 512, 8, 1, 90));
+  /* A row for one architecture: only that one, never an unknown one (0). */
+  nvlar_tuning_parse("nccl allgather 0-1M 2 1 ring ll128 arch=sm90\n"
+                     "nccl allgather 0-inf * * ring simple\n",
+                     "t", &table, NULL, NULL);
+  assert_int_equal(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLGATHER, 512, 2, 1, 90)->proto, NVLAR_PROTO_LL128);
+  assert_int_equal(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLGATHER, 512, 2, 1, 100)->proto, NVLAR_PROTO_SIMPLE);
+  assert_int_equal(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLGATHER, 512, 2, 1, 0)->proto, NVLAR_PROTO_SIMPLE);
   assert_null(nvlar_tuning_find_kernel(&table, (2 << 20), 8, 90));
 }
 
@@ -142,6 +161,7 @@ static const char *plugin_table =
     "nccl allreduce 0-64K * 1 ring ll channels=4\n"
     "nccl allreduce 64K-inf * * tree simple\n"
     "nccl reducescatter 0-inf * * collnet_direct simple\n"
+    "nccl broadcast 0-inf * * tree ll arch=sm10\n" /* no GPU has it: never applies */
     "nccl * 0-inf * * ring ll128\n";
 
 static void *plugin;
@@ -239,7 +259,8 @@ static void test_plugin_v5(void **state) {
   assert_true(log_lines >= 1);
   check_v4_semantics(tuner->getCollInfo, ctx);
   /* One INFO line per row and outcome: rows 1 and 2 applied, row 3 not available here, row 4
-   * applied (to three collectives); the same calls again add none. */
+   * (another architecture's) never matches, row 5 applied (to three collectives, broadcast
+   * included); the same calls again add none. */
   assert_int_equal(decision_lines, 4);
   check_v4_semantics(tuner->getCollInfo, ctx);
   assert_int_equal(decision_lines, 4);
