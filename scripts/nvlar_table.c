@@ -53,8 +53,9 @@ int main(int argc, char **argv) {
       printf(" arch %d -> %s", r->arch, nvlar_tuning_kernel_name(r->kernel));
       if (r->count) printf(" ctas=%d", r->count);
     } else {
-      printf(" nodes %d-%d collective %d -> %s/%s", r->min_nodes, r->max_nodes, r->collective,
-             nvlar_tuning_algo_name(r->algo), nvlar_tuning_proto_name(r->proto));
+      printf(" nodes %d-%d arch %d collective %s -> %s/%s", r->min_nodes, r->max_nodes, r->arch,
+             nvlar_tuning_collective_name(r->collective), nvlar_tuning_algo_name(r->algo),
+             nvlar_tuning_proto_name(r->proto));
       if (r->count) printf(" channels=%d", r->count);
     }
     printf("\n");
