@@ -120,18 +120,26 @@ static const char *nvlar_kernel(ncclComm_t comm, size_t bytes, int *ctas) {
 }
 
 /* --sweep-blocks: every rank of the benchmark sets the same CTA count (what NVLAR_CTAS does),
- * so the ranks still choose alike. 0 restores the routing's own rule. Returns the cap: the
- * most CTAs a call may have on this communicator (0 if it is on NCCL). */
-static int force_ctas(struct gpu *gpus, int n_local, int ctas) {
-  int cap = 0;
+ * so the ranks still choose alike. */
+static void force_ctas(struct gpu *gpus, int n_local, int ctas) {
+  for (int g = 0; g < n_local; g++) {
+    struct nvlar_comm *entry = nvlar_registry_find(gpus[g].comm);
+    if (entry != NULL && entry->route != NULL) entry->route->policy.ctas = ctas;
+  }
+}
+
+/* The CTA count setup chose for every call (NVLAR_CTAS; 0: the table's or the algorithm's
+ * rule), and the most CTAs a call may have on this communicator (0 if it is on NCCL). */
+static int routing_ctas(struct gpu *gpus, int n_local, int *cap) {
+  *cap = 0;
   for (int g = 0; g < n_local; g++) {
     struct nvlar_comm *entry = nvlar_registry_find(gpus[g].comm);
     if (entry == NULL || entry->route == NULL) continue;
-    entry->route->policy.ctas = ctas;
-    cap = entry->route->policy.max_blocks < NVLAR_MAX_BLOCKS ? entry->route->policy.max_blocks
-                                                              : NVLAR_MAX_BLOCKS;
+    *cap = entry->route->policy.max_blocks < NVLAR_MAX_BLOCKS ? entry->route->policy.max_blocks
+                                                               : NVLAR_MAX_BLOCKS;
+    return entry->route->policy.ctas;
   }
-  return cap;
+  return 0;
 }
 
 /* What one process measured: per size, the median time of each path in each mode. */
@@ -212,10 +220,11 @@ static void measure(const struct options *o, const struct nvlar_real_nccl *nccl,
   snprintf(out->nccl_path, sizeof(out->nccl_path), "%s", nccl->path);
   struct nvlar_comm *entry = nvlar_registry_find(gpus[0].comm);
   out->on_nvlar = entry != NULL && entry->route != NULL;
-  /* CTA counts per size: the routing's own (0), or with --sweep-blocks 1, 2, 4, ... and the
-   * cap (the SM count) if it is not a power of two. */
-  const int cap = force_ctas(gpus, n_local, 0);
-  int sweep[16] = {0}, nsweep = 1;
+  /* CTA counts per size: the routing's own (NVLAR_CTAS or the rule), or with --sweep-blocks
+   * 1, 2, 4, ... and the cap (the SM count) if it is not a power of two. */
+  int cap = 0;
+  const int own_ctas = routing_ctas(gpus, n_local, &cap);
+  int sweep[16] = {own_ctas}, nsweep = 1;
   if (o->sweep_blocks && cap > 0) {
     nsweep = 0;
     for (int ctas = 1; ctas <= cap; ctas *= 2) sweep[nsweep++] = ctas;
@@ -229,7 +238,7 @@ static void measure(const struct options *o, const struct nvlar_real_nccl *nccl,
       measure_point(o, paths, gpus, n_local, count, &out->points[out->npoints++], show_progress);
     }
   }
-  force_ctas(gpus, n_local, 0);
+  force_ctas(gpus, n_local, own_ctas);
   for (int g = 0; g < n_local; g++) {
     ncclResult_t async_error = ncclSuccess;
     CHECK_NCCL(ncclCommGetAsyncError(gpus[g].comm, &async_error));
