@@ -41,12 +41,12 @@ with tempfile.TemporaryDirectory() as tmp:
     write(os.path.join(tmp, "pushtwoshot.csv"),
           {65536: (14, 25), 1 << 20: (25, 50), 16 << 20: (150, 300), 256 << 20: (4000, 5000)})
     # CTA runs of the push two-shot: 64 CTAs 10% faster at 16 MiB (a ctas=64 row); at 256 MiB
-    # 2.5% faster, but NCCL's time in that run differs by 6% from the default run's, so that is
-    # noise (no ctas); 128 CTAs slower.
+    # 7.5% faster, but NCCL's time in the 128-CTA run differs by 8.7% from the others', so that
+    # is noise (no ctas); 128 CTAs slower.
     write(os.path.join(tmp, "ctas-pushtwoshot-64.csv"),
-          {16 << 20: (135, 300), 256 << 20: (3900, 5300)}, ctas=64)
+          {16 << 20: (135, 300), 256 << 20: (3700, 5000)}, ctas=64)
     write(os.path.join(tmp, "ctas-pushtwoshot-128.csv"),
-          {16 << 20: (140, 300), 256 << 20: (4100, 5000)}, ctas=128)
+          {16 << 20: (140, 300), 256 << 20: (4100, 4600)}, ctas=128)
     # NCCL forced: ring/LL best small, tree/Simple best large.
     for algo in ("ring", "tree"):
         for proto in ("LL", "LL128", "Simple"):
@@ -74,6 +74,17 @@ with tempfile.TemporaryDirectory() as tmp:
     checked = subprocess.run([nvlar_table, path], capture_output=True, text=True)
     if checked.returncode != 0:
         print(checked.stdout + checked.stderr, file=sys.stderr)
+        sys.exit(1)
+
+# A kernel faster by less than the noise (here the 2% floor: NCCL's times agree) does not take
+# one size from its neighbours' choice; faster by more, it does.
+with tempfile.TemporaryDirectory() as tmp:
+    write(os.path.join(tmp, "push.csv"), {8: (5.0, 20), 1024: (5.0, 20), 65536: (5.0, 20)})
+    write(os.path.join(tmp, "oneshot.csv"), {8: (5.2, 20), 1024: (4.95, 20), 65536: (4.5, 20)})
+    table = subprocess.run([tune, "--from-csv", tmp], capture_output=True, text=True, check=True).stdout
+    rows = [line for line in table.splitlines() if line and not line.startswith("#")]
+    if rows != ["nvlar 0-1K 8 * push", "nvlar 1025-inf 8 * oneshot"]:
+        print("unexpected table (noise margin between kernels):\n" + table, file=sys.stderr)
         sys.exit(1)
 
 # --nccl-tests --nccl-only with stand-ins for nccl-tests' programs: NCCL's default runs differ by
