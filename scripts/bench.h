@@ -36,6 +36,7 @@ struct options {
   int trials;
   double fail_above;    /* real mode: exit 1 when an nvlar/NCCL time ratio exceeds it (0: never) */
   const char *csv;
+  const char *plot;     /* PNG prefix: run scripts/plot on the CSV at the end (NULL: no plot) */
 };
 
 extern const char *const bench_type_names[];

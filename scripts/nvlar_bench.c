@@ -8,6 +8,7 @@
  * (the launch floor), and reports the kernels' memory traffic as a fraction of the copy
  * bandwidth. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,9 @@ static void usage(FILE *out) {
           "  --buffer-bytes B   staging buffer per rank (default NVLAR_BUFFER_BYTES)\n"
           "  --trials K         timed trials per point; the median is reported (default 7)\n"
           "  --csv FILE         also write every point as CSV\n"
+          "  --plot PREFIX      at the end, plot the CSV (default PREFIX.csv) with scripts/plot:\n"
+          "                     PREFIX-ratio.png and PREFIX-busbw.png (two GPUs or more),\n"
+          "                     PREFIX-time.png (emulated); needs Python with matplotlib\n"
           "  --fail-above R     real mode: exit 1 if any size's nvlar/NCCL time ratio is above\n"
           "                     R (the last lines name each mode's worst ratio and its size)\n"
           "Sizes take K, M, G suffixes. Emulated output: one row per size and kernel with the\n"
@@ -156,12 +160,18 @@ static int parse_options(int argc, char **argv, struct options *o) {
       o->trials = atoi(value);
     } else if (strcmp(arg, "--csv") == 0) {
       o->csv = value;
+    } else if (strcmp(arg, "--plot") == 0) {
+      o->plot = value;
     } else if (strcmp(arg, "--fail-above") == 0) {
       o->fail_above = strtod(value, NULL);
     } else {
       fprintf(stderr, "nvlar-bench: unknown option %s\n", arg);
       return -1;
     }
+  }
+  if (o->plot != NULL && o->plot[0] == '\0') {
+    fprintf(stderr, "nvlar-bench: --plot needs a file name prefix\n");
+    return -1;
   }
   if (o->datatype < 0 || o->op < 0 || o->nalgos == 0 || o->step < 2 || o->trials < 1 ||
       o->min_bytes == 0 || o->max_bytes < o->min_bytes || o->blocks < 0 ||
@@ -456,17 +466,49 @@ static int count_gpus_in_child(void) {
   return WEXITSTATUS(status);
 }
 
-int main(int argc, char **argv) {
-  struct options o;
-  if (parse_options(argc, argv, &o) != 0) {
-    usage(stderr);
-    return 2;
+/* Runs argv (a program found on PATH, and its arguments) and returns its exit status (127 if
+ * it could not run); `quiet` sends its output to /dev/null. */
+static int run_quietly(char *const argv[], bool quiet) {
+  fflush(NULL);
+  pid_t child = fork();
+  if (child == 0) {
+    if (quiet && (freopen("/dev/null", "w", stdout) == NULL ||
+                  freopen("/dev/null", "w", stderr) == NULL)) {
+      _exit(127);
+    }
+    execvp(argv[0], argv);
+    _exit(127);
   }
-  int devices = count_gpus_in_child();
-  if (devices == 0) {
-    printf("nvlar-bench: no GPU is present; nothing to measure\n");
-    return 0;
+  int status = 0;
+  if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status)) return 127;
+  return WEXITSTATUS(status);
+}
+
+/* --plot: scripts/plot on the CSV just written, with the first Python that has matplotlib
+ * (a user's python3 may lack it where the system's has it: install-deps installs Debian's).
+ * A plot that cannot be made is reported, and leaves the benchmark's exit status alone. */
+static void plot_csv(const struct options *o) {
+  static const char script[] = NVLAR_PLOT_SCRIPT;
+  if (access(o->csv, R_OK) != 0) return; /* nothing was measured (no GPU) */
+  if (access(script, R_OK) != 0) {
+    printf("nvlar-bench: no plot: %s is not there (run scripts/plot %s --out %s from the "
+           "source tree)\n", script, o->csv, o->plot);
+    return;
   }
+  static const char *const interpreters[] = {"python3", "/usr/bin/python3"};
+  for (int i = 0; i < 2; i++) {
+    char *check[] = {(char *)interpreters[i], "-c", "import matplotlib", NULL};
+    if (run_quietly(check, true) != 0) continue;
+    char *plot[] = {(char *)interpreters[i], (char *)script, (char *)o->csv, "--out",
+                    (char *)o->plot, NULL};
+    if (run_quietly(plot, false) != 0) printf("nvlar-bench: scripts/plot failed on %s\n", o->csv);
+    return;
+  }
+  printf("nvlar-bench: no plot: no python3 with matplotlib (scripts/install-deps installs it)\n");
+}
+
+/* The benchmark proper: emulated on one GPU (or --emulate), real on two or more. */
+static int run(struct options o, int devices) {
   if (o.emulate != 0) {
     if (o.emulate < 2 || o.emulate > NVLAR_MAX_RANKS) {
       fprintf(stderr, "nvlar-bench: --emulate N takes 2 to %d ranks\n", NVLAR_MAX_RANKS);
@@ -488,4 +530,25 @@ int main(int argc, char **argv) {
   }
   if (!o.max_bytes_given) o.max_bytes = (size_t)1 << 30;
   return o.procs ? bench_real_procs(&o, gpus) : bench_real(&o, gpus);
+}
+
+int main(int argc, char **argv) {
+  struct options o;
+  if (parse_options(argc, argv, &o) != 0) {
+    usage(stderr);
+    return 2;
+  }
+  int devices = count_gpus_in_child();
+  if (devices == 0) {
+    printf("nvlar-bench: no GPU is present; nothing to measure\n");
+    return 0;
+  }
+  static char csv_path[4096];
+  if (o.plot != NULL && o.csv == NULL) {
+    snprintf(csv_path, sizeof(csv_path), "%s.csv", o.plot);
+    o.csv = csv_path;
+  }
+  int status = run(o, devices);
+  if (o.plot != NULL && status != 2) plot_csv(&o);
+  return status;
 }

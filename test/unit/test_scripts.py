@@ -116,8 +116,24 @@ with tempfile.TemporaryDirectory() as tmp:
         if result.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) < 1000:
             print("plot --sweep (real):", result.returncode, result.stderr)
             failures += 1
+        # An emulated CSV (one GPU): device time per kernel against size; its sweep and PDL
+        # rows are left out.
+        emulated_csv = os.path.join(tmp, "emulated-sizes.csv")
+        with open(emulated_csv, "w") as f:
+            f.write("device,nranks,dtype,op,bytes,count,algo,ctas,time_us,empty_us,traffic_gbps,"
+                    "copy_gbps,ratio,series,pdl\n")
+            for algo in ("oneshot", "twoshot"):
+                for size in (8, 1024, 1 << 20):
+                    f.write(f"GPU,8,float32,sum,{size},{size // 4},{algo},4,5,1,1,3000,0.001,size,1\n")
+            f.write("GPU,8,float32,sum,67108864,16777216,tma,8,990,1.7,2713,3000,0.905,sweep,1\n")
+        result = subprocess.run([interpreter, plot, emulated_csv, "--out", os.path.join(tmp, "e")],
+                                capture_output=True, text=True)
+        path = os.path.join(tmp, "e-time.png")
+        if result.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) < 1000:
+            print("plot (emulated):", result.returncode, result.stderr)
+            failures += 1
         if failures == 0:
-            print(f"plot: the four PNGs written ({interpreter})")
+            print(f"plot: the five PNGs written ({interpreter})")
     # bench-table: the size, sweep and PDL tables of one emulated CSV.
     emulated = os.path.join(tmp, "emulated.csv")
     with open(emulated, "w") as f:
