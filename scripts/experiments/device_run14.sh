@@ -2,15 +2,7 @@
 # Device run 14 (2xH200): scripts/tune --kernels-only on both GPUs (nvlar's five kernels at their
 # default CTA counts from 8 B to 1 GiB, then CTA counts 4-128 for each kernel that won), bf16;
 # then nvlar-bench --procs with the table it wrote (NVLAR_TUNING_FILE). Logs in $OUT/run14.tgz.
-set -u
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-nccl_dir=$(python3 -c "import nvidia,os;print(nvidia.__path__[0])")/nccl
-SECONDS=0
-L=/tmp/logs14; rm -rf $L; mkdir -p $L
-pack() { tar czf $OUT/run14.tgz -C /tmp logs14; }
-if [ ! -x /tmp/b/scripts/nvlar-bench ]; then rm -rf /tmp/b; meson setup /tmp/b -Dnccl_home="$nccl_dir" >$L/setup.log 2>&1; fi
-ninja -C /tmp/b >$L/build.log 2>&1 || { tail -30 $L/build.log; pack; exit 1; }
-echo "built at $SECONDS s"
+source "$(dirname "$0")/device_common.sh" 14
 timeout 420 python3 scripts/tune --bench /tmp/b/scripts/nvlar-bench --gpus 2 --kernels-only --trials 3 --ctas 4,8,16,32,64,128 --workdir $L/tune --out $L/table-2xh200.txt 2>$L/tune.err
 echo "tune exit $? at $SECONDS s"; grep -c "^tune:" $L/tune.err; grep -v "^tune:" $L/tune.err | tail -5; cat $L/table-2xh200.txt
 pack

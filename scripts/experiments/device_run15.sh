@@ -5,15 +5,7 @@
 # collectives against NCCL's default measured twice; then all-reduce, all-gather and
 # reduce-scatter with and without nvlar as NCCL's tuner plugin alone (no preload) using the rows
 # it wrote. Logs in $OUT/run15.tgz.
-set -u
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-nccl_dir=$(python3 -c "import nvidia,os;print(nvidia.__path__[0])")/nccl
-SECONDS=0
-L=/tmp/logs15; rm -rf $L; mkdir -p $L
-pack() { tar czf $OUT/run15.tgz -C /tmp logs15; }
-if [ ! -x /tmp/b/scripts/nvlar-bench ]; then rm -rf /tmp/b; meson setup /tmp/b -Dnccl_home="$nccl_dir" >$L/setup.log 2>&1; fi
-ninja -C /tmp/b >$L/build.log 2>&1 || { tail -30 $L/build.log; pack; exit 1; }
-echo "built at $SECONDS s"
+source "$(dirname "$0")/device_common.sh" 15
 export LD_LIBRARY_PATH=$nccl_dir/lib:/tmp/b
 timeout 400 python3 scripts/tune --nccl-tests $PWD/.carry --nccl-only --gpus 2 --channels 0,32 --workdir $L/tune --out $L/nccl-table-2xh200.txt 2>$L/tune.err
 echo "tune exit $? at $SECONDS s"; grep -c "^tune:" $L/tune.err; grep -E "failed|no " $L/tune.err | head; cat $L/nccl-table-2xh200.txt

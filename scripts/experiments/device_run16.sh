@@ -3,15 +3,7 @@
 # tp-bench (NCCL against nvlar preloaded, decode and prefill, eager and graph), and nvlar-bench
 # with the built-in table for the plots still missing: one process bf16, --procs float32.
 # Logs in $OUT/run16.tgz.
-set -u
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-nccl_dir=$(python3 -c "import nvidia,os;print(nvidia.__path__[0])")/nccl
-SECONDS=0
-L=/tmp/logs16; rm -rf $L; mkdir -p $L
-pack() { tar czf $OUT/run16.tgz -C /tmp logs16; }
-if [ ! -x /tmp/b/scripts/nvlar-bench ]; then rm -rf /tmp/b; meson setup /tmp/b -Dnccl_home="$nccl_dir" >$L/setup.log 2>&1; fi
-ninja -C /tmp/b >$L/build.log 2>&1 || { tail -30 $L/build.log; pack; exit 1; }
-echo "built at $SECONDS s"
+source "$(dirname "$0")/device_common.sh" 16
 timeout 120 python3 test/multigpu/test_vllm_loader.py scripts/torch_allreduce.py /tmp/b/libnvlar.so >$L/vllm-loader.txt 2>&1
 echo "vllm loader exit $? at $SECONDS s"; tail -15 $L/vllm-loader.txt
 pack

@@ -4,15 +4,7 @@
 # checked through the plugin), then all-reduce, all-gather and reduce-scatter without and with
 # nvlar as NCCL's tuner plugin alone (no preload) on the checked rows, alternately, twice each;
 # one plugin run with NCCL_DEBUG=INFO for its decision lines. Logs in $OUT/run17.tgz.
-set -u
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-nccl_dir=$(python3 -c "import nvidia,os;print(nvidia.__path__[0])")/nccl
-SECONDS=0
-L=/tmp/logs17; rm -rf $L; mkdir -p $L
-pack() { tar czf $OUT/run17.tgz -C /tmp logs17; }
-if [ ! -x /tmp/b/scripts/nvlar-bench ]; then rm -rf /tmp/b; meson setup /tmp/b -Dnccl_home="$nccl_dir" >$L/setup.log 2>&1; fi
-ninja -C /tmp/b >$L/build.log 2>&1 || { tail -30 $L/build.log; pack; exit 1; }
-echo "built at $SECONDS s"
+source "$(dirname "$0")/device_common.sh" 17
 export LD_LIBRARY_PATH=$nccl_dir/lib
 timeout 330 python3 scripts/tune --nccl-tests $PWD/.carry --nccl-only --gpus 2 --channels 0,32 --tuner-plugin /tmp/b/libnccl-tuner-nvlar.so --workdir $L/tune --out $L/nccl-table-2xh200.txt 2>$L/tune.err
 echo "tune exit $? at $SECONDS s"; grep -c "^tune:" $L/tune.err; cat $L/nccl-table-2xh200.txt

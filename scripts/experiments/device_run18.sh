@@ -3,15 +3,7 @@
 # through the plugin alone (NCCL_TUNER_PLUGIN, no NVLAR_TUNING_FILE, no preload): all-reduce,
 # all-gather, reduce-scatter and broadcast without and with it, alternately, twice each; one
 # run with NCCL_DEBUG=INFO for the plugin's lines (architecture, rows, decisions).
-set -u
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-nccl_dir=$(python3 -c "import nvidia,os;print(nvidia.__path__[0])")/nccl
-SECONDS=0
-L=/tmp/logs18; rm -rf $L; mkdir -p $L
-pack() { tar czf $OUT/run18.tgz -C /tmp logs18; }
-if [ ! -x /tmp/b/scripts/nvlar-bench ]; then rm -rf /tmp/b; meson setup /tmp/b -Dnccl_home="$nccl_dir" >$L/setup.log 2>&1; fi
-ninja -C /tmp/b >$L/build.log 2>&1 || { tail -30 $L/build.log; pack; exit 1; }
-echo "built at $SECONDS s"
+source "$(dirname "$0")/device_common.sh" 18
 export LD_LIBRARY_PATH=$nccl_dir/lib
 unset NVLAR_TUNING_FILE
 for trial in 1 2; do

@@ -3,15 +3,7 @@
 # cap query reset the count), checked by the multigpu test bench-ctas; then scripts/tune
 # --kernels-only again (kernels at default CTAs, then CTA counts 2-128 of each winner), bf16, and
 # nvlar-bench --procs with the table it wrote. Logs in $OUT/run19.tgz.
-set -u
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-nccl_dir=$(python3 -c "import nvidia,os;print(nvidia.__path__[0])")/nccl
-SECONDS=0
-L=/tmp/logs19; rm -rf $L; mkdir -p $L
-pack() { tar czf $OUT/run19.tgz -C /tmp logs19; }
-if [ ! -x /tmp/b/scripts/nvlar-bench ]; then rm -rf /tmp/b; meson setup /tmp/b -Dnccl_home="$nccl_dir" >$L/setup.log 2>&1; fi
-ninja -C /tmp/b >$L/build.log 2>&1 || { tail -30 $L/build.log; pack; exit 1; }
-echo "built at $SECONDS s"
+source "$(dirname "$0")/device_common.sh" 19
 timeout 100 python3 test/multigpu/test_bench_ctas.py /tmp/b/scripts/nvlar-bench >$L/bench-ctas.txt 2>&1
 echo "bench-ctas exit $? at $SECONDS s"; cat $L/bench-ctas.txt
 timeout 330 python3 scripts/tune --bench /tmp/b/scripts/nvlar-bench --gpus 2 --kernels-only --trials 3 --ctas 2,4,8,16,32,64,128 --workdir $L/tune --out $L/table-2xh200.txt 2>$L/tune.err
