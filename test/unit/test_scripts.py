@@ -70,6 +70,17 @@ with tempfile.TemporaryDirectory() as tmp:
                 [candidate, "-c", "import matplotlib"], capture_output=True).returncode == 0:
             interpreter = candidate
             break
+    def plot_failures(label, arguments, pngs):
+        """Runs scripts/plot; one failure per PNG it did not write (or wrote empty)."""
+        result = subprocess.run([interpreter, plot, *arguments], capture_output=True, text=True)
+        missing = 0
+        for name in pngs:
+            path = os.path.join(tmp, name)
+            if result.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) < 1000:
+                print(f"{label}:", result.returncode, result.stderr)
+                missing += 1
+        return missing
+
     if interpreter is None:
         print("matplotlib not installed: scripts/plot not exercised")
     else:
@@ -80,13 +91,8 @@ with tempfile.TemporaryDirectory() as tmp:
             for size in (8, 1024, 1 << 20):
                 for mode in ("eager", "graph"):
                     f.write(f"GPU,8,bfloat16,sum,{size},{size // 2},oneshot,{mode},5,10,0.5,1,1.75,0.5,0.875\n")
-        result = subprocess.run([interpreter, plot, bench_csv, "--out", os.path.join(tmp, "p")],
-                                capture_output=True, text=True)
-        for name in ("p-ratio.png", "p-busbw.png"):
-            path = os.path.join(tmp, name)
-            if result.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) < 1000:
-                print("plot:", result.returncode, result.stderr)
-                failures += 1
+        failures += plot_failures("plot", [bench_csv, "--out", os.path.join(tmp, "p")],
+                                  ("p-ratio.png", "p-busbw.png"))
         sweep_csv = os.path.join(tmp, "sweep.csv")
         with open(sweep_csv, "w") as f:
             f.write("device,nranks,dtype,op,bytes,count,algo,ctas,time_us,empty_us,traffic_gbps,"
@@ -95,12 +101,8 @@ with tempfile.TemporaryDirectory() as tmp:
                 for ctas in (1, 2, 4, 8):
                     f.write(f"GPU,8,float32,sum,67108864,16777216,{algo},{ctas},100,1,{ctas * 300},"
                             "3000,0.1,sweep,1\n")
-        result = subprocess.run([interpreter, plot, "--sweep", sweep_csv, "--out",
-                                 os.path.join(tmp, "s")], capture_output=True, text=True)
-        path = os.path.join(tmp, "s-ctas.png")
-        if result.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) < 1000:
-            print("plot --sweep:", result.returncode, result.stderr)
-            failures += 1
+        failures += plot_failures("plot --sweep", ["--sweep", sweep_csv, "--out",
+                                                   os.path.join(tmp, "s")], ("s-ctas.png",))
         real_sweep_csv = os.path.join(tmp, "real-sweep.csv")
         with open(real_sweep_csv, "w") as f:
             f.write("device,ngpus,dtype,op,bytes,count,kernel,ctas,mode,nvlar_us,nccl_us,ratio,"
@@ -110,12 +112,8 @@ with tempfile.TemporaryDirectory() as tmp:
                     for mode in ("eager", "graph"):
                         f.write(f"GPU,2,bfloat16,sum,{size},{size // 2},pushtwoshot,{ctas},{mode},"
                                 f"10,5,2,{ctas * 10},{ctas * 10},20,20\n")
-        result = subprocess.run([interpreter, plot, "--sweep", real_sweep_csv, "--out",
-                                 os.path.join(tmp, "r")], capture_output=True, text=True)
-        path = os.path.join(tmp, "r-ctas.png")
-        if result.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) < 1000:
-            print("plot --sweep (real):", result.returncode, result.stderr)
-            failures += 1
+        failures += plot_failures("plot --sweep (real)", ["--sweep", real_sweep_csv, "--out",
+                                                          os.path.join(tmp, "r")], ("r-ctas.png",))
         # An emulated CSV (one GPU): device time per kernel against size; its sweep and PDL
         # rows are left out.
         emulated_csv = os.path.join(tmp, "emulated-sizes.csv")
@@ -126,12 +124,8 @@ with tempfile.TemporaryDirectory() as tmp:
                 for size in (8, 1024, 1 << 20):
                     f.write(f"GPU,8,float32,sum,{size},{size // 4},{algo},4,5,1,1,3000,0.001,size,1\n")
             f.write("GPU,8,float32,sum,67108864,16777216,tma,8,990,1.7,2713,3000,0.905,sweep,1\n")
-        result = subprocess.run([interpreter, plot, emulated_csv, "--out", os.path.join(tmp, "e")],
-                                capture_output=True, text=True)
-        path = os.path.join(tmp, "e-time.png")
-        if result.returncode != 0 or not os.path.exists(path) or os.path.getsize(path) < 1000:
-            print("plot (emulated):", result.returncode, result.stderr)
-            failures += 1
+        failures += plot_failures("plot (emulated)", [emulated_csv, "--out", os.path.join(tmp, "e")],
+                                  ("e-time.png",))
         if failures == 0:
             print(f"plot: the five PNGs written ({interpreter})")
     # bench-table: the size, sweep and PDL tables of one emulated CSV.
