@@ -29,15 +29,18 @@
 
 namespace nvlar {
 
-// Which kernel a launch runs. The push one-shot's calls of several chunks have a kernel of
-// their own: with their loop in the plain kernel (one call site of push_chunk), one-chunk calls
-// took 0.3-0.8 us longer on the H100 (measured; also with a second inlined copy of the chunk
-// body, or the loop in a function not inlined).
+// Which kernel a launch runs. The push one-shot has kernels of its own, apart from the pull
+// kernels' and from each other: with the loop over chunks in the plain kernel (one call site
+// of push_chunk), one-chunk calls took 0.3-0.8 us longer on the H100 (measured; also with a
+// second inlined copy of the chunk body, or the loop in a function not inlined); a one-chunk
+// call in a kernel of its own took ... us less than in the plain kernel on two H200s
+// (docs/results.md, issue 15).
 enum KernelKind {
-  kPlainKernel = 0,       // one-shot, two-shot, push one-shot of one chunk
+  kPlainKernel = 0,       // one-shot, two-shot
   kTmaKernel = 1,         // TMA two-shot (dynamic shared memory)
   kPushChunksKernel = 2,  // push one-shot of several chunks
   kPushTwoshotKernel = 3, // push two-shot
+  kPushKernel = 4,        // push one-shot of one chunk
 };
 
 // Programmatic dependent launch (sm_90+; a no-op for a kernel launched without it): the CTAs
@@ -80,7 +83,7 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
     seq1 = seq0 + push_twoshot<T, Op>(a, block, nblocks, seq0, !after_push_twoshot, &cta);
   } else if (kKind == kPushChunksKernel) {
     push1 = push0 + push_oneshot<T, Op, true>(a, block, nblocks, push0, &cta);
-  } else if (a.algo == NVLAR_ALGO_PUSH) {
+  } else if (kKind == kPushKernel) {
     push1 = push0 + push_oneshot<T, Op, false>(a, block, nblocks, push0, &cta);
   } else if (a.algo == NVLAR_ALGO_TWOSHOT) {
     twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &cta, &chunks);
@@ -155,7 +158,9 @@ template <typename Visitor> cudaError_t with_op(int op, const Visitor &visitor) 
 template <typename T> int kernel_kind(const nvlar_allreduce_args &a) {
   if (a.algo == NVLAR_ALGO_TMA) return kTmaKernel;
   if (a.algo == NVLAR_ALGO_PUSH_TWOSHOT) return kPushTwoshotKernel;
-  if (a.algo == NVLAR_ALGO_PUSH && a.count > NVLAR_PUSH_CHUNK_BYTES / sizeof(T)) return kPushChunksKernel;
+  if (a.algo == NVLAR_ALGO_PUSH) {
+    return a.count > NVLAR_PUSH_CHUNK_BYTES / sizeof(T) ? kPushChunksKernel : kPushKernel;
+  }
   return kPlainKernel;
 }
 
@@ -183,6 +188,7 @@ template <typename T, bool kEmulated> struct LaunchVisitor {
     switch (kernel_kind<T>(ranks[0])) {
       case kTmaKernel: return launch_kind<Op, kTmaKernel>();
       case kPushChunksKernel: return launch_kind<Op, kPushChunksKernel>();
+      case kPushKernel: return launch_kind<Op, kPushKernel>();
       case kPushTwoshotKernel: return launch_kind<Op, kPushTwoshotKernel>();
       default: return launch_kind<Op, kPlainKernel>();
     }
@@ -214,6 +220,7 @@ template <typename T, bool kEmulated> struct LoadVisitor {
     cudaError_t error = load_kind<Op, kPlainKernel>();
     if (error == cudaSuccess) error = load_kind<Op, kTmaKernel>();
     if (error == cudaSuccess) error = load_kind<Op, kPushChunksKernel>();
+    if (error == cudaSuccess) error = load_kind<Op, kPushKernel>();
     if (error == cudaSuccess) error = load_kind<Op, kPushTwoshotKernel>();
     return error;
   }
@@ -236,8 +243,9 @@ template <typename T, bool kEmulated> struct OccupancyVisitor {
   template <int Op> cudaError_t run() const {
     if (algo == NVLAR_ALGO_TMA) return query<Op, kTmaKernel>(blocks_per_sm);
     if (algo == NVLAR_ALGO_PUSH_TWOSHOT) return query<Op, kPushTwoshotKernel>(blocks_per_sm);
-    cudaError_t error = query<Op, kPlainKernel>(blocks_per_sm);
-    if (error != cudaSuccess || algo != NVLAR_ALGO_PUSH) return error;
+    if (algo != NVLAR_ALGO_PUSH) return query<Op, kPlainKernel>(blocks_per_sm);
+    cudaError_t error = query<Op, kPushKernel>(blocks_per_sm);
+    if (error != cudaSuccess) return error;
     int chunks_blocks = 0;
     error = query<Op, kPushChunksKernel>(&chunks_blocks);
     if (error == cudaSuccess && chunks_blocks < *blocks_per_sm) *blocks_per_sm = chunks_blocks;

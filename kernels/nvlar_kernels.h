@@ -29,7 +29,7 @@ extern "C" {
 /* Push one-shot: a message moves in chunks of this many bytes per rank. Each 8 bytes travel
  * in a 16-byte packet {4 data bytes, flag, 4 data bytes, flag}; NVLAR_PUSH_BUFFERS receive
  * buffers per rank rotate from chunk to chunk, each with one slot per source rank. */
-#define NVLAR_PUSH_CHUNK_BYTES ((size_t)256 << 10)
+#define NVLAR_PUSH_CHUNK_BYTES ((size_t)1 << 20)
 #define NVLAR_PUSH_BUFFERS 2
 #define NVLAR_PUSH_AREA_BYTES \
   ((size_t)NVLAR_PUSH_BUFFERS * NVLAR_MAX_RANKS * (NVLAR_PUSH_CHUNK_BYTES / 8) * 16)

@@ -60,51 +60,142 @@ static void issue(const struct path *path, struct gpu *gpus, int n, size_t count
   CHECK_NCCL(path->group_end());
 }
 
-/* Time per call (µs) of `calls` calls: the slowest GPU's span between its events. With
- * `graph`, the calls are captured into one graph per GPU first and the graphs are timed. */
+/* The three ways a job issues its all-reduces, each timed per call (µs):
+ * - eager: `calls` calls issued back to back, host-timed from the first call to the end of the
+ *   last (synchronized), as nccl-tests times them;
+ * - graph: `calls` calls captured in one graph per GPU, as a model's forward pass is: device
+ *   time per call, between events captured after a first (warm-up) call, so that the skew
+ *   between the GPUs' graph launches falls on that call and not on the timed ones;
+ * - graph1: one call captured per graph, the graph launched `calls` times, host-timed. */
+enum { MODE_EAGER, MODE_GRAPH, MODE_GRAPH1, MODES };
+static const char *const mode_names[MODES] = {"eager", "graph", "graph1"};
+
+static double now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e6 + t.tv_nsec * 1e-3;
+}
+
+static void synchronize_all(struct gpu *gpus, int n) {
+  for (int g = 0; g < n; g++) {
+    CHECK_CUDA(cudaSetDevice(g));
+    CHECK_CUDA(cudaStreamSynchronize(gpus[g].stream));
+  }
+}
+
+/* Captures `calls` calls on every GPU, with the events around all but the first if `events`. */
+static void capture(const struct path *path, struct gpu *gpus, int n, size_t count, int datatype,
+                    int op, int calls, bool events, cudaGraphExec_t *execs) {
+  for (int g = 0; g < n; g++) {
+    CHECK_CUDA(cudaSetDevice(g));
+    CHECK_CUDA(cudaStreamBeginCapture(gpus[g].stream, cudaStreamCaptureModeRelaxed));
+  }
+  for (int i = 0; i < calls; i++) {
+    if (events && i == 1) {
+      /* External event nodes: without the flag, an event recorded during capture only orders
+       * streams and is never timed. */
+      for (int g = 0; g < n; g++) {
+        CHECK_CUDA(cudaSetDevice(g));
+        CHECK_CUDA(cudaEventRecordWithFlags(gpus[g].start, gpus[g].stream, cudaEventRecordExternal));
+      }
+    }
+    issue(path, gpus, n, count, datatype, op);
+  }
+  for (int g = 0; g < n; g++) {
+    cudaGraph_t captured;
+    CHECK_CUDA(cudaSetDevice(g));
+    if (events) CHECK_CUDA(cudaEventRecordWithFlags(gpus[g].stop, gpus[g].stream, cudaEventRecordExternal));
+    CHECK_CUDA(cudaStreamEndCapture(gpus[g].stream, &captured));
+    CHECK_CUDA(cudaGraphInstantiate(&execs[g], captured, 0));
+    CHECK_CUDA(cudaGraphDestroy(captured));
+  }
+}
+
+static void destroy_graphs(cudaGraphExec_t *execs, int n) {
+  for (int g = 0; g < n; g++) {
+    CHECK_CUDA(cudaSetDevice(g));
+    CHECK_CUDA(cudaGraphExecDestroy(execs[g]));
+  }
+}
+
+static void launch_graphs(cudaGraphExec_t *execs, struct gpu *gpus, int n) {
+  for (int g = 0; g < n; g++) {
+    CHECK_CUDA(cudaSetDevice(g));
+    CHECK_CUDA(cudaGraphLaunch(execs[g], gpus[g].stream));
+  }
+}
+
 static float time_calls(const struct path *path, struct gpu *gpus, int n, size_t count,
-                        int datatype, int op, int calls, int graph) {
+                        int datatype, int op, int calls, int mode) {
   cudaGraphExec_t execs[MAX_GPUS];
-  if (graph) {
+  if (mode == MODE_GRAPH) {
+    capture(path, gpus, n, count, datatype, op, 1 + calls, true, execs);
+    launch_graphs(execs, gpus, n);
+    float slowest = 0;
     for (int g = 0; g < n; g++) {
+      float ms = 0;
       CHECK_CUDA(cudaSetDevice(g));
-      CHECK_CUDA(cudaStreamBeginCapture(gpus[g].stream, cudaStreamCaptureModeRelaxed));
+      CHECK_CUDA(cudaEventSynchronize(gpus[g].stop));
+      CHECK_CUDA(cudaEventElapsedTime(&ms, gpus[g].start, gpus[g].stop));
+      if (ms > slowest) slowest = ms;
     }
-    for (int i = 0; i < calls; i++) issue(path, gpus, n, count, datatype, op);
+    destroy_graphs(execs, n);
+    return slowest * 1000.0f / calls;
+  }
+  if (mode == MODE_GRAPH1) {
+    capture(path, gpus, n, count, datatype, op, 1, false, execs);
+    launch_graphs(execs, gpus, n); /* the first launch uploads the graph */
+  }
+  synchronize_all(gpus, n);
+  double start = now_us();
+  for (int i = 0; i < calls; i++) {
+    if (mode == MODE_GRAPH1) launch_graphs(execs, gpus, n);
+    else issue(path, gpus, n, count, datatype, op);
+  }
+  synchronize_all(gpus, n);
+  double elapsed = now_us() - start;
+  if (mode == MODE_GRAPH1) destroy_graphs(execs, n);
+  return (float)(elapsed / calls);
+}
+
+/* Host time per call (µs) to enqueue `calls` calls on every GPU without a group: through
+ * ncclAllReduce (nvlar's path: lookup, routing, launch) or, with `bare`, by launching the same
+ * kernel with the same arguments straight away (nvlar_allreduce_launch). Each GPU's calls
+ * pair with the other GPUs' as in a job, so the kernels run and meet as usual. */
+static float time_host_path(struct gpu *gpus, int n, size_t count, int datatype, int op, int calls,
+                            bool bare) {
+  struct nvlar_allreduce_args args[MAX_GPUS];
+  for (int g = 0; g < n; g++) {
+    struct nvlar_route *route = nvlar_registry_find(gpus[g].comm)->route;
+    struct nvlar_choice choice = nvlar_select(&route->policy, count * bench_type_sizes[datatype]);
+    args[g] = route->args;
+    args[g].algo = choice.algo;
+    args[g].datatype = datatype;
+    args[g].op = op;
+    args[g].nblocks = choice.nblocks;
+    args[g].input = gpus[g].input;
+    args[g].output = gpus[g].output;
+    args[g].count = count;
+  }
+  synchronize_all(gpus, n);
+  int device = 0;
+  CHECK_CUDA(cudaGetDevice(&device));
+  double start = now_us();
+  for (int i = 0; i < calls; i++) {
     for (int g = 0; g < n; g++) {
-      cudaGraph_t captured;
-      CHECK_CUDA(cudaSetDevice(g));
-      CHECK_CUDA(cudaStreamEndCapture(gpus[g].stream, &captured));
-      CHECK_CUDA(cudaGraphInstantiate(&execs[g], captured, 0));
-      CHECK_CUDA(cudaGraphDestroy(captured));
+      if (bare) {
+        if (n > 1) CHECK_CUDA(cudaSetDevice(g));
+        CHECK_CUDA(nvlar_allreduce_launch(&args[g], gpus[g].stream));
+      } else {
+        CHECK_NCCL(ncclAllReduce(gpus[g].input, gpus[g].output, count, (ncclDataType_t)datatype,
+                                 (ncclRedOp_t)op, gpus[g].comm, gpus[g].stream));
+      }
     }
   }
-  for (int g = 0; g < n; g++) {
-    CHECK_CUDA(cudaSetDevice(g));
-    CHECK_CUDA(cudaEventRecord(gpus[g].start, gpus[g].stream));
-  }
-  if (graph) {
-    for (int g = 0; g < n; g++) {
-      CHECK_CUDA(cudaSetDevice(g));
-      CHECK_CUDA(cudaGraphLaunch(execs[g], gpus[g].stream));
-    }
-  } else {
-    for (int i = 0; i < calls; i++) issue(path, gpus, n, count, datatype, op);
-  }
-  float slowest = 0;
-  for (int g = 0; g < n; g++) {
-    CHECK_CUDA(cudaSetDevice(g));
-    CHECK_CUDA(cudaEventRecord(gpus[g].stop, gpus[g].stream));
-  }
-  for (int g = 0; g < n; g++) {
-    float ms = 0;
-    CHECK_CUDA(cudaSetDevice(g));
-    CHECK_CUDA(cudaEventSynchronize(gpus[g].stop));
-    CHECK_CUDA(cudaEventElapsedTime(&ms, gpus[g].start, gpus[g].stop));
-    if (ms > slowest) slowest = ms;
-    if (graph) CHECK_CUDA(cudaGraphExecDestroy(execs[g]));
-  }
-  return slowest * 1000.0f / calls;
+  double elapsed = now_us() - start;
+  if (bare && n > 1) CHECK_CUDA(cudaSetDevice(device));
+  synchronize_all(gpus, n);
+  return (float)(elapsed / calls / n);
 }
 
 /* Which path nvlar takes for this size on this communicator, and with how many CTAs (0 on
@@ -148,7 +239,8 @@ struct point {
   size_t bytes, count;
   char kernel[16];
   int ctas; /* nvlar's CTAs per rank */
-  float us[2][2]; /* [eager, graph][nvlar, nccl] */
+  float us[MODES][2]; /* [mode][nvlar, nccl] */
+  float host_us[2];   /* host µs per call to enqueue: [nvlar's ncclAllReduce, bare launch] */
 };
 struct results {
   char device[256];
@@ -192,17 +284,31 @@ static void measure_point(const struct options *o, const struct path *paths, str
   }
   int calls = point->bytes >= (16u << 20) ? CALLS_LARGE : CALLS_SMALL;
   int trials = o->trials > 64 ? 64 : o->trials;
-  for (int graph = 0; graph < 2; graph++) {
+  for (int mode = 0; mode < MODES; mode++) {
     float samples[2][64];
-    for (int p = 0; p < 2; p++) time_calls(&paths[p], gpus, n_local, count, o->datatype, o->op, 2, graph);
+    for (int p = 0; p < 2; p++) time_calls(&paths[p], gpus, n_local, count, o->datatype, o->op, 2, mode);
     for (int t = 0; t < trials; t++) {
       for (int p = 0; p < 2; p++) {
-        samples[p][t] = time_calls(&paths[p], gpus, n_local, count, o->datatype, o->op, calls, graph);
+        samples[p][t] = time_calls(&paths[p], gpus, n_local, count, o->datatype, o->op, calls, mode);
       }
     }
     for (int p = 0; p < 2; p++) {
       qsort(samples[p], trials, sizeof(float), bench_compare_floats);
-      point->us[graph][p] = samples[p][trials / 2];
+      point->us[mode][p] = samples[p][trials / 2];
+    }
+  }
+  point->host_us[0] = point->host_us[1] = 0;
+  if (point->ctas > 0) {
+    /* Host path against a bare launch, alternating trial by trial. */
+    float samples[2][64];
+    for (int t = 0; t < trials; t++) {
+      for (int bare = 0; bare < 2; bare++) {
+        samples[bare][t] = time_host_path(gpus, n_local, count, o->datatype, o->op, calls, bare);
+      }
+    }
+    for (int bare = 0; bare < 2; bare++) {
+      qsort(samples[bare], trials, sizeof(float), bench_compare_floats);
+      point->host_us[bare] = samples[bare][trials / 2];
     }
   }
 }
@@ -269,10 +375,10 @@ static int report(const struct options *o, int n, const char *how, const struct 
   double bus_factor = 2.0 * (n - 1) / n;
   for (int i = 0; i < r->npoints; i++) {
     const struct point *p = &r->points[i];
-    for (int graph = 0; graph < 2; graph++) {
-      const float *us = p->us[graph];
+    for (int m = 0; m < MODES; m++) {
+      const float *us = p->us[m];
       double alg[2] = {p->bytes / (us[0] * 1e3), p->bytes / (us[1] * 1e3)};
-      const char *mode = graph ? "graph" : "eager";
+      const char *mode = mode_names[m];
       printf("%12zu %11s %4d %6s %9.2f %9.2f %7.3f %9.1f %9.1f %9.1f %9.1f\n", p->bytes,
              p->kernel, p->ctas, mode, us[0], us[1], us[0] / us[1], alg[0], alg[0] * bus_factor, alg[1],
              alg[1] * bus_factor);
@@ -285,16 +391,29 @@ static int report(const struct options *o, int n, const char *how, const struct 
     }
   }
   if (csv != NULL) fclose(csv);
+  /* The host path: what ncclAllReduce costs the calling thread beyond launching the kernel. */
+  bool host_header = false;
+  for (int i = 0; i < r->npoints; i++) {
+    const struct point *p = &r->points[i];
+    if (p->ctas == 0 || p->host_us[1] <= 0) continue;
+    if (!host_header) {
+      printf("# host us per call to enqueue (no group): nvlar's ncclAllReduce, the same kernel "
+             "launched bare, difference\n");
+      host_header = true;
+    }
+    printf("# host %10zu %11s %8.2f %8.2f %+8.2f\n", p->bytes, p->kernel, p->host_us[0],
+           p->host_us[1], p->host_us[0] - p->host_us[1]);
+  }
   /* The worst point of each mode (a stall shows here as a ratio far above its neighbours'),
    * and the verdict: the sizes where nvlar is faster than NCCL by more than 5%, within 5%,
    * slower by more than 5%. */
   int above = 0;
-  for (int graph = 0; graph < 2; graph++) {
+  for (int m = 0; m < MODES; m++) {
     static const char *const verdicts[] = {"faster", "within 5%", "slower"};
     char lists[3][512] = {"", "", ""};
     int counts[3] = {0, 0, 0};
     for (int i = 0; i < r->npoints; i++) {
-      double ratio = r->points[i].us[graph][0] / r->points[i].us[graph][1];
+      double ratio = r->points[i].us[m][0] / r->points[i].us[m][1];
       int v = ratio < 0.95 ? 0 : ratio <= 1.05 ? 1 : 2;
       char size[32];
       size_t b = r->points[i].bytes;
@@ -306,18 +425,18 @@ static int report(const struct options *o, int n, const char *how, const struct 
       snprintf(lists[v] + used, sizeof(lists[v]) - used, "%s%s", counts[v] ? " " : "", size);
       counts[v]++;
     }
-    printf("# verdict, %s: nvlar", graph ? "graph" : "eager");
+    printf("# verdict, %s: nvlar", mode_names[m]);
     for (int v = 0; v < 3; v++) {
       printf("%s %s at %d size%s%s%s%s", v ? "," : "", verdicts[v], counts[v],
              counts[v] == 1 ? "" : "s", counts[v] ? " (" : "", lists[v], counts[v] ? ")" : "");
     }
     printf("\n");
   }
-  for (int graph = 0; graph < 2; graph++) {
+  for (int m = 0; m < MODES; m++) {
     double worst = 0;
     size_t worst_bytes = 0;
     for (int i = 0; i < r->npoints; i++) {
-      double ratio = r->points[i].us[graph][0] / r->points[i].us[graph][1];
+      double ratio = r->points[i].us[m][0] / r->points[i].us[m][1];
       if (ratio > worst) {
         worst = ratio;
         worst_bytes = r->points[i].bytes;
@@ -325,7 +444,7 @@ static int report(const struct options *o, int n, const char *how, const struct 
     }
     bool fails = o->fail_above > 0 && worst > o->fail_above;
     above |= fails;
-    printf("# worst nvlar/NCCL time ratio, %s: %.3f at %zu bytes%s\n", graph ? "graph" : "eager",
+    printf("# worst nvlar/NCCL time ratio, %s: %.3f at %zu bytes%s\n", mode_names[m],
            worst, worst_bytes, fails ? " (above --fail-above)" : "");
   }
   return r->failed || above ? 1 : 0;
@@ -423,11 +542,15 @@ int bench_real_procs(const struct options *o, int n) {
   for (int r = 1; r < n; r++) {
     merged->on_nvlar &= shared->ranks[r].on_nvlar;
     for (int i = 0; i < merged->npoints; i++) {
-      for (int m = 0; m < 2; m++) {
+      for (int m = 0; m < MODES; m++) {
         for (int p = 0; p < 2; p++) {
           float other = shared->ranks[r].points[i].us[m][p];
           if (other > merged->points[i].us[m][p]) merged->points[i].us[m][p] = other;
         }
+      }
+      for (int bare = 0; bare < 2; bare++) {
+        float other = shared->ranks[r].points[i].host_us[bare];
+        if (other > merged->points[i].host_us[bare]) merged->points[i].host_us[bare] = other;
       }
     }
   }

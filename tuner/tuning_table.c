@@ -20,8 +20,8 @@
 const char nvlar_tuning_builtin[] =
     "# nvlar built-in tuning table\n"
     "# 2 ranks on sm_90: measured on two H200s with NVLink (docs/results.md, \"Two H200s\")\n"
-    "nvlar 0-256K    2   sm90 push\n"
-    "nvlar 256K-inf  2   sm90 pushtwoshot\n"
+    "nvlar 0-1M      2   sm90 push\n"
+    "nvlar 1M-inf    2   sm90 pushtwoshot\n"
     "# the rest: from ranks emulated on one H100, not yet measured on NVLink\n"
     "nvlar 0-256K    2-4 * push\n"
     "nvlar 0-128K    5   * push\n"

@@ -214,15 +214,24 @@ static void test_selection(void **state) {
   assert_int_equal(nvlar_select(&policy, (128 << 10) + 1).algo, NVLAR_ALGO_ONESHOT);
   /* 2 ranks on sm_90 (measured rows): push one-shot, then the push two-shot at every size. */
   policy.nranks = 2;
-  assert_int_equal(nvlar_select(&policy, 256 << 10).algo, NVLAR_ALGO_PUSH);
-  c = nvlar_select(&policy, (256 << 10) + 1);
+  c = nvlar_select(&policy, 64 << 10);
+  assert_int_equal(c.algo, NVLAR_ALGO_PUSH);
+  assert_int_equal(c.nblocks, 32);
+  c = nvlar_select(&policy, 256 << 10);
+  assert_int_equal(c.algo, NVLAR_ALGO_PUSH);
+  assert_int_equal(c.nblocks, 128);
+  c = nvlar_select(&policy, 1 << 20); /* one push chunk */
+  assert_int_equal(c.algo, NVLAR_ALGO_PUSH);
+  assert_int_equal(c.nblocks, 128);
+  c = nvlar_select(&policy, (1 << 20) + 1);
   assert_int_equal(c.algo, NVLAR_ALGO_PUSH_TWOSHOT);
-  assert_int_equal(c.nblocks, 9);
+  assert_int_equal(c.nblocks, 33);
   c = nvlar_select(&policy, (size_t)1 << 30);
   assert_true(c.nvlar);
   assert_int_equal(c.algo, NVLAR_ALGO_PUSH_TWOSHOT);
   assert_int_equal(c.nblocks, 128);
   policy.arch = 80; /* elsewhere the emulated rows */
+  assert_int_equal(nvlar_select(&policy, 256 << 10).algo, NVLAR_ALGO_PUSH);
   assert_int_equal(nvlar_select(&policy, (256 << 10) + 1).algo, NVLAR_ALGO_ONESHOT);
   assert_false(nvlar_select(&policy, (size_t)1 << 30).nvlar);
   policy.arch = 90;
@@ -249,8 +258,9 @@ static void test_selection(void **state) {
   assert_int_equal(nvlar_select(&policy, 256 << 10).algo, NVLAR_ALGO_PUSH);
   assert_int_equal(nvlar_select(&policy, 2048).nblocks, 1);
   assert_int_equal(nvlar_select(&policy, 8192).nblocks, 4);
+  assert_int_equal(nvlar_select(&policy, 1 << 20).algo, NVLAR_ALGO_PUSH);
   /* Above one push chunk (where the push one-shot is several times slower), the pull one. */
-  assert_int_equal(nvlar_select(&policy, (256 << 10) + 1).algo, NVLAR_ALGO_ONESHOT);
+  assert_int_equal(nvlar_select(&policy, (1 << 20) + 1).algo, NVLAR_ALGO_ONESHOT);
   /* CTA counts never exceed what every rank's GPU holds. */
   policy = (struct nvlar_policy){.nranks = 8, .arch = 90, .forced = NVLAR_FORCE_TWOSHOT,
                                  .max_blocks = 6, .table = &builtin};
