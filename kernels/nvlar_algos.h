@@ -46,10 +46,9 @@
   X(TMA,     3, "tma",     90, TWOSHOT, 0,                      TMA,       2u << 20, 8)        \
   /* Packets with inline flags written into every peer, no barrier: for latency-bound         \
    * messages, up to one chunk (1 MiB). A thread waits for each of its packets in turn, so a  \
-   * CTA carries little (about 4 GB/s on two H200s): one per 2 KiB, up to 128, which at       \
-   * 256 KiB-1 MiB took 3.9 and 10.0 us a call in a graph against 4.7 and 29 at 32 and 16 CTAs \
-   * (docs/results.md, issue 15). */                                                           \
-  X(PUSH,    2, "push",    0,  PUSH,    NVLAR_PUSH_CHUNK_BYTES, ONESHOT, 2u << 10,  128)       \
+   * CTA carries little: one per KiB, up to 128, was within 0.05 us of the best CTA count of  \
+   * the sweep on two H200s at every size from 2 KiB to 1 MiB (docs/results.md, issue 15). */  \
+  X(PUSH,    2, "push",    0,  PUSH,    NVLAR_PUSH_CHUNK_BYTES, ONESHOT, 1u << 10,  128)       \
   /* Stores into peers' staging (scatter, reduce and store the result into every peer,       \
    * gather), each CTA a channel that meets only the same CTA of the peers: the bandwidth     \
    * path for real NVLink, where stores reach the link from few CTAs and loads need most of   \

@@ -7,7 +7,7 @@
 # nvlar preloaded, eager and -G, twice.
 arch="-gencode=arch=compute_90a,code=sm_90a"
 (nvcc -O3 -std=c++17 $arch -I kernels -o /tmp/latency_new scripts/experiments/latency_floor.cu &&
- nvcc -O3 -std=c++17 $arch -DRULE_MOST=32 -I .carry/oldkernels/kernels -o /tmp/latency_old \
+ nvcc -O3 -std=c++17 $arch -DRULE_BYTES=2048 -DRULE_MOST=32 -I .carry/oldkernels/kernels -o /tmp/latency_old \
    scripts/experiments/latency_floor.cu) >/tmp/latency-build.txt 2>&1 &
 source "$(dirname "$0")/device_common.sh" 22
 wait; cp /tmp/latency-build.txt $L/

@@ -11,7 +11,7 @@
 //   flag         one thread per GPU reads its sequence number, stores a flag into the peer,
 //                waits for the peer's flag, writes the number back: the floor of one exchange
 //   nvlar        nvlar's push one-shot itself (kernels/allreduce.cuh, float32 sum, 2 ranks),
-//                at the CTA count of its rule (one per 2 KiB, at most 32), and without PDL
+//                at the CTA count of its rule (RULE_BYTES, RULE_MOST below), and without PDL
 //   ll K/C       a push one-shot of one chunk in LL packets like nvlar's, each thread with K
 //                packets in flight at once (nvlar's has one), on C CTAs; flags: early (the
 //                input is loaded before the sequence number and beside it), nosync (no
@@ -351,13 +351,16 @@ static Launch ll_any(int k, size_t bytes, int blocks, int flags, bool pdl) {
   }
 }
 
-// nvlar's CTA rule for the push one-shot: one per 2 KiB, at most RULE_MOST (the kernels' own
-// table row; pass -DRULE_MOST=32 for the kernels before issue 15).
+// nvlar's CTA rule for the push one-shot: one per RULE_BYTES, at most RULE_MOST (the kernels'
+// own table row; pass -DRULE_BYTES=2048 -DRULE_MOST=32 for the kernels before issue 15).
 #ifndef RULE_MOST
 #define RULE_MOST 128
 #endif
+#ifndef RULE_BYTES
+#define RULE_BYTES 1024
+#endif
 static int nvlar_rule_ctas(size_t bytes) {
-  size_t c = (bytes + 2047) / 2048;
+  size_t c = (bytes + RULE_BYTES - 1) / RULE_BYTES;
   return (int)std::max<size_t>(1, std::min<size_t>(c, RULE_MOST));
 }
 

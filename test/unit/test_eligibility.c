@@ -192,10 +192,10 @@ static void test_selection(void **state) {
   assert_int_equal(c.nblocks, 1);
   c = nvlar_select(&policy, 32 << 10);
   assert_int_equal(c.algo, NVLAR_ALGO_PUSH);
-  assert_int_equal(c.nblocks, 16);
+  assert_int_equal(c.nblocks, 32);
   c = nvlar_select(&policy, 64 << 10);
   assert_int_equal(c.algo, NVLAR_ALGO_PUSH);
-  assert_int_equal(c.nblocks, 32);
+  assert_int_equal(c.nblocks, 64);
   c = nvlar_select(&policy, (64 << 10) + 1);
   assert_int_equal(c.algo, NVLAR_ALGO_ONESHOT);
   c = nvlar_select(&policy, 256 << 10);
@@ -216,7 +216,7 @@ static void test_selection(void **state) {
   policy.nranks = 2;
   c = nvlar_select(&policy, 64 << 10);
   assert_int_equal(c.algo, NVLAR_ALGO_PUSH);
-  assert_int_equal(c.nblocks, 32);
+  assert_int_equal(c.nblocks, 64);
   c = nvlar_select(&policy, 256 << 10);
   assert_int_equal(c.algo, NVLAR_ALGO_PUSH);
   assert_int_equal(c.nblocks, 128);
@@ -256,8 +256,9 @@ static void test_selection(void **state) {
   policy.arch = 90;
   policy.forced = NVLAR_FORCE_PUSH;
   assert_int_equal(nvlar_select(&policy, 256 << 10).algo, NVLAR_ALGO_PUSH);
-  assert_int_equal(nvlar_select(&policy, 2048).nblocks, 1);
-  assert_int_equal(nvlar_select(&policy, 8192).nblocks, 4);
+  assert_int_equal(nvlar_select(&policy, 1024).nblocks, 1);
+  assert_int_equal(nvlar_select(&policy, 2048).nblocks, 2);
+  assert_int_equal(nvlar_select(&policy, 8192).nblocks, 8);
   assert_int_equal(nvlar_select(&policy, 1 << 20).algo, NVLAR_ALGO_PUSH);
   /* Above one push chunk (where the push one-shot is several times slower), the pull one. */
   assert_int_equal(nvlar_select(&policy, (1 << 20) + 1).algo, NVLAR_ALGO_ONESHOT);
