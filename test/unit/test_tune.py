@@ -33,10 +33,10 @@ with tempfile.TemporaryDirectory() as tmp:
           {8: (3, 20), 1024: (3, 20), 65536: (5, 25), 1 << 20: (40, 50), 16 << 20: (400, 300), 256 << 20: (9000, 5000)})
     write(os.path.join(tmp, "twoshot.csv"),
           {8: (9, 20), 1024: (9, 20), 65536: (12, 25), 1 << 20: (20, 50), 16 << 20: (200, 300), 256 << 20: (6000, 5000)})
-    # Push wins up to 1 KiB; its 1 MiB row is the one-shot in disguise (above its largest
-    # message NVLAR_ALGO=push runs the one-shot) and must be ignored.
+    # Push wins up to 1 KiB; its 16 MiB row is the one-shot in disguise (above its largest
+    # message, 1 MiB, NVLAR_ALGO=push runs the one-shot) and must be ignored.
     write(os.path.join(tmp, "push.csv"),
-          {8: (2, 20), 1024: (2, 20), 65536: (6, 25), 1 << 20: (1, 50)})
+          {8: (2, 20), 1024: (2, 20), 65536: (6, 25), 1 << 20: (60, 50), 16 << 20: (1, 300)})
     # The push two-shot wins from 16 MiB, NCCL included.
     write(os.path.join(tmp, "pushtwoshot.csv"),
           {65536: (14, 25), 1 << 20: (25, 50), 16 << 20: (150, 300), 256 << 20: (4000, 5000)})
