@@ -32,9 +32,10 @@ namespace nvlar {
 // Which kernel a launch runs. The push one-shot has kernels of its own, apart from the pull
 // kernels' and from each other: with the loop over chunks in the plain kernel (one call site
 // of push_chunk), one-chunk calls took 0.3-0.8 us longer on the H100 (measured; also with a
-// second inlined copy of the chunk body, or the loop in a function not inlined); a one-chunk
-// call in a kernel of its own took ... us less than in the plain kernel on two H200s
-// (docs/results.md, issue 15).
+// second inlined copy of the chunk body, or the loop in a function not inlined). One-chunk
+// calls moved out of the plain kernel into a kernel of their own took 0.02-0.03 us less a call
+// on two H200s (8 B-64 KiB, in graphs; docs/results.md, issue 15): within noise, but each
+// kernel now holds one algorithm's code only.
 enum KernelKind {
   kPlainKernel = 0,       // one-shot, two-shot
   kTmaKernel = 1,         // TMA two-shot (dynamic shared memory)
