@@ -39,7 +39,9 @@ static int count_failures(struct check_result *device, int n, const char *what) 
 }
 
 #define MAX_COUNT 300000
-static size_t call_count(int i) { return 1 + (size_t)i * 7919 % 150000; }
+/* Up to 1.2 MB of floats: some calls span two push chunks (NVLAR_PUSH_CHUNK_BYTES, 1 MiB), so
+ * the push one-shot's two kernels (one chunk, several) alternate as well. */
+static size_t call_count(int i) { return 1 + (size_t)i * 7919 % MAX_COUNT; }
 
 /* Every algorithm in turn, then runs of push two-shots, which skip their start handshake after
  * a push two-shot. */

@@ -21,8 +21,10 @@ static double now_seconds(void) {
 
 static void run(int algo) {
   struct emulation e;
-  CHECK_CUDA(emulation_create(&e, NRANKS, 1u << 20, 1u << 20));
-  const size_t count = 100000; /* two push chunks */
+  CHECK_CUDA(emulation_create(&e, NRANKS, 1u << 20, 2u << 20));
+  /* Two push chunks of NVLAR_PUSH_CHUNK_BYTES (the push one-shot's kernel of several chunks),
+   * several chunks of the pull kernels' staging halves. */
+  const size_t count = NVLAR_PUSH_CHUNK_BYTES / 4 + 50000;
   struct nvlar_allreduce_args args[NRANKS];
   for (int r = 0; r < NRANKS; r++) {
     emulation_args(&e, r, algo, 7, 0, 2, emulation_input(&e, r, 4, 0),
