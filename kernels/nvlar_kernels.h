@@ -28,7 +28,9 @@ extern "C" {
 
 /* Push one-shot: a message moves in chunks of this many bytes per rank. Each 8 bytes travel
  * in a 16-byte packet {4 data bytes, flag, 4 data bytes, flag}; NVLAR_PUSH_BUFFERS receive
- * buffers per rank rotate from chunk to chunk, each with one slot per source rank. */
+ * buffers per rank rotate from chunk to chunk, each with one slot per source rank. 1 MiB: every
+ * message routing gives the push one-shot is one exchange (on two H200s 1 MiB took 9.4 us a
+ * call in one chunk, 29.5 in four of 256 KiB); the receive area is then 32 MiB per rank. */
 #define NVLAR_PUSH_CHUNK_BYTES ((size_t)1 << 20)
 #define NVLAR_PUSH_BUFFERS 2
 #define NVLAR_PUSH_AREA_BYTES \
