@@ -404,14 +404,8 @@ static bool try_nvlar(struct nvlar_route *route, const void *sendbuff, void *rec
   }
   struct nvlar_choice choice = nvlar_select(&route->policy, count * element_size(datatype));
   if (!choice.nvlar) return false;
-  struct nvlar_allreduce_args args = route->args;
-  args.algo = choice.algo;
-  args.datatype = (int)datatype;
-  args.op = (int)op;
-  args.nblocks = choice.nblocks;
-  args.input = sendbuff;
-  args.output = recvbuff;
-  args.count = count;
+  struct nvlar_allreduce_args args;
+  nvlar_route_call_args(route, choice, sendbuff, recvbuff, count, (int)datatype, (int)op, &args);
   int current = route->device;
   cudaGetDevice(&current);
   if (current != route->device) cudaSetDevice(route->device);

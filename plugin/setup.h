@@ -38,6 +38,21 @@ struct nvlar_route {
   atomic_int error_reported;
 };
 
+/* One call's kernel arguments: the route's, with the call's own fields. ncclAllReduce launches
+ * with them; nvlar-bench launches the same kernel bare with them, to time nvlar's host path. */
+static inline void nvlar_route_call_args(const struct nvlar_route *route, struct nvlar_choice choice,
+                                         const void *input, void *output, size_t count,
+                                         int datatype, int op, struct nvlar_allreduce_args *args) {
+  *args = route->args;
+  args->algo = choice.algo;
+  args->datatype = datatype;
+  args->op = op;
+  args->nblocks = choice.nblocks;
+  args->input = input;
+  args->output = output;
+  args->count = count;
+}
+
 /* Runs setup for communicators created by this thread (one, or all those of a group or of
  * ncclCommInitAll: their collective steps are issued as one NCCL group, so that one thread can
  * drive several GPUs). Each is looked up in the registry; routes are attached there. */

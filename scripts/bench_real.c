@@ -172,14 +172,7 @@ static float time_host_path(struct gpu *gpus, int n, size_t count, int datatype,
   for (int g = 0; g < n; g++) {
     struct nvlar_route *route = nvlar_registry_find(gpus[g].comm)->route;
     struct nvlar_choice choice = nvlar_select(&route->policy, count * bench_type_sizes[datatype]);
-    args[g] = route->args;
-    args[g].algo = choice.algo;
-    args[g].datatype = datatype;
-    args[g].op = op;
-    args[g].nblocks = choice.nblocks;
-    args[g].input = gpus[g].input;
-    args[g].output = gpus[g].output;
-    args[g].count = count;
+    nvlar_route_call_args(route, choice, gpus[g].input, gpus[g].output, count, datatype, op, &args[g]);
   }
   synchronize_all(gpus, n);
   int device = 0;
