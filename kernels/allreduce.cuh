@@ -60,7 +60,7 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 }
 
 template <typename T, int Op, int kKind>
-__device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nblocks) {
+__device__ void allreduce_rank_body(const nvlar_allreduce_args &a, int block, int nblocks) {
   __shared__ CtaWait cta;
   cta_wait_init(&cta);
   wait_for_previous_kernel();
@@ -106,6 +106,26 @@ __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nbl
     state->slot[slot].push_seq = push1;
     state->slot[slot].last_algo = 1 + a.algo;
   }
+}
+
+// A CTA's last step in a counted launch: it announces that it is over. The release at system
+// scope orders every access this CTA made to any rank's buffers (its threads' accesses too:
+// bar.sync makes them precede thread 0's release, which is cumulative) before the count, so
+// the host, once it sees every CTA counted, may tell the peers that this rank has left and
+// they may free what this kernel wrote into. Graph replays and the tests' launches are not
+// counted (args.counted = 0) and skip it.
+__device__ __forceinline__ void count_cta_over(const nvlar_allreduce_args &a) {
+  if (!a.counted) return;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    asm volatile("red.release.sys.global.add.u64 [%0], 1;" ::"l"(&a.state->ctas_done) : "memory");
+  }
+}
+
+template <typename T, int Op, int kKind>
+__device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nblocks) {
+  allreduce_rank_body<T, Op, kKind>(a, block, nblocks);
+  count_cta_over(a);
 }
 
 // ---------------------------------------------------------------------------------------------

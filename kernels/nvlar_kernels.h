@@ -57,6 +57,11 @@ struct nvlar_rank_progress {
 struct nvlar_rank_state {
   uint32_t failed;      /* set once a wait timed out; later launches return at once */
   uint32_t reserved;
+  /* CTAs of counted launches (args.counted) that have ended: each adds one as its very last
+   * step, after all its accesses to any rank's buffers (release at system scope). The host
+   * counts the CTAs it launched; when the two agree, no counted kernel of this rank runs or
+   * waits to run, and its buffers may be given up (plugin/route.h). */
+  unsigned long long ctas_done;
   struct nvlar_rank_progress slot[NVLAR_MAX_BLOCKS];
 };
 
@@ -103,6 +108,10 @@ struct nvlar_allreduce_args {
    * previous kernel on the stream finishes, and wait for it before reading anything it may
    * have written. 0: an ordinary launch. Results are the same. */
   int pdl;
+  /* 1: every CTA adds one to state->ctas_done when it ends (eager launches of the routing
+   * layer, whose end destroy waits for). 0: graph captures, whose lifetime the graph holds,
+   * and the tests' and benchmark's launches. */
+  int counted;
 };
 
 /* 1 if the kernels implement this datatype/op pair (all 12 NCCL types; sum, prod, max, min,

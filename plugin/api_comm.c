@@ -1,10 +1,12 @@
-/* Exported communicator life-cycle calls, groups, ncclCommGetAsyncError and ncclAllReduce.
+/* Exported communicator life-cycle calls and groups: the shape of NCCL's API around
+ * plugin/lifecycle.c, which owns every communicator's state.
  *
  * Each call goes to the real NCCL first; NCCL validates the arguments, and nvlar returns
  * whatever NCCL returned. Only a communicator that NCCL handed back (ncclSuccess, or
- * ncclInProgress for a non-blocking one) enters the registry, so a failed or half-made call
- * leaves no trace. Setup (plugin/setup.c) then runs at once for a blocking communicator, or at
- * the ncclGroupEnd that completes a grouped init.
+ * ncclInProgress for a non-blocking one) is adopted, so a failed or half-made call leaves no
+ * trace. Setup then runs at once for a blocking communicator, or at the ncclGroupEnd that
+ * completes a grouped init, or (non-blocking) at the first ncclCommGetAsyncError that finds
+ * NCCL's init done.
  *
  * Groups: a thread's group depth and the communicators its open group created are
  * thread-local, as NCCL's group state is. All-reduces inside a group launch nvlar's kernels at
@@ -15,16 +17,49 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "comm_registry.h"
 #include "export.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "nccl_api.h"
-#include "params.h"
 #include "real_nccl.h"
-#include "setup.h"
 
 static bool returned_a_communicator(ncclResult_t result) {
   return result == ncclSuccess || result == ncclInProgress;
+}
+
+/* What nvlar takes from a communicator's ncclConfig_t (or, where it is silent, from NCCL's
+ * environment or the parent, as NCCL does). */
+struct comm_config {
+  bool nonblocking; /* config.blocking = 0, else NCCL_COMM_BLOCKING=0 */
+  int max_ctas;     /* config.maxCTAs, else NCCL_MAX_CTAS; 0: no limit given */
+};
+
+static int env_int(const char *name) {
+  const char *text = getenv(name);
+  if (text == NULL || text[0] == '\0') return NCCL_CONFIG_UNDEF_INT;
+  char *end = NULL;
+  long value = strtol(text, &end, 0);
+  return *end == '\0' && value > 0 && value < (1 << 30) ? (int)value : NCCL_CONFIG_UNDEF_INT;
+}
+
+/* `parent`: a split's or shrink's parent, whose settings a child without its own inherits. */
+static struct comm_config comm_config_of(const ncclConfig_t *config, ncclComm_t parent) {
+  struct comm_config c = {false, 0};
+  struct nvlar_comm *entry = parent != NULL ? nvlar_registry_get(parent) : NULL;
+  if (config != NULL && config->blocking != NCCL_CONFIG_UNDEF_INT) {
+    c.nonblocking = config->blocking == 0;
+  } else if (entry != NULL) {
+    c.nonblocking = entry->nonblocking;
+  } else {
+    const char *env = getenv("NCCL_COMM_BLOCKING");
+    c.nonblocking = env != NULL && env[0] == '0' && env[1] == '\0';
+  }
+  int max_ctas = config != NULL ? config->maxCTAs : NCCL_CONFIG_UNDEF_INT;
+  if (max_ctas == NCCL_CONFIG_UNDEF_INT && entry != NULL) max_ctas = entry->max_ctas;
+  if (max_ctas == NCCL_CONFIG_UNDEF_INT || max_ctas == 0) max_ctas = env_int("NCCL_MAX_CTAS");
+  c.max_ctas = max_ctas == NCCL_CONFIG_UNDEF_INT ? 0 : max_ctas;
+  nvlar_comm_put(entry);
+  return c;
 }
 
 /* A split or shrink inside a group, or of a non-blocking communicator, returns before NCCL has
@@ -33,7 +68,7 @@ static bool returned_a_communicator(ncclResult_t result) {
 struct child_slot {
   ncclComm_t *newcomm;
   enum nvlar_comm_origin origin;
-  bool nonblocking;
+  struct comm_config config;
 };
 
 /* The communicators this thread created inside its open group, set up at its ncclGroupEnd,
@@ -89,7 +124,7 @@ static void defer_to_group_end(ncclComm_t comm) {
     if (grown == NULL) {
       /* Setup is collective; skipping it here would leave the peers waiting in theirs. */
       NVLAR_WARN("comm %p: out of memory to defer its setup; running it now", (void *)comm);
-      nvlar_setup(nvlar_real_nccl(), &comm, 1);
+      nvlar_lifecycle_set_up(nvlar_real_nccl(), &comm, 1);
       return;
     }
     group.comms = grown;
@@ -100,43 +135,37 @@ static void defer_to_group_end(ncclComm_t comm) {
 
 /* Records new communicators and starts their setup, or defers it to the group's end. */
 static void adopt_into(ncclComm_t *comms, int count, enum nvlar_comm_origin origin,
-                       bool nonblocking, bool defer) {
+                       struct comm_config config, bool defer) {
   int setups = 0;
   for (int i = 0; i < count; i++) {
-    if (comms[i] == NULL) continue;
-    if (!nvlar_registry_add(comms[i], origin)) {
-      NVLAR_WARN("comm %p (%s): out of memory for nvlar's record; it stays on NCCL",
-                 (void *)comms[i], nvlar_comm_origin_name(origin));
+    if (comms[i] == NULL ||
+        !nvlar_lifecycle_adopt(comms[i], origin, config.nonblocking, config.max_ctas)) {
       continue;
     }
-    nvlar_registry_set_nonblocking(comms[i], nonblocking);
-    NVLAR_INFO("comm %p created by %s%s", (void *)comms[i], nvlar_comm_origin_name(origin),
-               nonblocking ? " (non-blocking)" : "");
-    if (nvlar_param_number(NVLAR_P_DISABLE)) {
-      NVLAR_INFO("comm %p: all-reduces stay on NCCL: NVLAR_DISABLE=1", (void *)comms[i]);
-    } else if (nonblocking) {
-      /* Set up once NCCL reports it ready, on a helper thread (see ncclCommGetAsyncError). */
-      nvlar_registry_set_async_pending(comms[i]);
+    if (config.nonblocking) {
+      nvlar_lifecycle_set_up_later(comms[i]);
     } else if (defer) {
       defer_to_group_end(comms[i]);
     } else {
       comms[setups++] = comms[i]; /* compacted in place: the caller's array is not read again */
     }
   }
-  if (setups > 0) nvlar_setup(nvlar_real_nccl(), comms, setups);
+  if (setups > 0) nvlar_lifecycle_set_up(nvlar_real_nccl(), comms, setups);
 }
 
-static void adopt(ncclComm_t *comms, int count, enum nvlar_comm_origin origin, bool nonblocking) {
-  adopt_into(comms, count, origin, nonblocking, group.depth > 0);
+static void adopt(ncclComm_t *comms, int count, enum nvlar_comm_origin origin,
+                  struct comm_config config) {
+  adopt_into(comms, count, origin, config, group.depth > 0);
 }
 
 NVLAR_EXPORT ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId commId,
                                            int rank) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommInitRank, ncclSystemError)
+  nvlar_lifecycle_before_init();
   ncclResult_t result = nccl->ncclCommInitRank(comm, nranks, commId, rank);
   if (returned_a_communicator(result) && comm != NULL) {
     ncclComm_t made = *comm;
-    adopt(&made, 1, NVLAR_ORIGIN_INIT_RANK, nvlar_config_nonblocking(NULL));
+    adopt(&made, 1, NVLAR_ORIGIN_INIT_RANK, comm_config_of(NULL, NULL));
   }
   return result;
 }
@@ -145,16 +174,18 @@ NVLAR_EXPORT ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks,
                                                  ncclUniqueId commId, int rank,
                                                  ncclConfig_t *config) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommInitRankConfig, ncclSystemError)
+  nvlar_lifecycle_before_init();
   ncclResult_t result = nccl->ncclCommInitRankConfig(comm, nranks, commId, rank, config);
   if (returned_a_communicator(result) && comm != NULL) {
     ncclComm_t made = *comm;
-    adopt(&made, 1, NVLAR_ORIGIN_INIT_RANK_CONFIG, nvlar_config_nonblocking(config));
+    adopt(&made, 1, NVLAR_ORIGIN_INIT_RANK_CONFIG, comm_config_of(config, NULL));
   }
   return result;
 }
 
 NVLAR_EXPORT ncclResult_t ncclCommInitAll(ncclComm_t *comm, int ndev, const int *devlist) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommInitAll, ncclSystemError)
+  nvlar_lifecycle_before_init();
   ncclResult_t result = nccl->ncclCommInitAll(comm, ndev, devlist);
   if (returned_a_communicator(result) && comm != NULL && ndev > 0) {
     ncclComm_t *made = malloc((size_t)ndev * sizeof(*made));
@@ -163,7 +194,7 @@ NVLAR_EXPORT ncclResult_t ncclCommInitAll(ncclComm_t *comm, int ndev, const int 
       return result;
     }
     for (int i = 0; i < ndev; i++) made[i] = comm[i];
-    adopt(made, ndev, NVLAR_ORIGIN_INIT_ALL, nvlar_config_nonblocking(NULL));
+    adopt(made, ndev, NVLAR_ORIGIN_INIT_ALL, comm_config_of(NULL, NULL));
     free(made);
   }
   return result;
@@ -173,36 +204,30 @@ NVLAR_EXPORT ncclResult_t ncclCommInitRankScalable(ncclComm_t *newcomm, int nran
                                                    int nId, ncclUniqueId *commIds,
                                                    ncclConfig_t *config) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommInitRankScalable, ncclSystemError)
+  nvlar_lifecycle_before_init();
   ncclResult_t result =
       nccl->ncclCommInitRankScalable(newcomm, nranks, myrank, nId, commIds, config);
   if (returned_a_communicator(result) && newcomm != NULL) {
     ncclComm_t made = *newcomm;
-    adopt(&made, 1, NVLAR_ORIGIN_INIT_RANK_SCALABLE, nvlar_config_nonblocking(config));
+    adopt(&made, 1, NVLAR_ORIGIN_INIT_RANK_SCALABLE, comm_config_of(config, NULL));
   }
   return result;
-}
-
-/* A split or shrink without its own blocking setting inherits the parent's. */
-static bool child_nonblocking(ncclComm_t parent, const ncclConfig_t *config) {
-  if (config != NULL && config->blocking != NCCL_CONFIG_UNDEF_INT) return config->blocking == 0;
-  struct nvlar_comm *entry = nvlar_registry_find(parent);
-  return entry != NULL ? entry->nonblocking : nvlar_config_nonblocking(NULL);
 }
 
 /* A split or shrink returned: adopts the child now if NCCL made it already, else remembers
  * where NCCL will write it (at this thread's group end, or later for a non-blocking one). */
 static void adopt_child(ncclResult_t result, ncclComm_t *newcomm, enum nvlar_comm_origin origin,
-                        bool nonblocking) {
+                        struct comm_config config) {
   if (!returned_a_communicator(result) || newcomm == NULL) return;
   if (*newcomm != NULL) {
     ncclComm_t made = *newcomm;
-    adopt(&made, 1, origin, nonblocking);
+    adopt(&made, 1, origin, config);
     return;
   }
-  struct child_slot child = {newcomm, origin, nonblocking};
+  struct child_slot child = {newcomm, origin, config};
   if (group.depth > 0 && group.nchildren < 64) {
     group.children[group.nchildren++] = child;
-  } else if (nonblocking) {
+  } else if (config.nonblocking) {
     remember_pending_child(child);
   } else if (group.depth > 0) {
     NVLAR_WARN("more than 64 splits in one group: the 65th child and later stay on NCCL");
@@ -212,10 +237,11 @@ static void adopt_child(ncclResult_t result, ncclComm_t *newcomm, enum nvlar_com
 NVLAR_EXPORT ncclResult_t ncclCommSplit(ncclComm_t comm, int color, int key, ncclComm_t *newcomm,
                                         ncclConfig_t *config) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommSplit, ncclSystemError)
-  bool nonblocking = child_nonblocking(comm, config);
+  struct comm_config child_config = comm_config_of(config, comm);
+  nvlar_lifecycle_before_init();
   ncclResult_t result = nccl->ncclCommSplit(comm, color, key, newcomm, config);
   /* A rank that passed NCCL_SPLIT_NOCOLOR gets no child: nothing to record, no setup to join. */
-  if (color != NCCL_SPLIT_NOCOLOR) adopt_child(result, newcomm, NVLAR_ORIGIN_SPLIT, nonblocking);
+  if (color != NCCL_SPLIT_NOCOLOR) adopt_child(result, newcomm, NVLAR_ORIGIN_SPLIT, child_config);
   return result;
 }
 
@@ -223,11 +249,17 @@ NVLAR_EXPORT ncclResult_t ncclCommShrink(ncclComm_t comm, int *excludeRanksList,
                                          int excludeRanksCount, ncclComm_t *newcomm,
                                          ncclConfig_t *config, int shrinkFlags) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommShrink, ncclSystemError)
-  bool nonblocking = child_nonblocking(comm, config);
-  ncclResult_t result = nccl->ncclCommShrink(comm, excludeRanksList, excludeRanksCount, newcomm,
-                                             config, shrinkFlags);
-  adopt_child(result, newcomm, NVLAR_ORIGIN_SHRINK, nonblocking);
+  struct comm_config child_config = comm_config_of(config, comm);
+  nvlar_lifecycle_before_init();
+  ncclResult_t result = nvlar_lifecycle_shrink(nccl, comm, excludeRanksList, excludeRanksCount,
+                                               newcomm, config, shrinkFlags);
+  adopt_child(result, newcomm, NVLAR_ORIGIN_SHRINK, child_config);
   return result;
+}
+
+NVLAR_EXPORT ncclResult_t ncclCommRevoke(ncclComm_t comm, int revokeFlags) {
+  NVLAR_REAL_OR_RETURN(nccl, ncclCommRevoke, ncclSystemError)
+  return nvlar_lifecycle_revoke(nccl, comm, revokeFlags);
 }
 
 NVLAR_EXPORT ncclResult_t ncclGroupStart(void) {
@@ -250,19 +282,20 @@ static ncclResult_t finish_group_level(ncclResult_t result, bool run_setups) {
     struct child_slot child = group.children[i];
     ncclComm_t made = *child.newcomm;
     if (made == NULL) {
-      if (child.nonblocking) remember_pending_child(child);
+      if (child.config.nonblocking) remember_pending_child(child);
       continue;
     }
-    adopt_into(&made, 1, child.origin, child.nonblocking, true); /* the setup below */
+    adopt_into(&made, 1, child.origin, child.config, true); /* the setup below */
   }
   if (group.count == 0) return result;
   int count = group.count;
   group.count = 0;
   if (result == ncclSuccess && run_setups) {
-    nvlar_setup(nvlar_real_nccl(), group.comms, count);
+    nvlar_lifecycle_set_up(nvlar_real_nccl(), group.comms, count);
   } else {
     NVLAR_INFO("%d communicators created in a group stay on NCCL (group end: %s)", count,
                result == ncclSuccess ? "simulated" : "failed or in progress");
+    nvlar_lifecycle_skip_setup(group.comms, count);
   }
   return result;
 }
@@ -284,161 +317,30 @@ NVLAR_EXPORT ncclResult_t ncclGroupSimulateEnd(ncclSimInfo_t *simInfo) {
 
 NVLAR_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommFinalize, ncclSystemError)
-  ncclResult_t result = nccl->ncclCommFinalize(comm);
-  NVLAR_INFO("comm %p finalized (NCCL: %s)", (void *)comm, nccl->ncclGetErrorString(result));
-  if (returned_a_communicator(result)) nvlar_registry_set_state(comm, NVLAR_COMM_FINALIZED);
-  return result;
-}
-
-/* ---- Non-blocking communicators: setup on a helper thread once NCCL's init is done. */
-
-/* Set on the thread that runs a non-blocking setup. NCCL checks a communicator's readiness by
- * calling the public ncclCommGetAsyncError, which the preload routes here: on this thread it
- * must hear NCCL's own answer, not the "in progress" that the setup shows everyone else. */
-static _Thread_local bool running_async_setup;
-
-static void *async_setup_main(void *arg) {
-  struct nvlar_comm *entry = arg;
-  running_async_setup = true;
-  nvlar_setup_nonblocking(nvlar_real_nccl(), entry->comm, &entry->async_cancel);
-  running_async_setup = false;
-  atomic_store(&entry->async_setup, NVLAR_ASYNC_SETUP_DONE);
-  return NULL;
-}
-
-static void start_async_setup(struct nvlar_comm *entry) {
-  if (pthread_create(&entry->async_thread, NULL, async_setup_main, entry) == 0) {
-    atomic_store(&entry->async_thread_started, true);
-    return;
-  }
-  /* Setup is collective: skipping it would leave the peers waiting in theirs. */
-  NVLAR_WARN("comm %p: no thread for nvlar's setup; it runs in this call", (void *)entry->comm);
-  async_setup_main(entry);
-}
-
-/* Before a destroy or abort: a setup still running gives up at its next wait (within ~50 us:
- * its waits are polls) and its thread is joined. */
-static void stop_async_setup(ncclComm_t comm) {
-  struct nvlar_comm *entry = nvlar_registry_find(comm);
-  if (entry == NULL || !atomic_load(&entry->async_thread_started)) return;
-  atomic_store(&entry->async_cancel, 1);
-  pthread_join(entry->async_thread, NULL);
-  atomic_store(&entry->async_thread_started, false);
+  return nvlar_lifecycle_finalize(nccl, comm);
 }
 
 NVLAR_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommDestroy, ncclSystemError)
-  stop_async_setup(comm);
-  struct nvlar_route *route = NULL, *leftover = NULL;
-  if (nvlar_registry_remove(comm, &route, &leftover)) NVLAR_INFO("comm %p destroyed", (void *)comm);
-  /* nvlar's buffers go first, while the peers that map them are still known to be alive; the
-   * release waits for the other processes' departures through nvlar's own buffers, not
-   * through NCCL (the communicator may be finalized). */
-  if (route != NULL) nvlar_route_release(route, false);
-  ncclResult_t result = nccl->ncclCommDestroy(comm);
-  if (leftover != NULL) nvlar_route_release(leftover, true);
-  return result;
+  return nvlar_lifecycle_destroy(nccl, comm);
 }
 
 NVLAR_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommAbort, ncclSystemError)
-  stop_async_setup(comm);
-  struct nvlar_route *route = NULL, *leftover = NULL;
-  if (nvlar_registry_remove(comm, &route, &leftover)) NVLAR_INFO("comm %p aborted", (void *)comm);
-  /* Stop nvlar's waiting kernels, let NCCL stop its own, then free without any barrier (freeing
-   * waits for the device, which is only sure to drain once NCCL's kernels are gone). */
-  if (route != NULL) *(volatile uint32_t *)route->abort_host = 1;
-  ncclResult_t result = nccl->ncclCommAbort(comm);
-  if (route != NULL) nvlar_route_release(route, true);
-  if (leftover != NULL) nvlar_route_release(leftover, true);
-  return result;
+  return nvlar_lifecycle_abort(nccl, comm);
 }
 
-/* Reports nvlar's kernel failures as ncclSystemError; for a non-blocking communicator, also
- * starts nvlar's setup once NCCL says the communicator is ready, and says ncclInProgress until
- * that setup is done. Callers of a non-blocking communicator poll this until ncclSuccess before
- * they use it, so every rank finishes setup before its first all-reduce. */
+/* NCCL's answer, with nvlar's kernel failures (ncclSystemError) and, for a non-blocking
+ * communicator, ncclInProgress until nvlar's setup is done. Callers of a non-blocking
+ * communicator poll this until ncclSuccess before they use it, so every rank finishes setup
+ * before its first all-reduce. */
 NVLAR_EXPORT ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *asyncError) {
   NVLAR_REAL_OR_RETURN(nccl, ncclCommGetAsyncError, ncclSystemError)
   ncclResult_t result = nccl->ncclCommGetAsyncError(comm, asyncError);
-  if (result != ncclSuccess || asyncError == NULL || *asyncError != ncclSuccess ||
-      running_async_setup) {
-    return result;
-  }
-  struct nvlar_comm *entry = nvlar_registry_find(comm);
   struct child_slot child;
-  if (entry == NULL && take_pending_child(comm, &child)) {
-    adopt(&comm, 1, child.origin, child.nonblocking);
-    entry = nvlar_registry_find(comm);
+  if (result == ncclSuccess && asyncError != NULL && *asyncError == ncclSuccess &&
+      take_pending_child(comm, &child)) {
+    adopt(&comm, 1, child.origin, child.config);
   }
-  if (entry == NULL) return result;
-  int stage = atomic_load(&entry->async_setup);
-  if (stage == NVLAR_ASYNC_SETUP_PENDING || stage == NVLAR_ASYNC_SETUP_RUNNING) {
-    int expected = NVLAR_ASYNC_SETUP_PENDING;
-    if (atomic_compare_exchange_strong(&entry->async_setup, &expected, NVLAR_ASYNC_SETUP_RUNNING)) {
-      start_async_setup(entry);
-    }
-    if (atomic_load(&entry->async_setup) != NVLAR_ASYNC_SETUP_DONE) *asyncError = ncclInProgress;
-    return result;
-  }
-  if (entry->route != NULL && nvlar_route_failure(entry->route) != NVLAR_KERNEL_OK) {
-    *asyncError = ncclSystemError;
-  }
-  return result;
-}
-
-/* Bytes per element of each ncclDataType_t. */
-static size_t element_size(ncclDataType_t datatype) {
-  static const unsigned char sizes[] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2, 1, 1};
-  return (unsigned)datatype < sizeof(sizes) ? sizes[datatype] : 0;
-}
-
-/* Launches an nvlar kernel for an eligible call; false when the call belongs to NCCL. Every
- * input to the decision is the same on every rank: the route's policy (agreed at setup), the
- * count, datatype and op. The buffer checks only keep NCCL's error codes for NULL buffers. */
-static bool try_nvlar(struct nvlar_route *route, const void *sendbuff, void *recvbuff,
-                      size_t count, ncclDataType_t datatype, ncclRedOp_t op, cudaStream_t stream,
-                      ncclResult_t *result) {
-  if (!nvlar_allreduce_supported((int)datatype, (int)op) || sendbuff == NULL || recvbuff == NULL) {
-    return false;
-  }
-  struct nvlar_choice choice = nvlar_select(&route->policy, count * element_size(datatype));
-  if (!choice.nvlar) return false;
-  struct nvlar_allreduce_args args;
-  nvlar_route_call_args(route, choice, sendbuff, recvbuff, count, (int)datatype, (int)op, &args);
-  int current = route->device;
-  cudaGetDevice(&current);
-  if (current != route->device) cudaSetDevice(route->device);
-  cudaError_t error = nvlar_allreduce_launch(&args, stream);
-  if (current != route->device) cudaSetDevice(current);
-  if (error != cudaSuccess) {
-    /* The peers launched theirs: NCCL is no way out now. Report, as NCCL would for a failed
-     * launch. */
-    cudaGetLastError();
-    NVLAR_WARN("comm %p: launching the all-reduce kernel failed: %s", (void *)route->comm,
-               cudaGetErrorString(error));
-    *result = ncclUnhandledCudaError;
-    return true;
-  }
-  atomic_fetch_add_explicit(&route->calls[choice.algo], 1, memory_order_relaxed);
-  NVLAR_TRACE("comm %p: all-reduce of %zu elements on nvlar (%s, %d CTAs)", (void *)route->comm,
-              count, nvlar_algo_name(choice.algo), choice.nblocks);
-  *result = ncclSuccess;
-  return true;
-}
-
-NVLAR_EXPORT ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
-                                        ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
-                                        cudaStream_t stream) {
-  NVLAR_REAL_OR_RETURN(nccl, ncclAllReduce, ncclSystemError)
-  struct nvlar_comm *entry = nvlar_registry_find(comm);
-  /* After ncclCommFinalize, NCCL answers (with its error) as it would without nvlar. */
-  struct nvlar_route *route =
-      entry != NULL && entry->state == NVLAR_COMM_ACTIVE ? entry->route : NULL;
-  if (route != NULL) {
-    ncclResult_t result;
-    if (try_nvlar(route, sendbuff, recvbuff, count, datatype, op, stream, &result)) return result;
-    atomic_fetch_add_explicit(&route->calls[NVLAR_PATH_NCCL], 1, memory_order_relaxed);
-  }
-  return nccl->ncclAllReduce(sendbuff, recvbuff, count, datatype, op, comm, stream);
+  return nvlar_lifecycle_async_error(comm, result, asyncError);
 }

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "route.h"
+
 /* A process rarely holds more than a few dozen communicators; 64 chains keep lookups short. */
 #define REGISTRY_BUCKETS 64
 
@@ -31,6 +33,17 @@ const char *nvlar_comm_origin_name(enum nvlar_comm_origin origin) {
   return "unknown";
 }
 
+const char *nvlar_comm_state_name(enum nvlar_comm_state state) {
+  switch (state) {
+    case NVLAR_COMM_SETTING_UP: return "setting up";
+    case NVLAR_COMM_RUNNING: return "running";
+    case NVLAR_COMM_FAILED: return "failed";
+    case NVLAR_COMM_REVOKED: return "revoked";
+    case NVLAR_COMM_FINALIZED: return "finalized";
+  }
+  return "unknown";
+}
+
 /* Caller holds the lock (either kind). */
 static struct nvlar_comm *find_locked(ncclComm_t comm) {
   struct nvlar_comm *entry = buckets[bucket_of(comm)];
@@ -45,6 +58,7 @@ static struct nvlar_comm *unlink_entry(ncclComm_t comm) {
     if ((*link)->comm == comm) {
       struct nvlar_comm *entry = *link;
       *link = entry->next;
+      entry->next = NULL;
       entry_count--;
       return entry;
     }
@@ -52,12 +66,20 @@ static struct nvlar_comm *unlink_entry(ncclComm_t comm) {
   return NULL;
 }
 
-bool nvlar_registry_add(ncclComm_t comm, enum nvlar_comm_origin origin) {
+bool nvlar_registry_add(ncclComm_t comm, enum nvlar_comm_origin origin, bool nonblocking,
+                        int max_ctas) {
   struct nvlar_comm *entry = calloc(1, sizeof(*entry));
   if (entry == NULL) return false;
   entry->comm = comm;
   entry->origin = origin;
-  entry->state = NVLAR_COMM_ACTIVE;
+  entry->nonblocking = nonblocking;
+  entry->max_ctas = max_ctas;
+  atomic_init(&entry->state, NVLAR_COMM_SETTING_UP);
+  atomic_init(&entry->error, ncclSuccess);
+  atomic_init(&entry->route, NULL);
+  atomic_init(&entry->leftover, NULL);
+  atomic_init(&entry->refs, 1); /* the registry's */
+  pthread_mutex_init(&entry->nccl_lock, NULL);
   size_t bucket = bucket_of(comm);
   pthread_rwlock_wrlock(&registry_lock);
   struct nvlar_comm *stale = unlink_entry(comm);
@@ -65,67 +87,39 @@ bool nvlar_registry_add(ncclComm_t comm, enum nvlar_comm_origin origin) {
   buckets[bucket] = entry;
   entry_count++;
   pthread_rwlock_unlock(&registry_lock);
-  free(stale);
+  nvlar_comm_put(stale);
   return true;
 }
 
-bool nvlar_registry_remove(ncclComm_t comm, struct nvlar_route **route,
-                           struct nvlar_route **leftover) {
-  pthread_rwlock_wrlock(&registry_lock);
-  struct nvlar_comm *entry = unlink_entry(comm);
-  pthread_rwlock_unlock(&registry_lock);
-  if (route != NULL) *route = entry != NULL ? entry->route : NULL;
-  if (leftover != NULL) *leftover = entry != NULL ? entry->leftover : NULL;
-  free(entry);
-  return entry != NULL;
-}
-
-struct nvlar_comm *nvlar_registry_find(ncclComm_t comm) {
+struct nvlar_comm *nvlar_registry_get(ncclComm_t comm) {
   pthread_rwlock_rdlock(&registry_lock);
   struct nvlar_comm *entry = find_locked(comm);
+  /* Taken under the lock: the registry's own reference keeps the entry alive until then. */
+  if (entry != NULL) atomic_fetch_add_explicit(&entry->refs, 1, memory_order_relaxed);
   pthread_rwlock_unlock(&registry_lock);
   return entry;
 }
 
-/* Every setter: the entry of `comm` under the write lock, changed, then the lock released. */
-static struct nvlar_comm *lock_entry_for_update(ncclComm_t comm) {
+struct nvlar_comm *nvlar_registry_take(ncclComm_t comm) {
   pthread_rwlock_wrlock(&registry_lock);
-  return find_locked(comm);
-}
-
-static bool unlock_after_update(const struct nvlar_comm *entry) {
+  struct nvlar_comm *entry = unlink_entry(comm);
   pthread_rwlock_unlock(&registry_lock);
-  return entry != NULL;
+  return entry;
 }
 
-bool nvlar_registry_set_state(ncclComm_t comm, enum nvlar_comm_state state) {
-  struct nvlar_comm *entry = lock_entry_for_update(comm);
-  if (entry != NULL) entry->state = state;
-  return unlock_after_update(entry);
+void nvlar_comm_put(struct nvlar_comm *entry) {
+  if (entry == NULL) return;
+  /* acq_rel: every holder's use of the entry happens before it is freed. */
+  if (atomic_fetch_sub_explicit(&entry->refs, 1, memory_order_acq_rel) != 1) return;
+  nvlar_route_put(atomic_load(&entry->route));
+  pthread_mutex_destroy(&entry->nccl_lock);
+  free(entry);
 }
 
-bool nvlar_registry_set_nonblocking(ncclComm_t comm, bool nonblocking) {
-  struct nvlar_comm *entry = lock_entry_for_update(comm);
-  if (entry != NULL) entry->nonblocking = nonblocking;
-  return unlock_after_update(entry);
-}
-
-bool nvlar_registry_set_async_pending(ncclComm_t comm) {
-  struct nvlar_comm *entry = lock_entry_for_update(comm);
-  if (entry != NULL) atomic_store(&entry->async_setup, NVLAR_ASYNC_SETUP_PENDING);
-  return unlock_after_update(entry);
-}
-
-bool nvlar_registry_set_leftover(ncclComm_t comm, struct nvlar_route *route) {
-  struct nvlar_comm *entry = lock_entry_for_update(comm);
-  if (entry != NULL) entry->leftover = route;
-  return unlock_after_update(entry);
-}
-
-bool nvlar_registry_attach_route(ncclComm_t comm, struct nvlar_route *route) {
-  struct nvlar_comm *entry = lock_entry_for_update(comm);
-  if (entry != NULL) entry->route = route;
-  return unlock_after_update(entry);
+struct nvlar_route *nvlar_comm_route(struct nvlar_comm *entry) {
+  struct nvlar_route *route = atomic_load_explicit(&entry->route, memory_order_acquire);
+  if (route != NULL) nvlar_route_get(route);
+  return route;
 }
 
 size_t nvlar_registry_count(void) {
@@ -137,13 +131,20 @@ size_t nvlar_registry_count(void) {
 
 void nvlar_registry_clear(void) {
   pthread_rwlock_wrlock(&registry_lock);
+  struct nvlar_comm *dropped = NULL;
   for (size_t i = 0; i < REGISTRY_BUCKETS; i++) {
     while (buckets[i] != NULL) {
       struct nvlar_comm *entry = buckets[i];
       buckets[i] = entry->next;
-      free(entry);
+      entry->next = dropped;
+      dropped = entry;
     }
   }
   entry_count = 0;
   pthread_rwlock_unlock(&registry_lock);
+  while (dropped != NULL) {
+    struct nvlar_comm *entry = dropped;
+    dropped = entry->next;
+    nvlar_comm_put(entry);
+  }
 }

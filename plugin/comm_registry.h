@@ -1,11 +1,15 @@
 /* The communicators libnvlar knows about, keyed by ncclComm_t.
  *
  * Entries are added by the wrapped init, split and shrink calls once NCCL has returned a
- * communicator, and removed by destroy and abort. Lookups take a shared lock, so the hot path
- * (one lookup per ncclAllReduce) never waits behind another lookup. An entry stays valid until
- * its communicator is destroyed or aborted, which NCCL already forbids doing while another
- * thread uses the communicator.
- */
+ * communicator, and removed by destroy and abort. An entry is reference-counted: the registry
+ * holds one reference while the entry is listed, and every lookup hands the caller one more,
+ * which the caller gives back with nvlar_comm_put(). So a watchdog thread may abort a
+ * communicator while another thread is inside ncclCommGetAsyncError or ncclAllReduce on it:
+ * the entry (and the route it holds) lives until the last of them is done. Lookups take a
+ * shared lock only for the walk of one bucket chain.
+ *
+ * The entry's state and the moves between states belong to plugin/lifecycle.c; this file only
+ * stores them. */
 #ifndef NVLAR_COMM_REGISTRY_H
 #define NVLAR_COMM_REGISTRY_H
 
@@ -26,12 +30,19 @@ enum nvlar_comm_origin {
   NVLAR_ORIGIN_SHRINK,
 };
 
+/* A communicator's state (plugin/lifecycle.c moves it; design.md, "Failure"). */
 enum nvlar_comm_state {
-  NVLAR_COMM_ACTIVE,    /* created; collectives may run */
-  NVLAR_COMM_FINALIZED, /* ncclCommFinalize was called; only destroy may follow */
+  NVLAR_COMM_SETTING_UP, /* NCCL made it; nvlar's setup has not finished: calls go to NCCL */
+  NVLAR_COMM_RUNNING,    /* set up: all-reduces run on the route if there is one, else NCCL */
+  NVLAR_COMM_FAILED,     /* an nvlar kernel or setup failed: all-reduces return `error` and
+                            launch nothing, as NCCL returns a communicator's async error */
+  NVLAR_COMM_REVOKED,    /* ncclCommRevoke, or a shrink with NCCL_SHRINK_ABORT: nvlar's kernels
+                            were stopped; every call goes to NCCL, which answers for it */
+  NVLAR_COMM_FINALIZED,  /* ncclCommFinalize: every call goes to NCCL */
 };
 
 struct nvlar_route;
+struct nvlar_setup_leftover;
 
 /* Setup of a non-blocking communicator: it starts once NCCL reports the communicator ready,
  * on a helper thread, and ncclCommGetAsyncError says ncclInProgress until it is done. */
@@ -45,46 +56,52 @@ enum nvlar_async_setup {
 struct nvlar_comm {
   ncclComm_t comm;
   enum nvlar_comm_origin origin;
-  enum nvlar_comm_state state;
+  atomic_int state;           /* enum nvlar_comm_state */
+  atomic_int error;           /* ncclResult_t of a FAILED communicator */
   bool nonblocking;           /* created with config.blocking = 0 (or NCCL_COMM_BLOCKING=0) */
-  struct nvlar_route *route;  /* set once setup made it eligible; NULL: everything to NCCL */
+  int max_ctas;               /* NCCL's CTA limit for this communicator (ncclConfig_t.maxCTAs,
+                                 NCCL_MAX_CTAS); 0: none given */
+  /* Set once setup made the communicator eligible; the entry holds one reference on it
+   * (plugin/route.h). NULL: every all-reduce goes to NCCL. Written before the state becomes
+   * RUNNING (release), read after the state (acquire). */
+  struct nvlar_route *_Atomic route;
   atomic_int async_setup;     /* enum nvlar_async_setup */
-  atomic_int async_cancel;    /* raised by destroy/abort to stop a running setup */
-  atomic_bool async_thread_started; /* async_thread must be joined */
-  pthread_t async_thread;
-  struct nvlar_route *leftover; /* resources of a setup cancelled midway, freed after abort */
+  /* A non-blocking setup's helper thread calls NCCL on this communicator only while holding
+   * this lock and after checking `async_cancel`; destroy and abort raise `async_cancel` under
+   * it, so NCCL's destroy never runs beside a call of the helper (which never blocks: every
+   * NCCL call on a non-blocking communicator returns at once). */
+  pthread_mutex_t nccl_lock;
+  atomic_int async_cancel;    /* raised by destroy/abort/revoke: the setup gives up */
+  /* What a setup that could not finish leaves behind (scratch that a collective NCCL never
+   * completed may still write, and buffers not yet attached): released after NCCL's destroy
+   * or abort of the communicator has stopped that collective. */
+  struct nvlar_setup_leftover *_Atomic leftover;
+  void *tuner_link;           /* the tuner context this communicator's setup verified, if any */
+  atomic_int refs;
   struct nvlar_comm *next;    /* bucket chain */
 };
 
 const char *nvlar_comm_origin_name(enum nvlar_comm_origin origin);
+const char *nvlar_comm_state_name(enum nvlar_comm_state state);
 
-/* Adds `comm`; an entry that already exists for it is replaced (NCCL may reuse the address of
- * a destroyed communicator). Returns false only when memory runs out; the communicator then
- * simply stays on NCCL. */
-bool nvlar_registry_add(ncclComm_t comm, enum nvlar_comm_origin origin);
+/* Adds `comm` in state SETTING_UP; an entry that already exists for it is replaced (NCCL may
+ * reuse the address of a destroyed communicator). Returns false only when memory runs out;
+ * the communicator then simply stays on NCCL. */
+bool nvlar_registry_add(ncclComm_t comm, enum nvlar_comm_origin origin, bool nonblocking,
+                        int max_ctas);
 
-/* Removes `comm`; true if it was there. Its route, if any, is handed to *route, and the
- * leftover of a cancelled setup to *leftover (either may be NULL when the caller knows there
- * is none), for the caller to release. */
-bool nvlar_registry_remove(ncclComm_t comm, struct nvlar_route **route,
-                           struct nvlar_route **leftover);
+/* The entry for `comm` with a reference for the caller, or NULL. */
+struct nvlar_comm *nvlar_registry_get(ncclComm_t comm);
 
-/* Records whether `comm` is non-blocking; false if it is not registered. */
-bool nvlar_registry_set_nonblocking(ncclComm_t comm, bool nonblocking);
+/* Unlists `comm` and returns its entry with the registry's reference handed to the caller, or
+ * NULL. Later lookups do not find it. */
+struct nvlar_comm *nvlar_registry_take(ncclComm_t comm);
 
-/* Marks a registered non-blocking communicator's setup as waiting for NCCL's init. */
-bool nvlar_registry_set_async_pending(ncclComm_t comm);
+/* Gives back a reference; the last one frees the entry and drops its route reference. */
+void nvlar_comm_put(struct nvlar_comm *entry);
 
-/* Hands a cancelled setup's resources to the entry, for destroy/abort to free. */
-bool nvlar_registry_set_leftover(ncclComm_t comm, struct nvlar_route *route);
-
-/* Attaches a route to a registered communicator; false if it is not registered. */
-bool nvlar_registry_attach_route(ncclComm_t comm, struct nvlar_route *route);
-
-/* The entry for `comm`, or NULL. */
-struct nvlar_comm *nvlar_registry_find(ncclComm_t comm);
-
-bool nvlar_registry_set_state(ncclComm_t comm, enum nvlar_comm_state state);
+/* Returns the route with a reference for the caller (NULL if none). */
+struct nvlar_route *nvlar_comm_route(struct nvlar_comm *entry);
 
 size_t nvlar_registry_count(void);
 

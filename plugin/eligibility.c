@@ -24,7 +24,7 @@ bool nvlar_eligible_to_map(int nranks, const struct nvlar_rank_info *infos, char
       return false;
     }
     if (!info->wants_nvlar) {
-      snprintf(why, why_size, "rank %d has NVLAR_ALGO=nccl", r);
+      snprintf(why, why_size, "rank %d has %.40s", r, info->why);
       return false;
     }
     if (info->host_hash != infos[0].host_hash) {

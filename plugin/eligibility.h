@@ -15,7 +15,7 @@
 
 #include "peer_buffers.h"
 
-#define NVLAR_RANK_INFO_VERSION 3
+#define NVLAR_RANK_INFO_VERSION 4
 
 enum nvlar_link {
   NVLAR_LINK_NONE = 0,   /* no peer access */

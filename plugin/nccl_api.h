@@ -7,7 +7,8 @@
  *
  *   NVLAR_API_FORWARDED  plain forwards, generated in plugin/api_forward.c
  *   NVLAR_API_WRAPPED    hand-written wrappers (plugin/api_comm.c, plugin/api_forward.c):
- *                        communicator life cycle, groups (grouped inits finish there),
+ *                        communicator life cycle (revoke included), groups (grouped inits
+ *                        finish there),
  *                        ncclCommGetAsyncError (kernel failures), ncclAllReduce, and the calls
  *                        whose return type cannot carry ncclSystemError (strings, void)
  *
@@ -27,8 +28,6 @@
   X(ncclResult_t, ncclMemFree, (void *ptr), (ptr), ncclSystemError)                            \
   X(ncclResult_t, ncclGetVersion, (int *version), (version), ncclSystemError)                  \
   X(ncclResult_t, ncclGetUniqueId, (ncclUniqueId * uniqueId), (uniqueId), ncclSystemError)     \
-  X(ncclResult_t, ncclCommRevoke, (ncclComm_t comm, int revokeFlags), (comm, revokeFlags),     \
-    ncclSystemError)                                                                           \
   X(ncclResult_t, ncclCommCount, (const ncclComm_t comm, int *count), (comm, count),           \
     ncclSystemError)                                                                           \
   X(ncclResult_t, ncclCommCuDevice, (const ncclComm_t comm, int *device), (comm, device),      \
@@ -152,6 +151,8 @@
   X(ncclResult_t, ncclCommFinalize, (ncclComm_t comm), (comm), ncclSystemError)                \
   X(ncclResult_t, ncclCommDestroy, (ncclComm_t comm), (comm), ncclSystemError)                 \
   X(ncclResult_t, ncclCommAbort, (ncclComm_t comm), (comm), ncclSystemError)                   \
+  X(ncclResult_t, ncclCommRevoke, (ncclComm_t comm, int revokeFlags), (comm, revokeFlags),     \
+    ncclSystemError)                                                                           \
   X(ncclResult_t, ncclAllReduce,                                                               \
     (const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,              \
      ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream),                                    \

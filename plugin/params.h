@@ -44,9 +44,10 @@ enum nvlar_param_type {
     "`ncclSystemError`. Unset: the `libnccl.so.2` that the build found (`meson setup` "       \
     "prints its path), then `libnccl.so.2` through the dynamic loader's search path.")     \
   X(DISABLE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1,                                                \
-    "1: nvlar runs none of its own kernels and skips its setup step: every call goes to "   \
-    "NCCL unchanged. Set it on every rank or on none: ranks without it would wait for the "  \
-    "others in setup.")                                                                       \
+    "1: nvlar runs none of its own kernels: every call goes to NCCL unchanged. The rank "    \
+    "still takes part in the first exchange of nvlar's setup (one small all-gather when a "  \
+    "communicator is made), so that a rank with it and a rank without it agree to leave the " \
+    "communicator on NCCL.")                                                                  \
   X(ALGO, NVLAR_PARAM_CHOICE, "auto", NVLAR_ALGO_CHOICES, 0, 0,                               \
     "Force the all-reduce kernel for eligible calls (whatever their size), or `nccl` to "     \
     "route every call to NCCL. `tma` is the two-shot with bulk copies; on GPUs below "       \
@@ -70,16 +71,22 @@ enum nvlar_param_type {
     "exits; the communicator then reports `ncclSystemError`. The default matches PyTorch's "  \
     "default collective timeout (10 minutes).")                                               \
   X(DESTROY_TIMEOUT_MS, NVLAR_PARAM_INT, "30000", NULL, 1, 86400000,                           \
-    "How long `ncclCommDestroy` waits for the other processes of the communicator to reach "  \
-    "theirs (or to abort it, or to exit) before nvlar frees the buffers they map. A rank "    \
-    "that has not come by then is named in a WARN, and that communicator's buffers stay "     \
-    "allocated until the process ends.")                                                      \
+    "After `ncclCommDestroy` or `ncclCommAbort`, how long nvlar's release thread waits for "  \
+    "the other processes of the communicator to leave it too (destroy, abort or exit) "       \
+    "before it frees the buffers they map; destroy and abort themselves never wait for "      \
+    "them. A rank that has not left by then is named in a WARN, and that communicator's "     \
+    "buffers stay allocated until the process ends.")                                         \
   X(TUNING_FILE, NVLAR_PARAM_STRING, "", NULL, 0, 0,                                           \
     "A tuning table that replaces the built-in one (docs/tuning.md). Every rank must use "   \
     "the same table. If the file cannot be read, a WARN, then the built-in table.")          \
   X(ALLOW_PCIE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1,                                             \
     "1: also run nvlar kernels where GPUs reach each other over PCIe rather than NVLink "     \
-    "(or where NVML cannot tell). Every rank must agree.")
+    "(or where NVML cannot tell). Every rank must agree.")                                         \
+  X(TEST_SETUP_OOM, NVLAR_PARAM_CHOICE, "none", "none|buffers|scratch", 0, 0,                 \
+    "For tests only: this rank's setup runs out of memory, for its buffers (it still joins "  \
+    "the exchange, and every rank keeps the communicator on NCCL) or for the exchange "       \
+    "itself (it cannot join: the communicator fails on every rank, with "                     \
+    "`ncclSystemError`, once the others' exchange times out).")
 
 enum nvlar_param_id {
 #define NVLAR_PARAM_ID(name, type, def, choices, min, max, doc) NVLAR_P_##name,

@@ -1,85 +1,59 @@
 #include "setup.h"
 
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "comm_registry.h"
+#include "host_wait.h"
 #include "log.h"
 #include "params.h"
 #include "topology.h"
+#include "tuner_agreement.h"
 
 #define WHY_SIZE 192
+
+/* What a setup allocates for its own steps. The gather buffer is what NCCL's all-gathers write
+ * into: while one of them may still be pending, none of this may be freed. */
+struct nvlar_setup_leftover {
+  int device;
+  cudaStream_t stream;
+  void *gather;       /* device memory, or mapped pinned host memory (gather_is_host) */
+  bool gather_is_host;
+  void *infos;        /* pinned host memory: copies from and to it never block */
+  void *links;
+  struct nvlar_route *route; /* buffers allocated, not attached */
+};
 
 /* One communicator's way through setup. */
 struct setup_state {
   ncclComm_t comm;
-  bool nonblocking;  /* NCCL calls on it return before they are launched */
-  atomic_int *cancel; /* non-zero: stop waiting and give up (abort during setup); may be NULL */
+  const struct nvlar_setup_control *control;
   int rank, nranks, device;
-  bool active;       /* still taking part in the collective steps */
+  bool joined;       /* takes part in the collective steps (NCCL has its calls) */
   bool mapping;      /* every rank went on to map its peers (decided from gathered records) */
+  bool stuck;        /* a collective step did not complete: NCCL still holds it */
   bool warn;         /* the reason is a failure (WARN), not a property of the job (INFO) */
   char why[WHY_SIZE];
-  cudaStream_t stream;
-  void *gather;      /* device buffer for the gathered records */
-  struct nvlar_rank_info *infos;   /* pinned host memory: copies from and to it never block */
-  struct nvlar_rank_links *links;  /* pinned */
-  uint64_t *seen;                  /* pinned: the probe words read back */
+  struct nvlar_setup_leftover scratch;
+  struct nvlar_rank_info *infos;   /* = scratch.infos */
+  struct nvlar_rank_links *links;  /* = scratch.links */
   struct nvlar_route *route;
 };
 
-static double now_seconds(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
-}
+/* ---- NCCL calls of a setup, under its control (setup.h) */
 
-/* Waits until the work on `stream` is done: for a non-blocking communicator first
- * until NCCL has launched it (its state leaves ncclInProgress), then until the stream is idle.
- * Never blocks inside CUDA or NCCL, gives up after NVLAR_TIMEOUT_MS (a peer that never joins
- * the setup) or when cancelled (an abort), so setup can neither hang nor outlive an abort. */
-static bool wait_for(const struct nvlar_real_nccl *nccl, ncclComm_t comm, bool nonblocking,
-                     atomic_int *cancel, cudaStream_t stream) {
-  double deadline = now_seconds() + nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1e-3;
-  bool launched = !nonblocking;
-  for (;;) {
-    if (cancel != NULL && atomic_load(cancel)) return false;
-    if (!launched) {
-      ncclResult_t state = ncclInProgress;
-      if (nccl->ncclCommGetAsyncError(comm, &state) != ncclSuccess ||
-          (state != ncclSuccess && state != ncclInProgress)) {
-        return false;
-      }
-      launched = state == ncclSuccess;
-    } else {
-      cudaError_t error = cudaStreamQuery(stream);
-      if (error == cudaSuccess) return true;
-      if (error != cudaErrorNotReady) return false;
-    }
-    if (now_seconds() > deadline) return false;
-    usleep(50);
+static bool nccl_begin(const struct setup_state *s) {
+  const struct nvlar_setup_control *c = s->control;
+  if (c->nccl_lock != NULL) pthread_mutex_lock(c->nccl_lock);
+  if (c->cancel != NULL && atomic_load(c->cancel)) {
+    if (c->nccl_lock != NULL) pthread_mutex_unlock(c->nccl_lock);
+    return false;
   }
+  return true;
 }
 
-/* A group of collective calls was issued: a non-blocking communicator's ncclGroupEnd says
- * ncclInProgress (NCCL launches on a thread of its own; wait_for waits for it). */
-static bool group_issued(ncclResult_t group_end, bool nonblocking) {
-  return group_end == ncclSuccess || (nonblocking && group_end == ncclInProgress);
-}
-
-static bool wait_for_stream(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
-  return wait_for(nccl, s->comm, s->nonblocking, s->cancel, s->stream);
-}
-
-bool nvlar_config_nonblocking(const ncclConfig_t *config) {
-  if (config != NULL && config->blocking != NCCL_CONFIG_UNDEF_INT) return config->blocking == 0;
-  const char *env = getenv("NCCL_COMM_BLOCKING");
-  return env != NULL && env[0] == '0' && env[1] == '\0';
+static void nccl_end(const struct setup_state *s) {
+  if (s->control->nccl_lock != NULL) pthread_mutex_unlock(s->control->nccl_lock);
 }
 
 static void stay_on_nccl(struct setup_state *s, bool warn, const char *fmt, const char *detail) {
@@ -87,121 +61,251 @@ static void stay_on_nccl(struct setup_state *s, bool warn, const char *fmt, cons
     snprintf(s->why, sizeof(s->why), fmt, detail);
     s->warn = warn;
   }
-  s->active = false;
+  s->joined = false;
 }
 
-/* Frees a route and what it owns; any part may be missing (a setup that stopped midway). */
-static void free_route(struct nvlar_route *route) {
-  if (route->own.shared_base != NULL) nvlar_buffers_destroy(&route->own);
-  if (route->abort_host != NULL) cudaFreeHost(route->abort_host);
-  free(route);
+/* A collective step was issued and did not complete: NCCL still holds it, and may write into
+ * the gather buffer whenever it completes. The communicator is failed; its scratch stays. */
+static void stuck(struct setup_state *s, const char *what) {
+  stay_on_nccl(s, true, "the setup %s did not complete (a rank missing, an abort, or "
+                        "NVLAR_TIMEOUT_MS); the communicator reports ncclSystemError", what);
+  s->stuck = true;
 }
 
-static void free_local(struct setup_state *s) {
-  if (s->route != NULL) {
-    free_route(s->route);
-    s->route = NULL;
+static bool cancelled(const struct setup_state *s) {
+  return s->control->cancel != NULL && atomic_load(s->control->cancel);
+}
+
+/* The poll of the one host wait: a non-blocking communicator's work is first waited for until
+ * NCCL has launched it (its state leaves ncclInProgress), then until the stream is idle. */
+struct stream_poll {
+  const struct nvlar_real_nccl *nccl;
+  const struct setup_state *s;
+  bool launched;
+};
+
+static enum nvlar_poll poll_stream(void *arg) {
+  struct stream_poll *p = arg;
+  if (!p->launched) {
+    ncclResult_t state = ncclInProgress;
+    if (!nccl_begin(p->s)) return NVLAR_POLL_FAILED;
+    ncclResult_t result = p->nccl->ncclCommGetAsyncError(p->s->comm, &state);
+    nccl_end(p->s);
+    if (result != ncclSuccess || (state != ncclSuccess && state != ncclInProgress)) {
+      return NVLAR_POLL_FAILED;
+    }
+    p->launched = state == ncclSuccess;
+    return NVLAR_POLL_AGAIN;
   }
+  cudaError_t error = cudaStreamQuery(p->s->scratch.stream);
+  if (error == cudaSuccess) return NVLAR_POLL_DONE;
+  if (error != cudaErrorNotReady) return NVLAR_POLL_FAILED;
+  return NVLAR_POLL_AGAIN;
+}
+
+/* Waits until the work on this setup's stream is done; never blocks inside CUDA or NCCL,
+ * gives up after NVLAR_TIMEOUT_MS (a peer that never joins) or when cancelled (an abort). */
+static bool wait_for_stream(const struct nvlar_real_nccl *nccl, const struct setup_state *s) {
+  struct stream_poll poll = {nccl, s, !s->control->nonblocking};
+  double deadline = nvlar_deadline_after_ms(nvlar_param_number(NVLAR_P_TIMEOUT_MS));
+  return nvlar_host_wait(poll_stream, &poll, deadline, s->control->cancel) == NVLAR_WAIT_DONE;
+}
+
+/* A group of collective calls was issued: a non-blocking communicator's ncclGroupEnd says
+ * ncclInProgress (NCCL launches on a thread of its own; wait_for_stream waits for it). */
+static bool group_issued(ncclResult_t group_end, bool nonblocking) {
+  return group_end == ncclSuccess || (nonblocking && group_end == ncclInProgress);
+}
+
+/* ---- Scratch and buffers */
+
+static void free_scratch(struct nvlar_setup_leftover *l) {
+  if (l->device >= 0) cudaSetDevice(l->device);
+  if (l->stream != NULL) cudaStreamDestroy(l->stream);
+  if (l->gather != NULL) {
+    if (l->gather_is_host) cudaFreeHost(l->gather);
+    else cudaFree(l->gather);
+  }
+  if (l->infos != NULL) cudaFreeHost(l->infos);
+  if (l->links != NULL) cudaFreeHost(l->links);
+  if (l->route != NULL) {
+    l->route->ops->free(l->route);
+    l->route = NULL;
+  }
+  cudaGetLastError();
+}
+
+void nvlar_setup_leftover_free(void *leftover) {
+  free_scratch(leftover);
+  free(leftover);
+}
+
+/* The test switch NVLAR_TEST_SETUP_OOM: this rank's allocations fail as if memory ran out. */
+static bool forced_out_of_memory(int what) {
+  return nvlar_param_number(NVLAR_P_TEST_SETUP_OOM) == what;
+}
+enum { OOM_NONE = 0, OOM_BUFFERS = 1, OOM_SCRATCH = 2 };
+
+/* The exchange buffer: device memory, else mapped pinned host memory, which NCCL's kernels
+ * reach as well (a few hundred bytes per rank: slow does not matter, joining does). */
+static bool allocate_gather(struct setup_state *s, size_t bytes) {
+  if (forced_out_of_memory(OOM_SCRATCH)) return false;
+  if (cudaMalloc(&s->scratch.gather, bytes) == cudaSuccess) return true;
+  cudaGetLastError();
+  s->scratch.gather = NULL;
+  if (cudaHostAlloc(&s->scratch.gather, bytes, cudaHostAllocMapped) == cudaSuccess) {
+    s->scratch.gather_is_host = true;
+    return true;
+  }
+  cudaGetLastError();
+  s->scratch.gather = NULL;
+  return false;
+}
+
+/* This rank's buffers, abort word and release resources (all before any decision, so that a
+ * failure here is a record the peers see, not a split decision later). */
+static cudaError_t allocate_route(struct setup_state *s, struct nvlar_rank_info *me) {
+  if (forced_out_of_memory(OOM_BUFFERS)) return cudaErrorMemoryAllocation;
+  struct nvlar_route *route = s->route;
+  /* Kernels load now, not at their first launch (nvlar_kernels.h says why). */
+  cudaError_t error = nvlar_kernels_load();
+  if (error == cudaSuccess) error = nvlar_buffers_create(&route->own, (size_t)me->buffers.staging_bytes);
+  if (error == cudaSuccess) error = nvlar_buffers_export(&route->own, &me->buffers);
+  if (error == cudaSuccess) {
+    error = cudaHostAlloc((void **)&route->abort_host, sizeof(uint32_t), cudaHostAllocMapped);
+  }
+  if (error == cudaSuccess) {
+    error = cudaHostAlloc((void **)&route->readback, (1 + NVLAR_MAX_RANKS) * sizeof(uint64_t),
+                          cudaHostAllocDefault);
+  }
+  if (error == cudaSuccess) {
+    error = cudaStreamCreateWithFlags(&route->release_stream, cudaStreamNonBlocking);
+  }
+  return error;
 }
 
 /* Local facts, this rank's buffers, and its record in the gather buffer. */
 static void prepare(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
-  if (nccl->ncclCommCount(s->comm, &s->nranks) != ncclSuccess ||
-      nccl->ncclCommUserRank(s->comm, &s->rank) != ncclSuccess ||
-      nccl->ncclCommCuDevice(s->comm, &s->device) != ncclSuccess) {
+  s->scratch.device = -1;
+  s->device = -1;
+  bool described = false;
+  if (nccl_begin(s)) {
+    described = nccl->ncclCommCount(s->comm, &s->nranks) == ncclSuccess &&
+                nccl->ncclCommUserRank(s->comm, &s->rank) == ncclSuccess &&
+                nccl->ncclCommCuDevice(s->comm, &s->device) == ncclSuccess;
+    nccl_end(s);
+  }
+  if (!described) {
     /* Every rank asks NCCL the same questions of a communicator NCCL just made. */
-    stay_on_nccl(s, true, "%s", "NCCL could not describe the communicator");
+    if (cancelled(s)) stay_on_nccl(s, false, "%s", "aborted during setup");
+    else stay_on_nccl(s, true, "%s", "NCCL could not describe the communicator");
     return;
   }
-  if (s->nranks < 2 || s->nranks > NVLAR_MAX_RANKS) {
+  if (s->nranks < 2) {
     /* Every rank knows the rank count: no collective step is needed to agree. */
-    char count[32];
-    snprintf(count, sizeof(count), "%d", s->nranks);
-    stay_on_nccl(s, false, "%s ranks (nvlar runs 2 to 8)", count);
+    stay_on_nccl(s, false, "%s", "1 rank (nvlar runs 2 to 8)");
     return;
   }
-  s->active = true;
+  s->scratch.device = s->device;
   cudaSetDevice(s->device);
-  s->route = calloc(1, sizeof(*s->route));
-  if (s->route != NULL) {
-    s->route->device = s->device;
-    for (int p = 0; p < NVLAR_MAX_RANKS; p++) s->route->peer_device[p] = -1;
-  }
-  size_t gather_bytes = (size_t)s->nranks * sizeof(struct nvlar_rank_info);
-  if (s->route == NULL ||
-      cudaHostAlloc((void **)&s->infos, gather_bytes, cudaHostAllocDefault) != cudaSuccess ||
-      cudaHostAlloc((void **)&s->links, (size_t)s->nranks * sizeof(*s->links), cudaHostAllocDefault) != cudaSuccess ||
-      cudaHostAlloc((void **)&s->seen, NVLAR_MAX_RANKS * sizeof(uint64_t), cudaHostAllocDefault) != cudaSuccess ||
-      cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking) != cudaSuccess ||
-      cudaMalloc(&s->gather, gather_bytes) != cudaSuccess) {
-    /* Without a stream and a buffer this rank cannot join the gather; its peers will wait in
-     * NCCL's all-gather, as they would for any rank that fails inside a collective. */
-    stay_on_nccl(s, true, "%s", "out of memory for setup");
-    NVLAR_WARN("comm %p: out of memory for setup; peers may wait for this rank", (void *)s->comm);
+  size_t info_bytes = (size_t)s->nranks * sizeof(struct nvlar_rank_info);
+  size_t links_bytes = (size_t)s->nranks * sizeof(struct nvlar_rank_links);
+  size_t gather_bytes = info_bytes > links_bytes ? info_bytes : links_bytes;
+  if (forced_out_of_memory(OOM_SCRATCH) ||
+      cudaHostAlloc(&s->scratch.infos, info_bytes, cudaHostAllocDefault) != cudaSuccess ||
+      cudaHostAlloc(&s->scratch.links, links_bytes, cudaHostAllocDefault) != cudaSuccess ||
+      cudaStreamCreateWithFlags(&s->scratch.stream, cudaStreamNonBlocking) != cudaSuccess ||
+      !allocate_gather(s, gather_bytes)) {
+    /* Without a stream and an exchange buffer this rank cannot join; its peers' exchange will
+     * not complete, and theirs and this rank's communicator report a failure. */
+    cudaGetLastError();
+    stay_on_nccl(s, true, "%s", "out of memory for the setup exchange: this rank cannot join "
+                                "it, so its peers' exchange will not complete; the communicator "
+                                "reports ncclSystemError");
+    s->stuck = true;
     return;
   }
+  s->infos = s->scratch.infos;
+  s->links = s->scratch.links;
+  s->joined = true;
   struct nvlar_rank_info *me = &s->infos[s->rank];
   memset(me, 0, sizeof(*me));
   int algo = (int)nvlar_param_number(NVLAR_P_ALGO);
-  me->wants_nvlar = algo != NVLAR_FORCE_NCCL; /* NVLAR_DISABLE=1 skips setup altogether */
+  const bool disabled = nvlar_param_number(NVLAR_P_DISABLE) != 0;
+  me->wants_nvlar = algo != NVLAR_FORCE_NCCL && !disabled;
+  if (!me->wants_nvlar) snprintf(me->why, sizeof(me->why), "%s", disabled ? "NVLAR_DISABLE=1" : "NVLAR_ALGO=nccl");
   me->forced_algo = algo;
   me->forced_ctas = (int32_t)nvlar_param_number(NVLAR_P_CTAS);
   me->allow_pcie = (uint32_t)nvlar_param_number(NVLAR_P_ALLOW_PCIE);
   me->max_bytes = (uint64_t)nvlar_param_number(NVLAR_P_MAX_BYTES);
   me->buffers.staging_bytes = (uint64_t)nvlar_param_number(NVLAR_P_BUFFER_BYTES);
   me->table_hash = nvlar_tuning_table()->hash;
-  if (nvlar_describe_rank(s->device, me) && me->wants_nvlar) {
-    struct nvlar_local_buffers *own = &s->route->own;
-    /* Kernels load now, not at their first launch (nvlar_kernels.h says why). */
-    cudaError_t error = nvlar_kernels_load();
-    if (error == cudaSuccess) error = nvlar_buffers_create(own, (size_t)me->buffers.staging_bytes);
-    if (error == cudaSuccess) error = nvlar_buffers_export(own, &me->buffers);
+  bool can_run = s->nranks <= NVLAR_MAX_RANKS && me->wants_nvlar;
+  if (nvlar_describe_rank(s->device, me) && can_run) {
+    s->route = nvlar_route_new(&nvlar_cuda_route_ops);
+    cudaError_t error = s->route != NULL ? allocate_route(s, me) : cudaErrorMemoryAllocation;
     if (error == cudaSuccess) {
-      error = cudaHostAlloc((void **)&s->route->abort_host, sizeof(uint32_t), cudaHostAllocMapped);
-    }
-    if (error == cudaSuccess) {
+      s->route->device = s->device;
       me->ready = 1;
-      me->local_pointer = (uint64_t)(uintptr_t)own->shared_base;
+      me->local_pointer = (uint64_t)(uintptr_t)s->route->own.shared_base;
     } else {
       snprintf(me->why, sizeof(me->why), "buffers: %s", cudaGetErrorString(error));
       cudaGetLastError();
+      NVLAR_WARN("comm %p rank %d: out of memory for nvlar's buffers (%s); the communicator "
+                 "stays on NCCL on every rank", (void *)s->comm, s->rank, cudaGetErrorString(error));
     }
   }
-  cudaMemcpyAsync((char *)s->gather + (size_t)s->rank * sizeof(*me), me, sizeof(*me),
-                  cudaMemcpyHostToDevice, s->stream);
+  cudaMemcpyAsync((char *)s->scratch.gather + (size_t)s->rank * sizeof(*me), me, sizeof(*me),
+                  cudaMemcpyHostToDevice, s->scratch.stream);
 }
 
-/* Every active communicator's records, all-gathered in one NCCL group, into `into`. */
+/* Every joined communicator's records, all-gathered in one NCCL group, into `into`. */
 static void gather(const struct nvlar_real_nccl *nccl, struct setup_state *states, int count,
                    size_t record_size, bool links) {
+  bool any = false;
+  for (int i = 0; i < count; i++) any |= states[i].joined;
+  if (!any) return;
+  /* One lock for the whole group: a batch of several communicators is blocking (no lock). */
+  if (!nccl_begin(&states[0])) {
+    for (int i = 0; i < count; i++) {
+      if (states[i].joined) stay_on_nccl(&states[i], false, "%s", "aborted during setup");
+    }
+    return;
+  }
   nccl->ncclGroupStart();
   for (int i = 0; i < count; i++) {
     struct setup_state *s = &states[i];
-    if (!s->active) continue;
+    if (!s->joined) continue;
     cudaSetDevice(s->device);
-    char *slot = (char *)s->gather + (size_t)s->rank * record_size;
-    if (nccl->ncclAllGather(slot, s->gather, record_size, ncclUint8, s->comm, s->stream) != ncclSuccess) {
+    char *slot = (char *)s->scratch.gather + (size_t)s->rank * record_size;
+    if (nccl->ncclAllGather(slot, s->scratch.gather, record_size, ncclUint8, s->comm,
+                            s->scratch.stream) != ncclSuccess) {
       stay_on_nccl(s, true, "%s", "the setup all-gather failed in NCCL");
     }
   }
   /* The communicators of one batch are all blocking or all non-blocking (one, then). */
-  if (!group_issued(nccl->ncclGroupEnd(), states[0].nonblocking)) {
+  bool issued = group_issued(nccl->ncclGroupEnd(), states[0].control->nonblocking);
+  nccl_end(&states[0]);
+  if (!issued) {
     for (int i = 0; i < count; i++) {
-      if (states[i].active) stay_on_nccl(&states[i], true, "%s", "the setup all-gather failed in NCCL");
+      if (states[i].joined) stay_on_nccl(&states[i], true, "%s", "the setup all-gather failed in NCCL");
     }
     return;
   }
   for (int i = 0; i < count; i++) {
     struct setup_state *s = &states[i];
-    if (!s->active) continue;
+    if (!s->joined) continue;
     cudaSetDevice(s->device);
     void *into = links ? (void *)s->links : (void *)s->infos;
-    if (!wait_for_stream(nccl, s) ||
-        cudaMemcpyAsync(into, s->gather, (size_t)s->nranks * record_size, cudaMemcpyDeviceToHost,
-                        s->stream) != cudaSuccess ||
+    if (!wait_for_stream(nccl, s)) {
+      stuck(s, "all-gather");
+      continue;
+    }
+    if (cudaMemcpyAsync(into, s->scratch.gather, (size_t)s->nranks * record_size,
+                        cudaMemcpyDeviceToHost, s->scratch.stream) != cudaSuccess ||
         !wait_for_stream(nccl, s)) {
-      stay_on_nccl(s, true, "%s", "the setup all-gather did not complete (a rank missing, "
-                                  "an abort, or NVLAR_TIMEOUT_MS)");
+      cudaGetLastError();
+      stay_on_nccl(s, true, "%s", "reading the gathered records failed");
     }
   }
 }
@@ -212,6 +316,7 @@ static void map_and_probe(const struct nvlar_real_nccl *nccl, struct setup_state
   struct nvlar_rank_info *me = &s->infos[s->rank];
   struct nvlar_rank_links *mine = &s->links[s->rank];
   cudaSetDevice(s->device);
+  memset(mine, 0, sizeof(*mine));
   mine->mapped = 1;
   for (int p = 0; p < NVLAR_MAX_RANKS; p++) route->peer_device[p] = -1;
   for (int p = 0; p < s->nranks && mine->mapped; p++) {
@@ -245,18 +350,17 @@ static void map_and_probe(const struct nvlar_real_nccl *nccl, struct setup_state
   /* Each rank writes a pattern of its own into its word of every peer's probe page and reads
    * it back through the same mapping. */
   uint64_t expected[NVLAR_MAX_RANKS];
-  uint64_t *seen = s->seen;
   cudaError_t error = cudaSuccess;
   for (int p = 0; p < s->nranks && error == cudaSuccess; p++) {
     expected[p] = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(s->rank + 1) << 40) ^ ((uint64_t)(p + 1) << 8) ^
                   me->host_hash;
     if (p == s->rank) continue;
     error = nvlar_probe_launch(&route->peers[p].probe[NVLAR_PROBE_FROM_PEER + s->rank], expected[p],
-                               &route->own.probe[NVLAR_PROBE_READBACK + p], s->stream);
+                               &route->own.probe[NVLAR_PROBE_READBACK + p], s->scratch.stream);
   }
   if (error == cudaSuccess) {
-    error = cudaMemcpyAsync(seen, &route->own.probe[NVLAR_PROBE_READBACK],
-                            NVLAR_MAX_RANKS * sizeof(uint64_t), cudaMemcpyDeviceToHost, s->stream);
+    error = cudaMemcpyAsync(route->readback, &route->own.probe[NVLAR_PROBE_READBACK],
+                            NVLAR_MAX_RANKS * sizeof(uint64_t), cudaMemcpyDeviceToHost, s->scratch.stream);
   }
   if (error == cudaSuccess && !wait_for_stream(nccl, s)) error = cudaErrorLaunchTimeout;
   if (error != cudaSuccess) {
@@ -265,11 +369,11 @@ static void map_and_probe(const struct nvlar_real_nccl *nccl, struct setup_state
     cudaGetLastError();
     return;
   }
-  for (int p = 0; p < s->nranks; p++) mine->probe_ok[p] = p == s->rank || seen[p] == expected[p];
+  for (int p = 0; p < s->nranks; p++) mine->probe_ok[p] = p == s->rank || route->readback[p] == expected[p];
 }
 
-static void close_peers(struct nvlar_route *route, int nranks) {
-  for (int p = 0; p < nranks; p++) {
+static void close_peers(struct nvlar_route *route) {
+  for (int p = 0; p < NVLAR_MAX_RANKS; p++) {
     if (route->peers[p].shared_base != NULL) nvlar_buffers_close(&route->peers[p]);
   }
 }
@@ -313,268 +417,133 @@ static void build_route(struct setup_state *s) {
  * one NCCL group: after it no rank still maps a peer that is about to free its buffers. Which
  * communicators take part follows from gathered records only, so all ranks agree. */
 static void barrier(const struct nvlar_real_nccl *nccl, struct setup_state *states, int count) {
+  bool any = false;
+  for (int i = 0; i < count; i++) any |= states[i].mapping;
+  if (!any || !nccl_begin(&states[0])) return;
   nccl->ncclGroupStart();
   for (int i = 0; i < count; i++) {
     struct setup_state *s = &states[i];
     if (!s->mapping) continue;
     cudaSetDevice(s->device);
-    nccl->ncclAllReduce(s->gather, s->gather, 1, ncclInt32, ncclSum, s->comm, s->stream);
+    nccl->ncclAllReduce(s->scratch.gather, s->scratch.gather, 1, ncclInt32, ncclSum, s->comm,
+                        s->scratch.stream);
   }
   nccl->ncclGroupEnd();
+  nccl_end(&states[0]);
   for (int i = 0; i < count; i++) {
     if (!states[i].mapping) continue;
     cudaSetDevice(states[i].device);
-    wait_for_stream(nccl, &states[i]);
+    if (!wait_for_stream(nccl, &states[i])) stuck(&states[i], "barrier");
   }
 }
 
-static void setup_batch(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, int count,
-                        bool nonblocking, atomic_int *cancel) {
+/* Whether the ranks agree on what NCCL's tuner rows say (the same table, one GPU
+ * architecture): the tuner plugin applies its rows to this communicator only then, on every
+ * rank alike (tuner_agreement.h). */
+static void settle_tuner(struct setup_state *s, struct nvlar_setup_outcome *outcome) {
+  int nodes = 0;
+  bool agree = true;
+  for (int r = 0; r < s->nranks; r++) {
+    bool new_host = true;
+    for (int q = 0; q < r; q++) new_host &= s->infos[q].host_hash != s->infos[r].host_hash;
+    nodes += new_host;
+    agree &= s->infos[r].table_hash == s->infos[0].table_hash &&
+             s->infos[r].cc_major == s->infos[0].cc_major &&
+             s->infos[r].cc_minor == s->infos[0].cc_minor;
+  }
+  outcome->tuner_context = nvlar_tuner_settle(s->device, s->nranks, nodes, agree);
+  if (!agree && outcome->tuner_context != NULL) {
+    NVLAR_WARN("comm %p: its ranks differ in tuning table (NVLAR_TUNING_FILE) or GPU "
+               "architecture; the tuner plugin's rows are dropped for it on every rank",
+               (void *)s->comm);
+  }
+}
+
+static void finish(struct setup_state *s, struct nvlar_setup_outcome *outcome) {
+  outcome->failed = s->stuck;
+  if (s->why[0] != '\0') {
+    if (s->warn) NVLAR_WARN("comm %p: all-reduces stay on NCCL: %s", (void *)s->comm, s->why);
+    else NVLAR_INFO("comm %p: all-reduces stay on NCCL: %s", (void *)s->comm, s->why);
+  }
+  if (s->stuck || cancelled(s)) {
+    /* NCCL may still write into the gather buffer, and the peers may still map this rank's
+     * buffers: both wait for NCCL's destroy or abort of the communicator. */
+    struct nvlar_setup_leftover *leftover = malloc(sizeof(*leftover));
+    if (leftover != NULL) {
+      *leftover = s->scratch;
+      leftover->route = s->route;
+      outcome->leftover = leftover;
+    }
+    return;
+  }
+  if (s->route != NULL) s->scratch.route = s->route;
+  free_scratch(&s->scratch);
+}
+
+void nvlar_setup_run(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, int count,
+                     const struct nvlar_setup_control *control,
+                     struct nvlar_setup_outcome *outcomes) {
+  memset(outcomes, 0, (size_t)count * sizeof(*outcomes));
   if (count <= 0) return;
   struct setup_state *states = calloc((size_t)count, sizeof(*states));
   if (states == NULL) {
-    NVLAR_WARN("out of memory for setup: %d communicators stay on NCCL", count);
+    NVLAR_WARN("out of memory for setup: %d communicators stay on NCCL, and cannot join their "
+               "peers' setup", count);
+    for (int i = 0; i < count; i++) outcomes[i].failed = true;
     return;
   }
+  /* Setup allocates and frees; another thread may be capturing a graph in global mode
+   * (PyTorch's default), which these calls must not invalidate (NCCL does the same). */
+  enum cudaStreamCaptureMode capture_mode = cudaStreamCaptureModeRelaxed;
+  cudaThreadExchangeStreamCaptureMode(&capture_mode);
   int saved_device = 0;
   cudaGetDevice(&saved_device);
   for (int i = 0; i < count; i++) {
     states[i].comm = comms[i];
-    states[i].nonblocking = nonblocking;
-    states[i].cancel = cancel;
+    states[i].control = control;
     prepare(nccl, &states[i]);
   }
   gather(nccl, states, count, sizeof(struct nvlar_rank_info), false);
   for (int i = 0; i < count; i++) {
     struct setup_state *s = &states[i];
-    if (!s->active) continue;
+    if (!s->joined) continue;
+    settle_tuner(s, &outcomes[i]);
     char why[WHY_SIZE];
     if (!nvlar_eligible_to_map(s->nranks, s->infos, why, sizeof(why))) {
       stay_on_nccl(s, false, "%s", why);
       continue;
     }
     s->mapping = true;
-    map_and_probe(nccl, s);
     cudaSetDevice(s->device);
-    cudaMemcpyAsync((char *)s->gather + (size_t)s->rank * sizeof(struct nvlar_rank_links),
+    map_and_probe(nccl, s);
+    cudaMemcpyAsync((char *)s->scratch.gather + (size_t)s->rank * sizeof(struct nvlar_rank_links),
                     &s->links[s->rank], sizeof(struct nvlar_rank_links), cudaMemcpyHostToDevice,
-                    s->stream);
+                    s->scratch.stream);
   }
   gather(nccl, states, count, sizeof(struct nvlar_rank_links), true);
   for (int i = 0; i < count; i++) {
     struct setup_state *s = &states[i];
     char why[WHY_SIZE];
-    if (s->active && !nvlar_eligible(s->nranks, s->infos, s->links, why, sizeof(why))) {
+    if (s->joined && !nvlar_eligible(s->nranks, s->infos, s->links, why, sizeof(why))) {
       stay_on_nccl(s, true, "%s", why);
     }
-    if (s->active) {
+    /* Unmapped before the barrier, after which the peers free what this rank mapped. */
+    if (!s->joined && s->route != NULL) close_peers(s->route);
+    if (s->joined) {
       cudaSetDevice(s->device);
       build_route(s);
-      if (nvlar_registry_attach_route(s->comm, s->route)) {
-        NVLAR_INFO("comm %p rank %d/%d on GPU %d: all-reduces run on nvlar (table %s, "
-                   "NVLAR_ALGO=%s, staging %zu MiB)",
-                   (void *)s->comm, s->rank, s->nranks, s->device,
-                   s->route->policy.table->source, nvlar_param_text(NVLAR_P_ALGO),
-                   s->route->own.staging_bytes >> 20);
-        s->route = NULL; /* owned by the registry now */
-        s->mapping = false; /* keeps its mappings: no barrier */
-      } else {
-        stay_on_nccl(s, true, "%s", "it left the registry during setup");
-      }
-    }
-    if (s->why[0] != '\0') {
-      if (s->warn) NVLAR_WARN("comm %p: all-reduces stay on NCCL: %s", (void *)s->comm, s->why);
-      else NVLAR_INFO("comm %p: all-reduces stay on NCCL: %s", (void *)s->comm, s->why);
-    }
-    if (s->route != NULL) {
-      cudaSetDevice(s->device);
-      close_peers(s->route, s->nranks);
+      NVLAR_INFO("comm %p rank %d/%d on GPU %d: all-reduces run on nvlar (table %s, "
+                 "NVLAR_ALGO=%s, staging %zu MiB)",
+                 (void *)s->comm, s->rank, s->nranks, s->device, s->route->policy.table->source,
+                 nvlar_param_text(NVLAR_P_ALGO), s->route->own.staging_bytes >> 20);
+      outcomes[i].route = s->route;
+      s->route = NULL;
+      s->mapping = false; /* keeps its mappings: no barrier */
     }
   }
   barrier(nccl, states, count);
-  for (int i = 0; i < count; i++) {
-    struct setup_state *s = &states[i];
-    if (s->device >= 0) cudaSetDevice(s->device);
-    if (cancel != NULL && atomic_load(cancel) && s->route != NULL) {
-      /* Aborted mid-setup: freeing now would wait for the device, where NCCL's all-gather may
-       * wait for a peer forever. The abort releases the buffers after NCCL stopped its
-       * kernels; the small setup scratch (stream, gather buffer, pinned records) is left to
-       * the process's end for the same reason. */
-      close_peers(s->route, s->nranks);
-      nvlar_registry_set_leftover(s->comm, s->route);
-      s->route = NULL;
-      continue;
-    }
-    free_local(s);
-    if (s->stream != NULL) cudaStreamDestroy(s->stream);
-    if (s->gather != NULL) cudaFree(s->gather);
-    cudaFreeHost(s->infos);
-    cudaFreeHost(s->links);
-    cudaFreeHost(s->seen);
-  }
+  for (int i = 0; i < count; i++) finish(&states[i], &outcomes[i]);
   cudaSetDevice(saved_device);
+  cudaThreadExchangeStreamCaptureMode(&capture_mode);
   free(states);
-}
-
-void nvlar_setup(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, int count) {
-  setup_batch(nccl, comms, count, false, NULL);
-}
-
-void nvlar_setup_nonblocking(const struct nvlar_real_nccl *nccl, ncclComm_t comm,
-                             atomic_int *cancel) {
-  setup_batch(nccl, &comm, 1, true, cancel);
-}
-
-/* The ranks of the route that live in other processes: the ones a departure concerns (peers
- * in this process are this process's own devices, synchronised directly). */
-static bool in_other_process(const struct nvlar_route *route, int p) {
-  return p != route->args.rank && route->peer_device[p] < 0;
-}
-
-/* Waits (bounded, polling) until the work on `stream` is done. */
-static bool stream_done(cudaStream_t stream, double deadline) {
-  for (;;) {
-    cudaError_t error = cudaStreamQuery(stream);
-    if (error == cudaSuccess) return true;
-    if (error != cudaErrorNotReady || now_seconds() > deadline) return false;
-    usleep(20);
-  }
-}
-
-/* Tells every peer in another process that this rank has left: its departure word in each
- * peer's probe page, written through this rank's mapping (with a system-wide fence, then read
- * back). Called once this rank's kernels are over. */
-static bool announce_departure(struct nvlar_route *route, cudaStream_t stream, double deadline) {
-  cudaError_t error = cudaSuccess;
-  for (int p = 0; p < route->args.nranks && error == cudaSuccess; p++) {
-    if (!in_other_process(route, p) || route->peers[p].probe == NULL) continue;
-    error = nvlar_probe_launch(&route->peers[p].probe[NVLAR_PROBE_DEPARTED + route->args.rank],
-                               NVLAR_DEPARTED_MARK,
-                               &route->own.probe[NVLAR_PROBE_DEPARTED_READBACK + p], stream);
-  }
-  return error == cudaSuccess && stream_done(stream, deadline);
-}
-
-/* Whether rank p's process has ended (only answerable for a process on this host, in this
- * pid namespace). */
-static bool process_gone(const struct nvlar_route *route, int p) {
-  return route->peer_pid_visible[p] && kill(route->peer_pid[p], 0) != 0 && errno == ESRCH;
-}
-
-/* Waits until every peer in another process has left (its departure word in this rank's probe
- * page) or its process has ended, until `deadline`. Returns the number of peers that did not
- * come, and writes their ranks into `missing`. */
-static int wait_for_departures(struct nvlar_route *route, cudaStream_t stream, uint64_t *words,
-                               double deadline, char *missing, size_t missing_size) {
-  const int nranks = route->args.nranks;
-  bool left[NVLAR_MAX_RANKS] = {false};
-  for (;;) {
-    int waiting = 0;
-    bool read = cudaMemcpyAsync(words, &route->own.probe[NVLAR_PROBE_DEPARTED],
-                                NVLAR_MAX_RANKS * sizeof(uint64_t), cudaMemcpyDeviceToHost,
-                                stream) == cudaSuccess &&
-                stream_done(stream, deadline);
-    for (int p = 0; p < nranks; p++) {
-      if (!in_other_process(route, p) || left[p]) continue;
-      left[p] = (read && words[p] == NVLAR_DEPARTED_MARK) || process_gone(route, p);
-      waiting += !left[p];
-    }
-    if (waiting == 0) return 0;
-    if (now_seconds() > deadline) {
-      size_t used = 0;
-      missing[0] = '\0';
-      for (int p = 0; p < nranks && used < missing_size; p++) {
-        if (!in_other_process(route, p) || left[p]) continue;
-        int n = snprintf(missing + used, missing_size - used, "%s%d", used ? ", " : "", p);
-        if (n > 0) used += (size_t)n;
-      }
-      return waiting;
-    }
-    usleep(200);
-  }
-}
-
-void nvlar_route_release(struct nvlar_route *route, bool aborting) {
-  int saved_device = 0;
-  cudaGetDevice(&saved_device);
-  cudaSetDevice(route->device);
-  int nranks = route->args.nranks;
-  unsigned long long on[NVLAR_PATH_NCCL], on_nvlar = 0;
-  for (int algo = 0; algo < NVLAR_PATH_NCCL; algo++) {
-    on[algo] = atomic_load(&route->calls[algo]);
-    on_nvlar += on[algo];
-  }
-  unsigned long long on_nccl = atomic_load(&route->calls[NVLAR_PATH_NCCL]);
-  if (route->comm != NULL) { /* NULL: the leftover of a setup cancelled before its route */
-    char per_algo[NVLAR_ALGO_COUNT * 48]; /* "name count, ": a name and 20 digits fit */
-    size_t used = 0;
-    per_algo[0] = '\0';
-    for (int algo = 0; algo < NVLAR_ALGO_COUNT && used < sizeof(per_algo); algo++) {
-      int n = snprintf(per_algo + used, sizeof(per_algo) - used, "%s%s %llu", used ? ", " : "",
-                       nvlar_algo_name(algo), on[algo]);
-      if (n > 0) used += (size_t)n;
-    }
-    NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (%s), %llu on NCCL",
-               (void *)route->comm, route->args.rank, nranks, aborting ? "aborted" : "destroyed",
-               on_nvlar, per_algo, on_nccl);
-  }
-  /* 1. No nvlar kernel of this rank still runs, nor (peers whose devices this process drives)
-   * of theirs. After an abort, waiting kernels give up within about a millisecond of the abort
-   * word. No NCCL call here: after ncclCommFinalize NCCL still accepts collectives but runs
-   * them on a communicator whose proxy has stopped, and one issued here once faulted on the
-   * GPU (an illegal address that broke the process's next CUDA call). */
-  cudaDeviceSynchronize();
-  for (int p = 0; p < nranks; p++) {
-    if (route->peer_device[p] >= 0 && route->peer_device[p] != route->device) {
-      cudaSetDevice(route->peer_device[p]);
-      cudaDeviceSynchronize();
-      cudaSetDevice(route->device);
-    }
-  }
-  /* 2. Tell the peers in other processes, then (destroy) wait until each has left too: only
-   * then does no kernel anywhere read or write this rank's buffers (a peer's last reads of
-   * this rank's staging end after this rank's own kernel did). An abort does not wait: it is
-   * the way out when peers are gone or stuck. */
-  bool can_free = true;
-  cudaStream_t stream = NULL;
-  uint64_t *words = NULL;
-  double deadline = now_seconds() + nvlar_param_number(NVLAR_P_DESTROY_TIMEOUT_MS) * 1e-3;
-  if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess ||
-      cudaHostAlloc((void **)&words, NVLAR_MAX_RANKS * sizeof(uint64_t), cudaHostAllocDefault) != cudaSuccess ||
-      !announce_departure(route, stream, deadline)) {
-    NVLAR_WARN("comm %p rank %d: could not tell the other ranks that it left (%s)",
-               (void *)route->comm, route->args.rank, cudaGetErrorString(cudaGetLastError()));
-    can_free = aborting;
-  } else if (!aborting) {
-    char missing[64];
-    int absent = wait_for_departures(route, stream, words, deadline, missing, sizeof(missing));
-    if (absent > 0) {
-      NVLAR_WARN("comm %p rank %d: rank%s %s did not reach ncclCommDestroy (or abort, or exit) "
-                 "within NVLAR_DESTROY_TIMEOUT_MS=%lld; nvlar's buffers of this communicator "
-                 "stay allocated until the process ends",
-                 (void *)route->comm, route->args.rank, absent > 1 ? "s" : "", missing,
-                 (long long)nvlar_param_number(NVLAR_P_DESTROY_TIMEOUT_MS));
-      can_free = false;
-    }
-  }
-  if (stream != NULL && stream_done(stream, deadline)) cudaStreamDestroy(stream);
-  if (words != NULL) cudaFreeHost(words);
-  /* 3. Unmap the peers, then free this rank's buffers. */
-  close_peers(route, NVLAR_MAX_RANKS);
-  if (can_free) free_route(route);
-  cudaGetLastError();
-  cudaSetDevice(saved_device);
-}
-
-uint32_t nvlar_route_failure(struct nvlar_route *route) {
-  const struct nvlar_error_record *error = route->own.error_host;
-  uint32_t code = error->code;
-  if (code != NVLAR_KERNEL_OK && atomic_exchange(&route->error_reported, 1) == 0) {
-    NVLAR_WARN("comm %p rank %d: an nvlar kernel %s rank %d (its CTA %d, barrier %llu); the "
-               "communicator reports ncclSystemError",
-               (void *)route->comm, error->rank,
-               code == NVLAR_KERNEL_ABORTED ? "was aborted while waiting for" : "timed out waiting for",
-               error->peer, error->block, (unsigned long long)error->seq);
-  }
-  return code;
 }

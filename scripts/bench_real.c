@@ -17,8 +17,17 @@
 #include "bench.h"
 #include "comm_registry.h"
 #include "real_nccl.h"
+#include "route.h"
 #include "selection.h"
-#include "setup.h"
+
+/* The route nvlar's setup attached to `comm`, or NULL (on NCCL). The benchmark holds its
+ * communicators until the end, and with them their routes. */
+static struct nvlar_route *route_of(ncclComm_t comm) {
+  struct nvlar_comm *entry = nvlar_registry_get(comm);
+  struct nvlar_route *route = entry != NULL ? atomic_load(&entry->route) : NULL;
+  nvlar_comm_put(entry);
+  return route;
+}
 
 #define MAX_GPUS 8
 #define CALLS_SMALL 50
@@ -170,7 +179,7 @@ static float time_host_path(struct gpu *gpus, int n, size_t count, int datatype,
                             bool bare) {
   struct nvlar_allreduce_args args[MAX_GPUS];
   for (int g = 0; g < n; g++) {
-    struct nvlar_route *route = nvlar_registry_find(gpus[g].comm)->route;
+    struct nvlar_route *route = route_of(gpus[g].comm);
     struct nvlar_choice choice = nvlar_select(&route->policy, count * bench_type_sizes[datatype]);
     nvlar_route_call_args(route, choice, gpus[g].input, gpus[g].output, count, datatype, op, &args[g]);
   }
@@ -198,10 +207,10 @@ static float time_host_path(struct gpu *gpus, int n, size_t count, int datatype,
 /* Which path nvlar takes for this size on this communicator, and with how many CTAs (0 on
  * NCCL). */
 static const char *nvlar_kernel(ncclComm_t comm, size_t bytes, int *ctas) {
-  struct nvlar_comm *entry = nvlar_registry_find(comm);
+  struct nvlar_route *route = route_of(comm);
   *ctas = 0;
-  if (entry == NULL || entry->route == NULL) return "nccl";
-  struct nvlar_choice choice = nvlar_select(&entry->route->policy, bytes);
+  if (route == NULL) return "nccl";
+  struct nvlar_choice choice = nvlar_select(&route->policy, bytes);
   if (!choice.nvlar) return "nccl";
   *ctas = choice.nblocks;
   return nvlar_algo_name(choice.algo);
@@ -211,8 +220,8 @@ static const char *nvlar_kernel(ncclComm_t comm, size_t bytes, int *ctas) {
  * so the ranks still choose alike. */
 static void force_ctas(struct gpu *gpus, int n_local, int ctas) {
   for (int g = 0; g < n_local; g++) {
-    struct nvlar_comm *entry = nvlar_registry_find(gpus[g].comm);
-    if (entry != NULL && entry->route != NULL) entry->route->policy.ctas = ctas;
+    struct nvlar_route *route = route_of(gpus[g].comm);
+    if (route != NULL) route->policy.ctas = ctas;
   }
 }
 
@@ -221,11 +230,10 @@ static void force_ctas(struct gpu *gpus, int n_local, int ctas) {
 static int routing_ctas(struct gpu *gpus, int n_local, int *cap) {
   *cap = 0;
   for (int g = 0; g < n_local; g++) {
-    struct nvlar_comm *entry = nvlar_registry_find(gpus[g].comm);
-    if (entry == NULL || entry->route == NULL) continue;
-    *cap = entry->route->policy.max_blocks < NVLAR_MAX_BLOCKS ? entry->route->policy.max_blocks
-                                                               : NVLAR_MAX_BLOCKS;
-    return entry->route->policy.ctas;
+    struct nvlar_route *route = route_of(gpus[g].comm);
+    if (route == NULL) continue;
+    *cap = route->policy.max_blocks < NVLAR_MAX_BLOCKS ? route->policy.max_blocks : NVLAR_MAX_BLOCKS;
+    return route->policy.ctas;
   }
   return 0;
 }
@@ -321,8 +329,7 @@ static void measure(const struct options *o, const struct nvlar_real_nccl *nccl,
   snprintf(out->device, sizeof(out->device), "%s", prop.name);
   nccl->ncclGetVersion(&out->version);
   snprintf(out->nccl_path, sizeof(out->nccl_path), "%s", nccl->path);
-  struct nvlar_comm *entry = nvlar_registry_find(gpus[0].comm);
-  out->on_nvlar = entry != NULL && entry->route != NULL;
+  out->on_nvlar = route_of(gpus[0].comm) != NULL;
   /* CTA counts per size: the routing's own (NVLAR_CTAS or the rule), or with --sweep-blocks
    * 1, 2, 4, ... and the cap (the SM count) if it is not a power of two. */
   int cap = 0;

@@ -6,6 +6,7 @@
  * Every callback returns ncclSuccess: an error from a tuner would fail the user's collective
  * (or communicator init), and a tuner can always decline by leaving NCCL's table alone. */
 #include <cuda_runtime_api.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,13 +14,25 @@
 
 #include "export.h"
 #include "tuner_abi.h"
+#include "tuner_agreement.h"
 #include "tuning_table.h"
 
 #define LOG_PREFIX "TUNER/nvlar: "
 
+/* Whether a context applies its rows (tuner_agreement.h). */
+enum rows_state {
+  ROWS_TRUSTED, /* no one can check: the plugin alone, or a single rank */
+  ROWS_WAITING, /* for the communicator's setup to compare the ranks */
+  ROWS_AGREED,  /* every rank has the same table and architecture */
+  ROWS_DROPPED, /* they differ: no row applies, on any rank */
+};
+
 struct tuner_context {
   size_t nranks, nnodes;
-  int arch; /* of the GPU current at init (NCCL inits a tuner on the communicator's GPU); 0: unknown */
+  int device; /* NCCL inits a tuner on the communicator's GPU; -1: unknown */
+  int arch; /* of that GPU; 0: unknown */
+  atomic_int rows;          /* enum rows_state */
+  struct tuner_context *next_waiting;
   nvlar_nccl_logger log;
   const struct nvlar_tuning_table *table;
   bool step_aside; /* NCCL_ALGO or NCCL_PROTO set: the user's choice wins */
@@ -54,15 +67,76 @@ static void note_decision(struct tuner_context *ctx, const struct nvlar_tuning_r
 
 /* Compute capability x 10 of the current GPU, or 0 if CUDA cannot say: then rows measured on a
  * given architecture (arch=A) do not apply, only rows for any. */
-static int current_device_arch(void) {
-  int device = -1, major = 0, minor = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+static int current_device_arch(int *device) {
+  int major = 0, minor = 0;
+  *device = -1;
+  if (cudaGetDevice(device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, *device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, *device) != cudaSuccess) {
     (void)cudaGetLastError(); /* leave no sticky error for the application to find */
     return 0;
   }
   return major * 10 + minor;
+}
+
+/* ---- Agreement between ranks (tuner_agreement.h) */
+
+static struct {
+  pthread_mutex_t lock;
+  atomic_bool interposing;
+  struct tuner_context *waiting; /* newest first */
+} agreement = {PTHREAD_MUTEX_INITIALIZER, false, NULL};
+
+void nvlar_tuner_expect_agreement(void) { atomic_store(&agreement.interposing, true); }
+
+static void start_waiting(struct tuner_context *ctx) {
+  pthread_mutex_lock(&agreement.lock);
+  atomic_store(&ctx->rows, ROWS_WAITING);
+  ctx->next_waiting = agreement.waiting;
+  agreement.waiting = ctx;
+  pthread_mutex_unlock(&agreement.lock);
+}
+
+/* Caller holds the lock. */
+static void stop_waiting_locked(struct tuner_context *ctx) {
+  for (struct tuner_context **link = &agreement.waiting; *link != NULL; link = &(*link)->next_waiting) {
+    if (*link == ctx) {
+      *link = ctx->next_waiting;
+      ctx->next_waiting = NULL;
+      return;
+    }
+  }
+}
+
+void *nvlar_tuner_settle(int device, int nranks, int nnodes, bool agree) {
+  pthread_mutex_lock(&agreement.lock);
+  struct tuner_context *oldest = NULL;
+  for (struct tuner_context *ctx = agreement.waiting; ctx != NULL; ctx = ctx->next_waiting) {
+    if (ctx->device == device && ctx->nranks == (size_t)nranks && ctx->nnodes == (size_t)nnodes) {
+      oldest = ctx;
+    }
+  }
+  if (oldest != NULL) {
+    stop_waiting_locked(oldest);
+    atomic_store(&oldest->rows, agree ? ROWS_AGREED : ROWS_DROPPED);
+  }
+  pthread_mutex_unlock(&agreement.lock);
+  if (oldest != NULL && oldest->log != NULL) {
+    oldest->log(agree ? NVLAR_NCCL_LOG_INFO : NVLAR_NCCL_LOG_WARN, NVLAR_NCCL_LOG_SUBSYS_TUNING,
+                __FILE__, __LINE__,
+                agree ? LOG_PREFIX "every rank has the same table and GPU architecture: rows apply"
+                      : LOG_PREFIX "the ranks differ in tuning table or GPU architecture: no row "
+                                   "applies to this communicator, on any rank");
+  }
+  return oldest;
+}
+
+int nvlar_tuner_contexts_waiting(void) {
+  pthread_mutex_lock(&agreement.lock);
+  int count = 0;
+  for (struct tuner_context *ctx = agreement.waiting; ctx != NULL; ctx = ctx->next_waiting) count++;
+  pthread_mutex_unlock(&agreement.lock);
+  return count;
 }
 
 static ncclResult_t tuner_init(size_t nranks, size_t nnodes, nvlar_nccl_logger log, void **context) {
@@ -78,7 +152,10 @@ static ncclResult_t tuner_init(size_t nranks, size_t nnodes, nvlar_nccl_logger l
   ctx->nranks = nranks;
   ctx->nnodes = nnodes;
   ctx->log = log;
-  ctx->arch = current_device_arch();
+  ctx->arch = current_device_arch(&ctx->device);
+  /* One rank always agrees with itself; otherwise wait for nvlar's setup when it is there. */
+  atomic_init(&ctx->rows, ROWS_TRUSTED);
+  if (nranks > 1 && atomic_load(&agreement.interposing)) start_waiting(ctx);
   ctx->table = nvlar_tuning_table();
   ctx->step_aside = getenv("NCCL_ALGO") != NULL || getenv("NCCL_PROTO") != NULL;
   int nccl_rows = 0;
@@ -87,17 +164,22 @@ static ncclResult_t tuner_init(size_t nranks, size_t nnodes, nvlar_nccl_logger l
     char arch[32] = "GPU architecture unknown";
     if (ctx->arch > 0) snprintf(arch, sizeof(arch), "sm_%d", ctx->arch);
     log(NVLAR_NCCL_LOG_INFO, NVLAR_NCCL_LOG_SUBSYS_INIT | NVLAR_NCCL_LOG_SUBSYS_TUNING, __FILE__,
-        __LINE__, LOG_PREFIX "%zu ranks, %zu nodes, %s, table %s with %d nccl rows%s", nranks,
+        __LINE__, LOG_PREFIX "%zu ranks, %zu nodes, %s, table %s with %d nccl rows%s%s", nranks,
         nnodes, arch, ctx->table->source, nccl_rows,
-        ctx->step_aside ? "; NCCL_ALGO or NCCL_PROTO is set, so nvlar leaves NCCL's choice alone" : "");
+        ctx->step_aside ? "; NCCL_ALGO or NCCL_PROTO is set, so nvlar leaves NCCL's choice alone" : "",
+        atomic_load(&ctx->rows) == ROWS_WAITING
+            ? "; rows apply once nvlar's setup finds the same table and architecture on every rank"
+            : "");
   }
   return ncclSuccess;
 }
 
 /* The table row for this call, if it names an algorithm/protocol that NCCL offers here. */
-static const struct nvlar_tuning_row *matching_row(const struct tuner_context *ctx, int coll,
+static const struct nvlar_tuning_row *matching_row(struct tuner_context *ctx, int coll,
                                                    size_t bytes) {
   if (ctx == NULL || ctx->step_aside) return NULL;
+  int rows = atomic_load(&ctx->rows);
+  if (rows == ROWS_WAITING || rows == ROWS_DROPPED) return NULL;
   return nvlar_tuning_find_nccl(ctx->table, coll, bytes, (int)ctx->nranks, (int)ctx->nnodes,
                                 ctx->arch);
 }
@@ -119,6 +201,11 @@ static void choose(struct tuner_context *ctx, int coll, size_t bytes, float **co
 }
 
 static ncclResult_t tuner_finish(void *context) {
+  if (context != NULL) {
+    pthread_mutex_lock(&agreement.lock);
+    stop_waiting_locked(context);
+    pthread_mutex_unlock(&agreement.lock);
+  }
   free(context);
   return ncclSuccess;
 }

@@ -134,8 +134,15 @@ static void test_local_failures_and_settings(void **state) {
   assert_non_null(strstr(why, "out of memory"));
   healthy(4);
   infos[1].wants_nvlar = 0;
+  snprintf(infos[1].why, sizeof(infos[1].why), "NVLAR_ALGO=nccl");
   assert_false(nvlar_eligible_to_map(4, infos, why, sizeof(why)));
-  assert_non_null(strstr(why, "NVLAR_ALGO=nccl"));
+  assert_non_null(strstr(why, "rank 1 has NVLAR_ALGO=nccl"));
+  /* A rank with NVLAR_DISABLE=1 joins the first exchange and says so (setup.c). */
+  healthy(4);
+  infos[2].wants_nvlar = 0;
+  snprintf(infos[2].why, sizeof(infos[2].why), "NVLAR_DISABLE=1");
+  assert_false(nvlar_eligible_to_map(4, infos, why, sizeof(why)));
+  assert_non_null(strstr(why, "rank 2 has NVLAR_DISABLE=1"));
   healthy(4);
   infos[2].forced_algo = NVLAR_FORCE_TWOSHOT;
   assert_false(nvlar_eligible_to_map(4, infos, why, sizeof(why)));
