@@ -94,3 +94,16 @@ bool nvlar_eligible(int nranks, const struct nvlar_rank_info *infos,
   }
   return true;
 }
+
+bool nvlar_ranks_agree_on_tuning(int nranks, const struct nvlar_rank_info *infos, int *nodes) {
+  bool agree = true;
+  *nodes = 0;
+  for (int r = 0; r < nranks; r++) {
+    bool new_host = true;
+    for (int q = 0; q < r && new_host; q++) new_host = infos[q].host_hash != infos[r].host_hash;
+    *nodes += new_host;
+    agree = agree && infos[r].table_hash == infos[0].table_hash &&
+            infos[r].cc_major == infos[0].cc_major && infos[r].cc_minor == infos[0].cc_minor;
+  }
+  return agree;
+}

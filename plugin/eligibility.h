@@ -62,6 +62,11 @@ bool nvlar_eligible_to_map(int nranks, const struct nvlar_rank_info *infos, char
 bool nvlar_eligible(int nranks, const struct nvlar_rank_info *infos,
                     const struct nvlar_rank_links *links, char *why, size_t why_size);
 
+/* Whether every rank has the same tuning table and GPU architecture, so that the tuner plugin's
+ * `nccl` rows would decide alike on every rank (tuner_agreement.h); *nodes: the number of
+ * distinct hosts. */
+bool nvlar_ranks_agree_on_tuning(int nranks, const struct nvlar_rank_info *infos, int *nodes);
+
 /* Ranks `a` and `b` live in the same process (buffers shared by pointer, not by IPC). */
 bool nvlar_same_process(const struct nvlar_rank_info *a, const struct nvlar_rank_info *b);
 

@@ -60,7 +60,7 @@ static void nccl_stopped(struct nvlar_comm *entry) {
 }
 
 /* The outcome of a setup, applied to its communicator. */
-static void apply_outcome(struct nvlar_comm *entry, struct nvlar_setup_outcome *outcome) {
+static void apply_outcome(struct nvlar_comm *entry, const struct nvlar_setup_outcome *outcome) {
   park_leftover(entry, outcome->leftover);
   entry->tuner_link = outcome->tuner_context;
   if (atomic_load(&entry->async_cancel)) {
@@ -93,17 +93,19 @@ void nvlar_lifecycle_set_up(const struct nvlar_real_nccl *nccl, const ncclComm_t
   }
   const struct nvlar_setup_control control = {false, NULL, NULL};
   nvlar_setup_run(nccl, comms, count, &control, outcomes);
-  for (int i = 0; i < count; i++) {
-    struct nvlar_comm *entry = nvlar_registry_get(comms[i]);
-    if (entry != NULL) {
-      apply_outcome(entry, &outcomes[i]);
-    } else {
-      nvlar_route_put(outcomes[i].route);
-      if (outcomes[i].leftover != NULL) nvlar_release_later(nvlar_setup_leftover_free, outcomes[i].leftover);
-    }
-    nvlar_comm_put(entry);
-  }
+  for (int i = 0; i < count; i++) nvlar_lifecycle_setup_done(comms[i], &outcomes[i]);
   free(outcomes);
+}
+
+void nvlar_lifecycle_setup_done(ncclComm_t comm, const struct nvlar_setup_outcome *outcome) {
+  struct nvlar_comm *entry = nvlar_registry_get(comm);
+  if (entry != NULL) {
+    apply_outcome(entry, outcome);
+  } else {
+    nvlar_route_put(outcome->route);
+    if (outcome->leftover != NULL) nvlar_release_later(nvlar_setup_leftover_free, outcome->leftover);
+  }
+  nvlar_comm_put(entry);
 }
 
 void nvlar_lifecycle_skip_setup(const ncclComm_t *comms, int count) {

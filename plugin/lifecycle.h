@@ -24,6 +24,7 @@
 #include "comm_registry.h"
 #include "real_nccl.h"
 #include "route.h"
+#include "setup.h"
 
 /* Before the real init, split or shrink: the tuner plugin's contexts created by it wait for
  * the communicator's setup (tuner_agreement.h). */
@@ -37,6 +38,11 @@ bool nvlar_lifecycle_adopt(ncclComm_t comm, enum nvlar_comm_origin origin, bool 
 /* Runs the setup of blocking communicators, one batch (setup.h), and moves each to RUNNING or
  * FAILED. */
 void nvlar_lifecycle_set_up(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms, int count);
+
+/* A setup's outcome for `comm`: RUNNING (on the route, if any) or FAILED; a leftover waits for
+ * NCCL's destroy or abort. (nvlar_lifecycle_set_up applies its outcomes so; the tests give
+ * communicators routes of their own the same way.) */
+void nvlar_lifecycle_setup_done(ncclComm_t comm, const struct nvlar_setup_outcome *outcome);
 
 /* A non-blocking communicator: its setup starts at the first ncclCommGetAsyncError that finds
  * NCCL's init done (see nvlar_lifecycle_async_error). */

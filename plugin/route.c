@@ -59,8 +59,10 @@ bool nvlar_route_wait_kernels(struct nvlar_route *route, int64_t timeout_ms) {
 
 cudaError_t nvlar_route_launch(struct nvlar_route *route, const struct nvlar_allreduce_args *args,
                                cudaStream_t stream) {
+  /* The communicator's device for the launch (one thread may drive several GPUs). A route
+   * without one (device -1: the unit tests') has nothing to switch. */
   int current = route->device;
-  cudaGetDevice(&current);
+  if (route->device >= 0) cudaGetDevice(&current);
   if (current != route->device) cudaSetDevice(route->device);
   cudaGraph_t graph = NULL;
   unsigned long long graph_id = 0;
@@ -127,8 +129,9 @@ static struct {
   bool started, exiting;
   bool in_cuda;            /* the thread is inside a release step (CUDA calls) */
   pthread_cond_t out_of_cuda;
+  pthread_t thread;
 } releaser = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-              NULL, NULL, 0, false, false, false, PTHREAD_COND_INITIALIZER};
+              NULL, NULL, 0, false, false, false, PTHREAD_COND_INITIALIZER, 0};
 
 static void log_route_end(const struct nvlar_route *route) {
   if (nvlar_log_level() < NVLAR_LOG_INFO) return;
@@ -265,9 +268,10 @@ static void *release_thread_main(void *unused) {
     }
     for (struct nvlar_route **link = &active; *link != NULL;) {
       struct nvlar_route *route = *link;
+      struct nvlar_route *next = route->next_released; /* the step may free the route */
       if (route->device >= 0) cudaSetDevice(route->device);
       if (release_step(route)) {
-        *link = route->next_released;
+        *link = next;
         finished++;
       } else {
         link = &route->next_released;
@@ -302,7 +306,19 @@ static void stop_release_thread_at_exit(void) {
   pthread_mutex_lock(&releaser.lock);
   releaser.exiting = true;
   pthread_cond_broadcast(&releaser.wake);
-  while (releaser.in_cuda) pthread_cond_wait(&releaser.out_of_cuda, &releaser.lock);
+  /* Bounded: a step may be stuck in a CUDA call that waits for the device (exit must not). */
+  double deadline = nvlar_deadline_after_ms(1000);
+  while (releaser.in_cuda && !pthread_equal(pthread_self(), releaser.thread) &&
+         nvlar_now_seconds() < deadline) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 10000000;
+    if (until.tv_nsec >= 1000000000) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&releaser.out_of_cuda, &releaser.lock, &until);
+  }
   pthread_mutex_unlock(&releaser.lock);
 }
 
@@ -314,6 +330,7 @@ static void start_release_thread_locked(void) {
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   if (pthread_create(&thread, &attr, release_thread_main, NULL) == 0) {
+    releaser.thread = thread;
     releaser.started = true;
     atexit(stop_release_thread_at_exit);
   }

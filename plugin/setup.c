@@ -442,15 +442,7 @@ static void barrier(const struct nvlar_real_nccl *nccl, struct setup_state *stat
  * rank alike (tuner_agreement.h). */
 static void settle_tuner(struct setup_state *s, struct nvlar_setup_outcome *outcome) {
   int nodes = 0;
-  bool agree = true;
-  for (int r = 0; r < s->nranks; r++) {
-    bool new_host = true;
-    for (int q = 0; q < r; q++) new_host &= s->infos[q].host_hash != s->infos[r].host_hash;
-    nodes += new_host;
-    agree &= s->infos[r].table_hash == s->infos[0].table_hash &&
-             s->infos[r].cc_major == s->infos[0].cc_major &&
-             s->infos[r].cc_minor == s->infos[0].cc_minor;
-  }
+  bool agree = nvlar_ranks_agree_on_tuning(s->nranks, s->infos, &nodes);
   outcome->tuner_context = nvlar_tuner_settle(s->device, s->nranks, nodes, agree);
   if (!agree && outcome->tuner_context != NULL) {
     NVLAR_WARN("comm %p: its ranks differ in tuning table (NVLAR_TUNING_FILE) or GPU "
