@@ -152,11 +152,10 @@ static void log_route_end(const struct nvlar_route *route) {
              (unsigned long long)atomic_load(&route->calls[NVLAR_PATH_NCCL]));
 }
 
-/* Rank p lives in another process: the one a departure concerns (ranks this process drives
- * are its own devices, whose kernels the kernel count covers). */
-static bool in_other_process(const struct nvlar_route *route, int p) {
-  return p != route->args.rank && route->peer_device[p] < 0;
-}
+/* Every other rank takes part in the departures, those this process drives as well: their
+ * kernels read and write this rank's buffers as any peer's do, and since no destroy waits for
+ * a peer, one thread destroying its ranks in turn never waits for itself. */
+static bool is_peer(const struct nvlar_route *route, int p) { return p != route->args.rank; }
 
 static bool process_gone(const struct nvlar_route *route, int p) {
   return route->peer_pid_visible[p] && kill(route->peer_pid[p], 0) != 0 && errno == ESRCH;
@@ -166,7 +165,7 @@ static void list_missing(const struct nvlar_route *route, char *missing, size_t 
   size_t used = 0;
   missing[0] = '\0';
   for (int p = 0; p < route->args.nranks && used < size; p++) {
-    if (!in_other_process(route, p) || route->left[p]) continue;
+    if (!is_peer(route, p) || route->left[p]) continue;
     int n = snprintf(missing + used, size - used, "%s%d", used ? ", " : "", p);
     if (n > 0) used += (size_t)n;
   }
@@ -208,7 +207,7 @@ static bool release_step(struct nvlar_route *route) {
       state = route->ops->read_departures(route, words);
       int waiting = 0;
       for (int p = 0; p < route->args.nranks; p++) {
-        if (!in_other_process(route, p) || route->left[p]) continue;
+        if (!is_peer(route, p) || route->left[p]) continue;
         route->left[p] = (state == NVLAR_POLL_DONE && words[p]) || process_gone(route, p);
         waiting += !route->left[p];
       }
@@ -491,7 +490,7 @@ static enum nvlar_poll cuda_kernels_over(struct nvlar_route *route) {
 static cudaError_t write_departures(struct nvlar_route *route) {
   cudaError_t error = cudaSuccess;
   for (int p = 0; p < route->args.nranks && error == cudaSuccess; p++) {
-    if (!in_other_process(route, p) || route->peers[p].probe == NULL) continue;
+    if (!is_peer(route, p) || route->peers[p].probe == NULL) continue;
     error = nvlar_probe_launch(&route->peers[p].probe[NVLAR_PROBE_DEPARTED + route->args.rank],
                                NVLAR_DEPARTED_MARK,
                                &route->own.probe[NVLAR_PROBE_DEPARTED_READBACK + p],

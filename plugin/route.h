@@ -11,11 +11,10 @@
  *
  * When the last reference goes, the route is released, never on the caller's thread when that
  * could block: nvlar's release thread waits until this rank's kernels of the route are over
- * (eager launches are counted by the host and by the kernels themselves), tells every peer in
- * another process that this rank has left (its departure word in the peer's probe page), waits
- * until every such peer has left too or its process has ended (at most
- * NVLAR_DESTROY_TIMEOUT_MS; past it the buffers stay, with a WARN), then unmaps the peers and
- * frees. Since no rank waits for another inside ncclCommDestroy or ncclCommAbort, ranks may
+ * (eager launches are counted by the host and by the kernels themselves), tells every peer
+ * that this rank has left (its departure word in the peer's probe page), waits until every
+ * peer has left too or its process has ended (at most NVLAR_DESTROY_TIMEOUT_MS; past it the
+ * buffers stay, with a WARN), then unmaps the peers and frees. Since no rank waits for another inside ncclCommDestroy or ncclCommAbort, ranks may
  * destroy their communicators in any order. */
 #ifndef NVLAR_ROUTE_H
 #define NVLAR_ROUTE_H
@@ -49,7 +48,7 @@ struct nvlar_route_ops {
   /* Release steps, each a poll that never blocks (the release thread calls them):
    * whether this rank's eager kernels of the route are all over; */
   enum nvlar_poll (*kernels_over)(struct nvlar_route *route);
-  /* writes this rank's departure word into every peer in another process; */
+  /* writes this rank's departure word into every peer; */
   enum nvlar_poll (*announce_departure)(struct nvlar_route *route);
   /* reads which peers have left: left[p] set for those whose departure word arrived; */
   enum nvlar_poll (*read_departures)(struct nvlar_route *route, bool *left);

@@ -17,20 +17,34 @@
  *                   by a random 0-40 us before one call in three; every output checked
  *   churn           one process per GPU, 50 communicators made, used and destroyed in turn
  *                   (every other one finalized first); GPU memory in use must come back
- *   destroy-late    one process per GPU; rank 0 destroys 3 s after the others: all free
+ *   destroy-late    one process per GPU; rank 0 destroys 3 s after the others: the others'
+ *                   destroy returns at once, and their memory comes back once rank 0 left
  *   destroy-exit    one process per GPU; the last rank exits without destroying: the others'
- *                   destroy sees its process gone and frees at once
+ *                   release sees its process gone and frees at once
  *   destroy-never   one process per GPU; the last rank stays alive and never destroys: the
- *                   others' destroy gives up after NVLAR_DESTROY_TIMEOUT_MS with one WARN
+ *                   others' release gives up after NVLAR_DESTROY_TIMEOUT_MS with one WARN
+ *   destroy-order   one process per GPU, two communicators; rank 0 destroys A then B, the
+ *                   others B then A: no destroy waits for a peer, all memory comes back
+ *   kill-abort      one process per GPU, two communicators each with a kernel waiting for the
+ *                   last rank, which is killed: aborting the first returns while the second's
+ *                   kernel still waits (abort never waits for the device), then the second
+ *   disable-one     NVLAR_DISABLE=1 on the last rank only: every rank keeps the communicator
+ *                   on NCCL (the last rank still joins setup's first exchange), results right
+ *   setup-oom       the last rank's buffers cannot be allocated (NVLAR_TEST_SETUP_OOM=buffers):
+ *                   it says so in the exchange, every rank stays on NCCL, results right
+ *   setup-oom-scratch  the last rank cannot even join the exchange: every rank's communicator
+ *                   fails (ncclSystemError from ncclAllReduce and ncclCommGetAsyncError) once
+ *                   the others' exchange times out, and abort ends it
  * Each correctness scenario runs every dtype x op x size {1 B .. 256 MiB} x in/out-of-place x
  * eager/graph; outputs must match the reference (exact; avg of floats within 2 ulp) and be the
  * same bits on every rank. NVLAR_TEST_QUICK=1 runs 4 dtypes and sizes up to 16 MiB, and 20 000
  * stress calls instead of 100 000: every scenario, in a few minutes. A scenario passes only if
- * its output has no NVLAR WARN line (destroy-never: exactly the one it expects). */
+ * its output has no NVLAR WARN line but those it expects. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +147,18 @@ static size_t gpu_memory_in_use(void) {
   size_t free_bytes = 0, total = 0;
   CHECK_CUDA(cudaMemGetInfo(&free_bytes, &total));
   return total - free_bytes;
+}
+
+/* nvlar frees a communicator's buffers on its release thread once every peer has left (after
+ * destroy returned): waits until the memory in use is back within 16 MiB of `level` (one set
+ * of nvlar buffers is 96 MiB), for at most `seconds`. Returns the memory in use then. */
+static size_t memory_back_to(size_t level, double seconds) {
+  size_t now = gpu_memory_in_use();
+  for (double until = now_seconds() + seconds; now > level + (16u << 20) && now_seconds() < until;) {
+    usleep(20000);
+    now = gpu_memory_in_use();
+  }
+  return now;
 }
 
 static void rank_buffers_create(struct rank_buffers *b, int device, int ncases, size_t max_bytes) {
@@ -354,6 +380,11 @@ enum procs_kind {
   PROCS_DESTROY_LATE,
   PROCS_DESTROY_EXIT,
   PROCS_DESTROY_NEVER,
+  PROCS_DESTROY_ORDER,
+  PROCS_KILL_ABORT,
+  PROCS_DISABLE_ONE,
+  PROCS_SETUP_OOM,
+  PROCS_SETUP_OOM_SCRATCH,
 };
 
 struct shared_run {
@@ -448,7 +479,7 @@ static int churn(struct shared_run *shared, struct rank_buffers *b, int r, int n
     CHECK_NCCL(ncclCommDestroy(comm));
     if (i == 0) baseline = gpu_memory_in_use();
   }
-  size_t after = gpu_memory_in_use();
+  size_t after = memory_back_to(baseline, 30);
   double grown_mib = ((double)after - (double)baseline) / (1 << 20);
   int failures = count_failures(b, r, 2);
   /* One leaked set of nvlar buffers is 72 MiB: far above allocator noise. */
@@ -462,17 +493,103 @@ static int churn(struct shared_run *shared, struct rank_buffers *b, int r, int n
   return failures;
 }
 
+
+/* Two communicators, destroyed in opposite orders by rank 0 and the others. */
+static int destroy_order(struct shared_run *shared, struct rank_buffers *b, int r, int n) {
+  size_t before = gpu_memory_in_use();
+  ncclComm_t a = make_comm(shared, 0, n, r, 0), c = make_comm(shared, 1, n, r, 0);
+  checked_allreduce(a, b, r, n, 8192, 11, 0);
+  checked_allreduce(c, b, r, n, 300000, 12, 1);
+  CHECK_CUDA(cudaStreamSynchronize(b->stream));
+  double start = now_seconds();
+  check_issued(ncclCommDestroy(r == 0 ? a : c), NULL, 0);
+  check_issued(ncclCommDestroy(r == 0 ? c : a), NULL, 0);
+  double destroy_s = now_seconds() - start;
+  check_cuda_healthy(r);
+  size_t after = memory_back_to(before, 30);
+  int failures = count_failures(b, r, 2);
+  double grown_mib = ((double)after - (double)before) / (1 << 20);
+  if (grown_mib > 16) failures++;
+  printf("destroy-order: rank %d/%d: both ncclCommDestroy took %.3f s; GPU memory in use %+.1f "
+         "MiB from before the communicators; %d failures\n", r, n, destroy_s, grown_mib, failures);
+  return failures;
+}
+
+/* The last rank dies while every other rank has a kernel waiting for it on each of two
+ * communicators; the others abort them one after the other. */
+static int kill_abort(struct shared_run *shared, struct rank_buffers *b, int r, int n) {
+  ncclComm_t comms[2] = {make_comm(shared, 0, n, r, 0), make_comm(shared, 1, n, r, 0)};
+  cudaStream_t streams[2];
+  for (int i = 0; i < 2; i++) {
+    CHECK_CUDA(cudaStreamCreateWithFlags(&streams[i], cudaStreamNonBlocking));
+    checked_allreduce(comms[i], b, r, n, 8192, 20 + (uint64_t)i, i); /* on nvlar: set up */
+  }
+  CHECK_CUDA(cudaStreamSynchronize(b->stream));
+  int failures = count_failures(b, r, 2);
+  if (r == n - 1) kill(getpid(), SIGKILL); /* mid-job: the others' next calls wait for it */
+  float *data = (float *)(b->input + GUARD);
+  for (int i = 0; i < 2; i++) {
+    CHECK_NCCL(ncclAllReduce(data, data, 1024, ncclFloat32, ncclSum, comms[i], streams[i]));
+  }
+  usleep(200000);
+  double start = now_seconds();
+  CHECK_NCCL(ncclCommAbort(comms[0]));
+  double first_s = now_seconds() - start;
+  /* The other communicator's kernel still waits: the abort did not wait for the device. */
+  cudaError_t second_busy = cudaStreamQuery(streams[1]);
+  start = now_seconds();
+  CHECK_NCCL(ncclCommAbort(comms[1]));
+  double second_s = now_seconds() - start;
+  cudaError_t drained = cudaStreamSynchronize(streams[1]); /* the aborted kernel gives up */
+  cudaError_t drained0 = cudaStreamSynchronize(streams[0]);
+  check_cuda_healthy(r);
+  if (second_busy != cudaErrorNotReady) {
+    fprintf(stderr, "kill-abort: rank %d: the second communicator's kernel was %s when the first "
+            "abort returned\n", r, cudaGetErrorString(second_busy));
+    failures++;
+  }
+  if (drained != cudaSuccess || drained0 != cudaSuccess) failures++;
+  printf("kill-abort: rank %d/%d: ncclCommAbort took %.3f s, then %.3f s; %d failures\n", r, n,
+         first_s, second_s, failures);
+  return failures;
+}
+
+/* A rank's setup that cannot join the exchange at all: every rank's communicator fails. */
+static int setup_fails(struct shared_run *shared, struct rank_buffers *b, int r, int n) {
+  ncclComm_t comm = make_comm(shared, 0, n, r, 0);
+  float *data = (float *)(b->input + GUARD);
+  ncclResult_t call = ncclAllReduce(data, data, 1024, ncclFloat32, ncclSum, comm, b->stream);
+  ncclResult_t async_error = ncclSuccess;
+  CHECK_NCCL(ncclCommGetAsyncError(comm, &async_error));
+  double start = now_seconds();
+  CHECK_NCCL(ncclCommAbort(comm));
+  double abort_s = now_seconds() - start;
+  check_cuda_healthy(r);
+  int failures = call != ncclSystemError || async_error != ncclSystemError;
+  printf("setup-oom-scratch: rank %d/%d: ncclAllReduce %s, async error %s, ncclCommAbort took "
+         "%.3f s; %d failures\n", r, n, ncclGetErrorString(call), ncclGetErrorString(async_error),
+         abort_s, failures);
+  return failures;
+}
+
 static int rank_main(enum procs_kind kind, struct shared_run *shared, int r, int n) {
   CHECK_CUDA(cudaSetDevice(r));
   CHECK_CUDA(check_load());
   struct rank_buffers b;
   size_t max_bytes = kind == PROCS_CASES || kind == PROCS_NONBLOCKING ? MAX_BYTES : (64u << 20);
   rank_buffers_create(&b, r, count_cases(), max_bytes);
+  const int last = r == n - 1;
+  /* Settings of the last rank only, read at its first NCCL call (below). */
+  if (last && kind == PROCS_DISABLE_ONE) setenv("NVLAR_DISABLE", "1", 1);
+  if (last && kind == PROCS_SETUP_OOM) setenv("NVLAR_TEST_SETUP_OOM", "buffers", 1);
+  if (last && kind == PROCS_SETUP_OOM_SCRATCH) setenv("NVLAR_TEST_SETUP_OOM", "scratch", 1);
   if (kind == PROCS_CHURN) return churn(shared, &b, r, n) ? 1 : 0;
+  if (kind == PROCS_DESTROY_ORDER) return destroy_order(shared, &b, r, n) ? 1 : 0;
+  if (kind == PROCS_KILL_ABORT) return kill_abort(shared, &b, r, n) ? 1 : 0;
+  if (kind == PROCS_SETUP_OOM_SCRATCH) return setup_fails(shared, &b, r, n) ? 1 : 0;
   size_t before = gpu_memory_in_use();
   ncclComm_t comm = make_comm(shared, 0, n, r, kind == PROCS_NONBLOCKING);
   int failures = 0;
-  const int last = r == n - 1;
   switch (kind) {
     case PROCS_DEATH: {
       if (last) _exit(0); /* a rank that vanishes after init */
@@ -493,6 +610,8 @@ static int rank_main(enum procs_kind kind, struct shared_run *shared, int r, int
     case PROCS_DESTROY_LATE:
     case PROCS_DESTROY_EXIT:
     case PROCS_DESTROY_NEVER:
+    case PROCS_DISABLE_ONE:
+    case PROCS_SETUP_OOM:
       /* Every kernel class once (push, one-shot, two-shot), so that every buffer is in use. */
       checked_allreduce(comm, &b, r, n, 8192, 1, 0);
       checked_allreduce(comm, &b, r, n, 300000, 2, 1);
@@ -533,7 +652,10 @@ static int rank_main(enum procs_kind kind, struct shared_run *shared, int r, int
   check_issued(ncclCommDestroy(comm), NULL, 0);
   double destroy_s = now_seconds() - destroy_start;
   check_cuda_healthy(r);
-  size_t after = gpu_memory_in_use();
+  /* The release thread gives up on a rank that never leaves after NVLAR_DESTROY_TIMEOUT_MS
+   * (1.5 s in that scenario): its WARN comes while this process lives. */
+  if (kind == PROCS_DESTROY_NEVER) sleep(3);
+  size_t after = kind == PROCS_DESTROY_NEVER ? gpu_memory_in_use() : memory_back_to(before, 30);
   printf("rank %d/%d: %d failures; ncclCommDestroy took %.2f s; GPU memory in use %+.1f MiB "
          "from before the communicator\n", r, n, failures, destroy_s,
          ((double)after - (double)before) / (1 << 20));
@@ -571,7 +693,10 @@ static int scenario_procs(enum procs_kind kind) {
     pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid > 0) {
       done++;
-      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) status_all = 1;
+      /* kill-abort kills its last rank on purpose. */
+      bool killed_on_purpose = kind == PROCS_KILL_ABORT && pid == children[n - 1] &&
+                               WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+      if (!killed_on_purpose && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) status_all = 1;
       continue;
     }
     if (now_seconds() > deadline) {
@@ -596,8 +721,9 @@ struct scenario {
   const char *name, *algo;
   const char *extra_env;   /* one more NAME=value, or NULL */
   int want_nvlar;          /* at least this many communicators must run on nvlar */
-  const char *want_warn;   /* NULL: no NVLAR WARN line allowed; else exactly one per rank but
-                              the last, containing this */
+  const char *want_warn;   /* NULL: no NVLAR WARN line allowed; else exactly `warns` of them,
+                              every one containing this */
+  int warns;               /* -1: one per rank but the last; -2: one per rank */
 };
 
 static int run_scenario(const char *self, const struct scenario *sc, int ngpus) {
@@ -624,10 +750,11 @@ static int run_scenario(const char *self, const struct scenario *sc, int ngpus) 
     fprintf(stderr, "%s: %d NVLAR WARN lines\n", sc->name, warns);
     failed = 1;
   }
+  int want_warns = sc->warns == -1 ? ngpus - 1 : sc->warns == -2 ? ngpus : sc->warns;
   if (sc->want_warn != NULL &&
-      (warns != ngpus - 1 || nvlar_test_count_lines(output, sc->want_warn) != ngpus - 1)) {
+      (warns != want_warns || nvlar_test_count_lines(output, sc->want_warn) != want_warns)) {
     fprintf(stderr, "%s: want %d WARN lines saying \"%s\", got %d WARN lines\n", sc->name,
-            ngpus - 1, sc->want_warn, warns);
+            want_warns, sc->want_warn, warns);
     failed = 1;
   }
   printf("== %s NVLAR_ALGO=%s%s%s: exit %d in %.1f s, %d communicators on nvlar, %d WARN: %s\n",
@@ -639,6 +766,8 @@ static int run_scenario(const char *self, const struct scenario *sc, int ngpus) 
     const char *end = strchr(line, '\n');
     size_t length = end ? (size_t)(end - line) : strlen(line);
     if (!failed && (strncmp(line, "stress:", 7) == 0 || strncmp(line, "churn:", 6) == 0 ||
+                    strncmp(line, "destroy-order:", 14) == 0 || strncmp(line, "kill-abort:", 11) == 0 ||
+                    strncmp(line, "setup-oom-scratch:", 18) == 0 ||
                     strstr(line, "ncclCommDestroy took") != NULL)) {
       printf("   %.*s\n", (int)length, line);
     }
@@ -657,7 +786,10 @@ int main(int argc, char **argv) {
     } procs[] = {{"procs", PROCS_CASES},           {"procs-nb", PROCS_NONBLOCKING},
                  {"death", PROCS_DEATH},           {"stress", PROCS_STRESS},
                  {"churn", PROCS_CHURN},           {"destroy-late", PROCS_DESTROY_LATE},
-                 {"destroy-exit", PROCS_DESTROY_EXIT}, {"destroy-never", PROCS_DESTROY_NEVER}};
+                 {"destroy-exit", PROCS_DESTROY_EXIT}, {"destroy-never", PROCS_DESTROY_NEVER},
+                 {"destroy-order", PROCS_DESTROY_ORDER}, {"kill-abort", PROCS_KILL_ABORT},
+                 {"disable-one", PROCS_DISABLE_ONE}, {"setup-oom", PROCS_SETUP_OOM},
+                 {"setup-oom-scratch", PROCS_SETUP_OOM_SCRATCH}};
     if (strcmp(argv[1], "single") == 0) return scenario_single(0);
     if (strcmp(argv[1], "split") == 0) return scenario_single(1);
     for (size_t i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
@@ -673,26 +805,32 @@ int main(int argc, char **argv) {
     return GPU_TEST_SKIP;
   }
   const struct scenario scenarios[] = {
-      {"single", "auto", NULL, 1, NULL},
-      {"single", "oneshot", NULL, 1, NULL},
-      {"single", "twoshot", NULL, 1, NULL},
-      {"single", "tma", NULL, 1, NULL},
-      {"single", "push", NULL, 1, NULL}, /* sizes > 256 KiB: one-shot */
-      {"single", "pushtwoshot", NULL, 1, NULL},
-      {"single", "nccl", NULL, 0, NULL},
-      {"procs", "auto", NULL, 1, NULL},
-      {"procs", "tma", NULL, 1, NULL},
-      {"procs", "pushtwoshot", NULL, 1, NULL},
-      {"procs-nb", "auto", NULL, 2 * n, NULL}, /* the communicators and their children */
-      {"split", "auto", NULL, 2 * n, NULL},
-      {"death", "oneshot", "NVLAR_TIMEOUT_MS=2000", 1, "timed out waiting for rank"},
-      {"stress", "auto", NULL, 1, NULL},
-      {"stress", "pushtwoshot", NULL, 1, NULL}, /* every size class, skewed ranks */
-      {"churn", "auto", NULL, 1, NULL},
-      {"destroy-late", "auto", NULL, 1, NULL},
-      {"destroy-exit", "auto", NULL, 1, NULL},
+      {"single", "auto", NULL, 1, NULL, 0},
+      {"single", "oneshot", NULL, 1, NULL, 0},
+      {"single", "twoshot", NULL, 1, NULL, 0},
+      {"single", "tma", NULL, 1, NULL, 0},
+      {"single", "push", NULL, 1, NULL, 0}, /* sizes > 256 KiB: one-shot */
+      {"single", "pushtwoshot", NULL, 1, NULL, 0},
+      {"single", "nccl", NULL, 0, NULL, 0},
+      {"procs", "auto", NULL, 1, NULL, 0},
+      {"procs", "tma", NULL, 1, NULL, 0},
+      {"procs", "pushtwoshot", NULL, 1, NULL, 0},
+      {"procs-nb", "auto", NULL, 2 * n, NULL, 0}, /* the communicators and their children */
+      {"split", "auto", NULL, 2 * n, NULL, 0},
+      {"death", "oneshot", "NVLAR_TIMEOUT_MS=2000", 1, "timed out waiting for rank", -1},
+      {"stress", "auto", NULL, 1, NULL, 0},
+      {"stress", "pushtwoshot", NULL, 1, NULL, 0}, /* every size class, skewed ranks */
+      {"churn", "auto", NULL, 1, NULL, 0},
+      {"destroy-late", "auto", NULL, 1, NULL, 0},
+      {"destroy-exit", "auto", NULL, 1, NULL, 0},
       {"destroy-never", "auto", "NVLAR_DESTROY_TIMEOUT_MS=1500", 1,
-       "did not reach ncclCommDestroy"},
+       "did not leave the communicator", -1},
+      {"destroy-order", "auto", NULL, 2, NULL, 0},
+      {"kill-abort", "auto", NULL, 2, NULL, 0},
+      {"disable-one", "auto", NULL, 0, NULL, 0},
+      {"setup-oom", "auto", NULL, 0, "out of memory for nvlar's buffers", 1},
+      {"setup-oom-scratch", "auto", "NVLAR_TIMEOUT_MS=3000", 0,
+       "reports ncclSystemError", -2},
   };
   const char *only = getenv("NVLAR_TEST_SCENARIOS"); /* e.g. "stress,churn": run just those */
   int failures = 0, ran = 0;
