@@ -11,6 +11,9 @@
  *                        ends, and the memory comes back
  *   capture-beside-setup setup (allocations, frees) and destroy on this thread while another
  *                        thread captures a graph in global mode: its capture stays valid
+ *   churn                50 rounds of two communicators used, then destroyed by "rank 0" in one
+ *                        order and by "rank 1" in the other: the GPU's free memory comes back
+ *                        to its level before the first
  * Run under compute-sanitizer memcheck by the device runs: the replay after destroy must touch
  * no freed memory. */
 #include <pthread.h>
@@ -342,6 +345,33 @@ static void capture_beside_setup(void) {
   printf("capture-beside-setup: setup and destroy beside a global-mode capture left it valid\n");
 }
 
+static void churn(void) {
+  size_t level = free_memory();
+  const int rounds = quick_mode() ? 10 : 50;
+  for (int round = 0; round < rounds; round++) {
+    struct pair a, b;
+    make_pair(&a, 10 + 2 * (uintptr_t)round);
+    make_pair(&b, 11 + 2 * (uintptr_t)round);
+    for (int r = 0; r < 2; r++) {
+      CHECK(all_reduce(&a, r) == ncclSuccess);
+      CHECK(all_reduce(&b, r) == ncclSuccess);
+    }
+    /* Rank 0 destroys A then B, rank 1 B then A; each rank's kernels are over before its
+     * destroy returns, and none waits for the other. */
+    CHECK(nvlar_lifecycle_destroy(&fake_nccl, a.comm[0]) == ncclSuccess);
+    CHECK(nvlar_lifecycle_destroy(&fake_nccl, b.comm[0]) == ncclSuccess);
+    CHECK(nvlar_lifecycle_destroy(&fake_nccl, b.comm[1]) == ncclSuccess);
+    CHECK(nvlar_lifecycle_destroy(&fake_nccl, a.comm[1]) == ncclSuccess);
+    check_outputs(&a);
+    check_outputs(&b);
+    free_pair_buffers(&a);
+    free_pair_buffers(&b);
+  }
+  CHECK(memory_back_to(level));
+  printf("churn: %d rounds of two communicators destroyed in opposite orders; free memory %+.1f "
+         "MiB from before\n", rounds, ((double)free_memory() - (double)level) / (1 << 20));
+}
+
 int main(void) {
   require_gpus(1);
   fake_nccl.ncclCommCount = fake_count;
@@ -360,5 +390,6 @@ int main(void) {
   graph_after_destroy();
   abort_beside_stuck();
   capture_beside_setup();
+  churn();
   return 0;
 }
