@@ -82,6 +82,40 @@ bool nvlar_allreduce_on_route(struct nvlar_route *route, const void *sendbuff, v
   return true;
 }
 
+/* One rank: every reduction of one value is that value, so the all-reduce is a copy (none in
+ * place), for every type and built-in op. nvlar makes it itself: NCCL 2.28.9 leaves the last
+ * elements of some out-of-place ncclAvg calls of one rank unwritten (docs/results.md). A
+ * stream-ordered copy is captured into graphs like any work. */
+static bool copy_on_single_rank(int device, const void *sendbuff, void *recvbuff, size_t count,
+                                ncclDataType_t datatype, ncclRedOp_t op, cudaStream_t stream,
+                                ncclComm_t comm, ncclResult_t *result) {
+  size_t element = element_size(datatype);
+  if (!nvlar_allreduce_supported((int)datatype, (int)op) || element == 0 || sendbuff == NULL ||
+      recvbuff == NULL) {
+    return false; /* NCCL's to answer (created ops, bad arguments) */
+  }
+  if (check_pointers() && (!valid_buffer(sendbuff, device, "sendbuff", comm) ||
+                           !valid_buffer(recvbuff, device, "recvbuff", comm))) {
+    *result = ncclInvalidArgument;
+    return true;
+  }
+  *result = ncclSuccess;
+  if (sendbuff == recvbuff || count == 0) return true;
+  int current = device;
+  cudaGetDevice(&current);
+  if (current != device) cudaSetDevice(device);
+  cudaError_t error = cudaMemcpyAsync(recvbuff, sendbuff, count * element, cudaMemcpyDeviceToDevice,
+                                      stream);
+  if (current != device) cudaSetDevice(current);
+  if (error != cudaSuccess) {
+    cudaGetLastError();
+    NVLAR_WARN("comm %p: the copy of a one-rank all-reduce failed: %s", (void *)comm,
+               cudaGetErrorString(error));
+    *result = ncclUnhandledCudaError;
+  }
+  return true;
+}
+
 ncclResult_t nvlar_allreduce(const struct nvlar_real_nccl *nccl, const void *sendbuff,
                              void *recvbuff, size_t count, ncclDataType_t datatype,
                              ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
@@ -96,6 +130,12 @@ ncclResult_t nvlar_allreduce(const struct nvlar_real_nccl *nccl, const void *sen
       return result;
     }
     atomic_fetch_add_explicit(&call.route->calls[NVLAR_PATH_NCCL], 1, memory_order_relaxed);
+  }
+  if (path == NVLAR_CALL_SINGLE_RANK &&
+      copy_on_single_rank(call.entry->single_rank_device, sendbuff, recvbuff, count, datatype,
+                          op, stream, comm, &result)) {
+    nvlar_lifecycle_end_call(&call);
+    return result;
   }
   nvlar_lifecycle_end_call(&call);
   if (path == NVLAR_CALL_ERROR) return result;

@@ -74,6 +74,7 @@ bool nvlar_registry_add(ncclComm_t comm, enum nvlar_comm_origin origin, bool non
   entry->origin = origin;
   entry->nonblocking = nonblocking;
   entry->max_ctas = max_ctas;
+  entry->single_rank_device = -1;
   atomic_init(&entry->state, NVLAR_COMM_SETTING_UP);
   atomic_init(&entry->error, ncclSuccess);
   atomic_init(&entry->route, NULL);

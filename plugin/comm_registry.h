@@ -77,6 +77,8 @@ struct nvlar_comm {
    * or abort of the communicator has stopped that collective. */
   struct nvlar_setup_leftover *_Atomic leftover;
   void *tuner_link;           /* the tuner context this communicator's setup verified, if any */
+  int single_rank_device;     /* >= 0: a one-rank communicator on this device, whose
+                                 all-reduces nvlar makes as copies; -1 otherwise */
   atomic_int refs;
   struct nvlar_comm *next;    /* bucket chain */
 };

@@ -63,6 +63,7 @@ static void nccl_stopped(struct nvlar_comm *entry) {
 static void apply_outcome(struct nvlar_comm *entry, const struct nvlar_setup_outcome *outcome) {
   park_leftover(entry, outcome->leftover);
   entry->tuner_link = outcome->tuner_context;
+  entry->single_rank_device = outcome->single_rank_device;
   if (atomic_load(&entry->async_cancel)) {
     nvlar_route_put(outcome->route); /* destroyed, aborted or revoked during setup */
     return;
@@ -316,6 +317,7 @@ enum nvlar_call_path nvlar_lifecycle_begin_call(ncclComm_t comm, struct nvlar_ca
   if (call->entry == NULL) return NVLAR_CALL_NCCL;
   int state = atomic_load_explicit(&call->entry->state, memory_order_acquire);
   if (state == NVLAR_COMM_RUNNING) {
+    if (call->entry->single_rank_device >= 0) return NVLAR_CALL_SINGLE_RANK;
     call->route = atomic_load_explicit(&call->entry->route, memory_order_acquire);
     if (call->route == NULL) return NVLAR_CALL_NCCL;
     /* A kernel of an earlier call gave up: NCCL would return the communicator's async error

@@ -74,6 +74,7 @@ enum nvlar_call_path {
   NVLAR_CALL_NCCL,  /* NCCL takes the call */
   NVLAR_CALL_ROUTE, /* the route may take it (call->route) */
   NVLAR_CALL_ERROR, /* the communicator failed: return call->error, launch nothing */
+  NVLAR_CALL_SINGLE_RANK, /* one rank: the all-reduce is a copy (call->entry->single_rank_device) */
 };
 
 struct nvlar_call {

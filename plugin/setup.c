@@ -202,8 +202,9 @@ static void prepare(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
     return;
   }
   if (s->nranks < 2) {
-    /* Every rank knows the rank count: no collective step is needed to agree. */
-    stay_on_nccl(s, false, "%s", "1 rank (nvlar runs 2 to 8)");
+    /* Alone: no collective step, no buffers. An all-reduce of one rank is a copy, which
+     * nvlar makes itself (allreduce.c). */
+    NVLAR_INFO("comm %p: 1 rank: its all-reduces are copies, made by nvlar", (void *)s->comm);
     return;
   }
   s->scratch.device = s->device;
@@ -476,6 +477,7 @@ void nvlar_setup_run(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms
                      const struct nvlar_setup_control *control,
                      struct nvlar_setup_outcome *outcomes) {
   memset(outcomes, 0, (size_t)count * sizeof(*outcomes));
+  for (int i = 0; i < count; i++) outcomes[i].single_rank_device = -1;
   if (count <= 0) return;
   struct setup_state *states = calloc((size_t)count, sizeof(*states));
   if (states == NULL) {
@@ -494,6 +496,9 @@ void nvlar_setup_run(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms
     states[i].comm = comms[i];
     states[i].control = control;
     prepare(nccl, &states[i]);
+  }
+  for (int i = 0; i < count; i++) {
+    if (states[i].nranks == 1) outcomes[i].single_rank_device = states[i].device;
   }
   gather(nccl, states, count, sizeof(struct nvlar_rank_info), false);
   for (int i = 0; i < count; i++) {

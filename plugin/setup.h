@@ -35,6 +35,8 @@ struct nvlar_setup_outcome {
                                 NCCL operation that will not finish, and is failed */
   struct nvlar_setup_leftover *leftover; /* to free after NCCL's destroy or abort */
   void *tuner_context;       /* the tuner plugin's context this setup settled, if any */
+  int single_rank_device;    /* a one-rank communicator: its device (all-reduces are copies,
+                                allreduce.c); -1 otherwise */
 };
 
 /* How one setup talks to NCCL: with `cancel` (may be NULL) raised it gives up at its next step;

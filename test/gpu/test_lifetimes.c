@@ -159,7 +159,7 @@ static void make_pair(struct pair *p, uintptr_t id) {
     route->args.abort = abort_device;
     route->args.pdl = 0; /* ranks on separate streams of one GPU (design.md, PDL) */
     CHECK(nvlar_lifecycle_adopt(p->comm[r], NVLAR_ORIGIN_INIT_RANK, false, 0));
-    struct nvlar_setup_outcome outcome = {route, false, NULL, NULL};
+    struct nvlar_setup_outcome outcome = {route, false, NULL, NULL, -1};
     nvlar_lifecycle_setup_done(p->comm[r], &outcome);
   }
 }

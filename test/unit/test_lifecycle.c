@@ -165,7 +165,7 @@ static struct nvlar_route *fake_route(ncclComm_t comm, int index, int rank) {
 /* A communicator adopted and set up on `route` (as setup would leave it). */
 static void running_comm(ncclComm_t comm, struct nvlar_route *route) {
   assert_true(nvlar_lifecycle_adopt(comm, NVLAR_ORIGIN_INIT_RANK, false, 0));
-  struct nvlar_setup_outcome outcome = {route, false, NULL, NULL};
+  struct nvlar_setup_outcome outcome = {route, false, NULL, NULL, -1};
   nvlar_lifecycle_setup_done(comm, &outcome);
 }
 
