@@ -13,7 +13,9 @@
  *                        thread captures a graph in global mode: its capture stays valid
  *   churn                50 rounds of two communicators used, then destroyed by "rank 0" in one
  *                        order and by "rank 1" in the other: the GPU's free memory comes back
- *                        to its level before the first
+ *                        to its level before the first (quick mode, for compute-sanitizer,
+ *                        which may run one rank's kernel to its timeout before the other's
+ *                        starts: 10 rounds, no all-reduce)
  * Run under compute-sanitizer memcheck by the device runs: the replay after destroy must touch
  * no freed memory. */
 #include <pthread.h>
@@ -348,11 +350,12 @@ static void capture_beside_setup(void) {
 static void churn(void) {
   size_t level = free_memory();
   const int rounds = quick_mode() ? 10 : 50;
+  const bool calls = !quick_mode();
   for (int round = 0; round < rounds; round++) {
     struct pair a, b;
     make_pair(&a, 10 + 2 * (uintptr_t)round);
     make_pair(&b, 11 + 2 * (uintptr_t)round);
-    for (int r = 0; r < 2; r++) {
+    for (int r = 0; r < 2 && calls; r++) {
       CHECK(all_reduce(&a, r) == ncclSuccess);
       CHECK(all_reduce(&b, r) == ncclSuccess);
     }
@@ -362,14 +365,17 @@ static void churn(void) {
     CHECK(nvlar_lifecycle_destroy(&fake_nccl, b.comm[0]) == ncclSuccess);
     CHECK(nvlar_lifecycle_destroy(&fake_nccl, b.comm[1]) == ncclSuccess);
     CHECK(nvlar_lifecycle_destroy(&fake_nccl, a.comm[1]) == ncclSuccess);
-    check_outputs(&a);
-    check_outputs(&b);
+    if (calls) {
+      check_outputs(&a);
+      check_outputs(&b);
+    }
     free_pair_buffers(&a);
     free_pair_buffers(&b);
   }
   CHECK(memory_back_to(level));
-  printf("churn: %d rounds of two communicators destroyed in opposite orders; free memory %+.1f "
-         "MiB from before\n", rounds, ((double)free_memory() - (double)level) / (1 << 20));
+  printf("churn: %d rounds of two communicators (%s) destroyed in opposite orders; free memory "
+         "%+.1f MiB from before\n", rounds, calls ? "each used" : "unused",
+         ((double)free_memory() - (double)level) / (1 << 20));
 }
 
 int main(void) {

@@ -74,7 +74,7 @@ static void check_every_case(const struct nvlar_real_nccl *api, ncclComm_t comm,
   }
   unsigned char *in = NULL, *out = NULL;
   CHECK_CUDA(cudaMalloc((void **)&in, max_bytes));
-  CHECK_CUDA(cudaMalloc((void **)&out, max_bytes));
+  CHECK_CUDA(cudaMalloc((void **)&out, max_bytes + 64)); /* + the guard after the output */
   CHECK_CUDA(cudaMemcpy(in, host, max_bytes, cudaMemcpyHostToDevice));
   int checked = 0;
   for (int type = 0; type < 12; type++) {

@@ -2,7 +2,8 @@
 # One H200 (device kind nvidia-h200), 2026-12-04: the lifecycle rewrite of "Fail the way NCCL
 # fails". Usage on the device machine, from the repository root:
 #   bash docs/data/runs/2026-12-04-lifecycle/commands.sh STEP...
-# Steps: build; lifetimes (test_gpu_lifetimes, then under compute-sanitizer memcheck);
+# Steps: build; lifetimes (test_gpu_lifetimes, then under compute-sanitizer memcheck, quick);
+# one-rank (test_gpu_one_rank, then under memcheck, quick);
 # quick (the gpu suite with NVLAR_TEST_QUICK=1); full (the gpu suite in full); memcheck (every
 # gpu test under memcheck, quick matrix). Logs in /tmp/logs, packed into $OUT/logs.tgz.
 set -u
@@ -24,8 +25,9 @@ for step in "$@"; do
     lifetimes)
       NVLAR_TIMEOUT_MS=20000 timeout 120 "$B/test/gpu/test_gpu_lifetimes" >"$L/lifetimes.txt" 2>&1
       echo "lifetimes exit $?"; tail -5 "$L/lifetimes.txt"
-      NVLAR_TIMEOUT_MS=20000 timeout 300 compute-sanitizer --tool memcheck --report-api-errors no \
-        --error-exitcode 99 "$B/test/gpu/test_gpu_lifetimes" >"$L/memcheck-lifetimes.txt" 2>&1
+      NVLAR_TEST_QUICK=1 NVLAR_TIMEOUT_MS=20000 timeout 300 compute-sanitizer --tool memcheck \
+        --report-api-errors no --error-exitcode 99 "$B/test/gpu/test_gpu_lifetimes" \
+        >"$L/memcheck-lifetimes.txt" 2>&1
       echo "memcheck lifetimes exit $?"; grep -E 'ERROR SUMMARY|CHECK failed' "$L/memcheck-lifetimes.txt" | tail -3 ;;
     quick)
       (cd "$B" && NVLAR_TEST_QUICK=1 timeout 400 meson test --suite gpu --no-rebuild --print-errorlogs) >"$L/gpu-quick.txt" 2>&1
@@ -33,6 +35,12 @@ for step in "$@"; do
     full)
       (cd "$B" && timeout 560 meson test --suite gpu --no-rebuild --print-errorlogs) >"$L/gpu-full.txt" 2>&1
       echo "full gpu suite exit $?"; grep -E '^ *[0-9]+/[0-9]+ ' "$L/gpu-full.txt" ;;
+    one-rank)
+      timeout 200 "$B/test/gpu/test_gpu_one_rank" >"$L/one-rank.txt" 2>&1
+      echo "one-rank exit $?"; tail -2 "$L/one-rank.txt"
+      NVLAR_TEST_QUICK=1 timeout 300 compute-sanitizer --tool memcheck --report-api-errors no \
+        --error-exitcode 99 "$B/test/gpu/test_gpu_one_rank" >"$L/memcheck-one-rank.txt" 2>&1
+      echo "memcheck one-rank exit $?"; grep -E 'ERROR SUMMARY|CHECK failed' "$L/memcheck-one-rank.txt" | tail -2 ;;
     memcheck)
       for t in "$B"/test/gpu/test_gpu_*; do
         case "$t" in *timeout*) continue ;; esac
