@@ -14,7 +14,7 @@ B=/tmp/b
 SECONDS=0
 pack() { cp "$B/meson-logs/testlog.txt" "$L/" 2>/dev/null; tar czf "$OUT/logs.tgz" -C /tmp logs; }
 trap pack EXIT
-git log -1 --format='commit %H %s' > "$L/commit.txt" 2>/dev/null || true
+: > "$L/commit.txt" # the commit: from the caller (the machine's copy of .git can be stale)
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >> "$L/commit.txt" 2>&1
 for step in "$@"; do
   echo "== $step at $SECONDS s"
