@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "export.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -27,37 +28,20 @@ static bool returned_a_communicator(ncclResult_t result) {
   return result == ncclSuccess || result == ncclInProgress;
 }
 
-/* What nvlar takes from a communicator's ncclConfig_t (or, where it is silent, from NCCL's
- * environment or the parent, as NCCL does). */
+/* What nvlar takes from a communicator's ncclConfig_t, NCCL's environment and, for a split or
+ * shrink, its parent: as NCCL takes it (config.h). */
 struct comm_config {
-  bool nonblocking; /* config.blocking = 0, else NCCL_COMM_BLOCKING=0 */
-  int max_ctas;     /* config.maxCTAs, else NCCL_MAX_CTAS; 0: no limit given */
+  bool nonblocking;
+  struct nvlar_cta_limits ctas;
 };
 
-static int env_int(const char *name) {
-  const char *text = getenv(name);
-  if (text == NULL || text[0] == '\0') return NCCL_CONFIG_UNDEF_INT;
-  char *end = NULL;
-  long value = strtol(text, &end, 0);
-  return *end == '\0' && value > 0 && value < (1 << 30) ? (int)value : NCCL_CONFIG_UNDEF_INT;
-}
-
-/* `parent`: a split's or shrink's parent, whose settings a child without its own inherits. */
+/* `parent`: a split's or shrink's parent, whose settings a child without a config inherits. */
 static struct comm_config comm_config_of(const ncclConfig_t *config, ncclComm_t parent) {
-  struct comm_config c = {false, 0};
   struct nvlar_comm *entry = parent != NULL ? nvlar_registry_get(parent) : NULL;
-  if (config != NULL && config->blocking != NCCL_CONFIG_UNDEF_INT) {
-    c.nonblocking = config->blocking == 0;
-  } else if (entry != NULL) {
-    c.nonblocking = entry->nonblocking;
-  } else {
-    const char *env = getenv("NCCL_COMM_BLOCKING");
-    c.nonblocking = env != NULL && env[0] == '0' && env[1] == '\0';
-  }
-  int max_ctas = config != NULL ? config->maxCTAs : NCCL_CONFIG_UNDEF_INT;
-  if (max_ctas == NCCL_CONFIG_UNDEF_INT && entry != NULL) max_ctas = entry->max_ctas;
-  if (max_ctas == NCCL_CONFIG_UNDEF_INT || max_ctas == 0) max_ctas = env_int("NCCL_MAX_CTAS");
-  c.max_ctas = max_ctas == NCCL_CONFIG_UNDEF_INT ? 0 : max_ctas;
+  struct comm_config c;
+  c.nonblocking = nvlar_config_nonblocking(config, entry != NULL ? entry->nonblocking : -1,
+                                           getenv("NCCL_COMM_BLOCKING"));
+  c.ctas = nvlar_cta_limits_from_env(config, entry != NULL ? &entry->ctas : NULL);
   nvlar_comm_put(entry);
   return c;
 }
@@ -139,7 +123,7 @@ static void adopt_into(ncclComm_t *comms, int count, enum nvlar_comm_origin orig
   int setups = 0;
   for (int i = 0; i < count; i++) {
     if (comms[i] == NULL ||
-        !nvlar_lifecycle_adopt(comms[i], origin, config.nonblocking, config.max_ctas)) {
+        !nvlar_lifecycle_adopt(comms[i], origin, config.nonblocking, config.ctas)) {
       continue;
     }
     if (config.nonblocking) {

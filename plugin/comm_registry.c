@@ -67,13 +67,13 @@ static struct nvlar_comm *unlink_entry(ncclComm_t comm) {
 }
 
 bool nvlar_registry_add(ncclComm_t comm, enum nvlar_comm_origin origin, bool nonblocking,
-                        int max_ctas) {
+                        struct nvlar_cta_limits ctas) {
   struct nvlar_comm *entry = calloc(1, sizeof(*entry));
   if (entry == NULL) return false;
   entry->comm = comm;
   entry->origin = origin;
   entry->nonblocking = nonblocking;
-  entry->max_ctas = max_ctas;
+  entry->ctas = ctas;
   entry->single_rank_device = -1;
   atomic_init(&entry->state, NVLAR_COMM_SETTING_UP);
   atomic_init(&entry->error, ncclSuccess);

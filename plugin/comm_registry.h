@@ -20,6 +20,8 @@
 
 #include <nccl.h>
 
+#include "config.h"
+
 /* How the communicator came to be; reported in logs. */
 enum nvlar_comm_origin {
   NVLAR_ORIGIN_INIT_RANK,
@@ -59,8 +61,7 @@ struct nvlar_comm {
   atomic_int state;           /* enum nvlar_comm_state */
   atomic_int error;           /* ncclResult_t of a FAILED communicator */
   bool nonblocking;           /* created with config.blocking = 0 (or NCCL_COMM_BLOCKING=0) */
-  int max_ctas;               /* NCCL's CTA limit for this communicator (ncclConfig_t.maxCTAs,
-                                 NCCL_MAX_CTAS); 0: none given */
+  struct nvlar_cta_limits ctas; /* NCCL's CTA limits of this communicator (config.h) */
   /* Set once setup made the communicator eligible; the entry holds one reference on it
    * (plugin/route.h). NULL: every all-reduce goes to NCCL. Written before the state becomes
    * RUNNING (release), read after the state (acquire). */
@@ -90,7 +91,7 @@ const char *nvlar_comm_state_name(enum nvlar_comm_state state);
  * reuse the address of a destroyed communicator). Returns false only when memory runs out;
  * the communicator then simply stays on NCCL. */
 bool nvlar_registry_add(ncclComm_t comm, enum nvlar_comm_origin origin, bool nonblocking,
-                        int max_ctas);
+                        struct nvlar_cta_limits ctas);
 
 /* The entry for `comm` with a reference for the caller, or NULL. */
 struct nvlar_comm *nvlar_registry_get(ncclComm_t comm);

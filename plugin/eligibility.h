@@ -41,6 +41,8 @@ struct nvlar_rank_info {
   uint32_t allow_pcie;       /* NVLAR_ALLOW_PCIE */
   uint64_t max_bytes;        /* NVLAR_MAX_BYTES */
   uint64_t table_hash;       /* the tuning table's rows (NVLAR_TUNING_FILE or built-in) */
+  int32_t min_ctas, max_ctas; /* NCCL's CTA limits of the communicator on this rank (config.h):
+                                 the route keeps within the tightest of all ranks' */
   struct nvlar_buffer_handle buffers;
   uint64_t local_pointer;    /* the buffers' address in the owner's process (same-process peers) */
   char why[96];              /* when not ready: the local reason */

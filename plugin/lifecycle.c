@@ -15,8 +15,8 @@
 void nvlar_lifecycle_before_init(void) { nvlar_tuner_expect_agreement(); }
 
 bool nvlar_lifecycle_adopt(ncclComm_t comm, enum nvlar_comm_origin origin, bool nonblocking,
-                           int max_ctas) {
-  if (!nvlar_registry_add(comm, origin, nonblocking, max_ctas)) {
+                           struct nvlar_cta_limits ctas) {
+  if (!nvlar_registry_add(comm, origin, nonblocking, ctas)) {
     NVLAR_WARN("comm %p (%s): out of memory for nvlar's record; it stays on NCCL and cannot join "
                "its peers' setup", (void *)comm, nvlar_comm_origin_name(origin));
     return false;

@@ -33,7 +33,7 @@ void nvlar_lifecycle_before_init(void);
 /* NCCL returned `comm`: records it (SETTING_UP). False when nvlar has no memory to record it;
  * it then stays on NCCL, and it cannot take part in setup. */
 bool nvlar_lifecycle_adopt(ncclComm_t comm, enum nvlar_comm_origin origin, bool nonblocking,
-                           int max_ctas);
+                           struct nvlar_cta_limits ctas);
 
 /* Runs the setup of blocking communicators, one batch (setup.h), and moves each to RUNNING or
  * FAILED. */

@@ -54,7 +54,10 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
   }
   algo = runnable_algo(algo, policy->arch, bytes);
   if (policy->ctas > 0) ctas = policy->ctas;
+  /* NCCL's limits bound every count, NVLAR_CTAS and table rows included: the SMs are the
+   * user's, and the user told NCCL how many its collectives may take. */
   int cap = policy->max_blocks < NVLAR_MAX_BLOCKS ? policy->max_blocks : NVLAR_MAX_BLOCKS;
+  if (policy->max_ctas > 0 && policy->max_ctas < cap) cap = policy->max_ctas;
   if (ctas > 0) {
     choice.nblocks = clamp_blocks((size_t)ctas, cap);
   } else {
@@ -62,7 +65,21 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
     int most = nvlar_algo_descs[algo].most_ctas;
     choice.nblocks = clamp_blocks((bytes + per - 1) / per, cap < most ? cap : most);
   }
+  int floor = policy->min_ctas < cap ? policy->min_ctas : cap;
+  if (choice.nblocks < floor) choice.nblocks = floor;
   choice.nvlar = true;
   choice.algo = algo;
   return choice;
+}
+
+void nvlar_policy_limit_ctas(struct nvlar_policy *policy, int nranks,
+                             const struct nvlar_rank_info *infos) {
+  int most = 0, least = 0;
+  for (int r = 0; r < nranks; r++) {
+    if (infos[r].max_ctas > 0 && (most == 0 || infos[r].max_ctas < most)) most = infos[r].max_ctas;
+    if (infos[r].min_ctas > least) least = infos[r].min_ctas;
+  }
+  if (most > 0 && least > most) least = most;
+  policy->max_ctas = most;
+  policy->min_ctas = least;
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eligibility.h"
 #include "nvlar_algos.h"
 #include "tuning_table.h"
 
@@ -30,6 +31,10 @@ struct nvlar_policy {
   uint64_t max_bytes;   /* NVLAR_MAX_BYTES; 0: no limit */
   int max_blocks;       /* CTAs per rank that always fit: the smallest SM count of the ranks,
                            capped at NVLAR_MAX_BLOCKS */
+  int max_ctas;         /* NCCL's limit (ncclConfig_t.maxCTAs, NCCL_MAX_CTAS; the smallest of
+                           the ranks'): no call gets more CTAs; 0: none */
+  int min_ctas;         /* NCCL's floor (minCTAs, NCCL_MIN_CTAS; the largest of the ranks', at
+                           most max_ctas): no call gets fewer, where the cap allows; 0: none */
   const struct nvlar_tuning_table *table; /* the `nvlar` rows decide with NVLAR_ALGO=auto */
 };
 
@@ -40,6 +45,12 @@ struct nvlar_choice {
 };
 
 struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes);
+
+/* The policy's CTA limits from every rank's record: the smallest of the ranks' max_ctas and
+ * the largest of their min_ctas (at most that max), so that every rank, which sees the same
+ * records, keeps within every rank's limit alike. */
+void nvlar_policy_limit_ctas(struct nvlar_policy *policy, int nranks,
+                             const struct nvlar_rank_info *infos);
 
 /* The NVLAR_ALGO value that forces `algo` (enum nvlar_algo), or NVLAR_FORCE_AUTO if none. */
 int nvlar_forced_value(int algo);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm_registry.h"
 #include "host_wait.h"
 #include "log.h"
 #include "params.h"
@@ -35,6 +36,7 @@ struct setup_state {
   bool warn;         /* the reason is a failure (WARN), not a property of the job (INFO) */
   char why[WHY_SIZE];
   struct nvlar_setup_leftover scratch;
+  struct nvlar_cta_limits ctas;    /* NCCL's CTA limits of the communicator on this rank */
   struct nvlar_rank_info *infos;   /* = scratch.infos */
   struct nvlar_rank_links *links;  /* = scratch.links */
   struct nvlar_route *route;
@@ -201,6 +203,11 @@ static void prepare(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
     else stay_on_nccl(s, true, "%s", "NCCL could not describe the communicator");
     return;
   }
+  /* NCCL's CTA limits, as the communicator's creation recorded them (NCCL's defaults if it
+   * was not recorded). */
+  struct nvlar_comm *entry = nvlar_registry_get(s->comm);
+  s->ctas = entry != NULL ? entry->ctas : nvlar_cta_limits(NULL, NULL, NULL, NULL);
+  nvlar_comm_put(entry);
   if (s->nranks < 2) {
     /* Alone: no collective step, no buffers. An all-reduce of one rank is a copy, which
      * nvlar makes itself (allreduce.c). */
@@ -241,6 +248,8 @@ static void prepare(const struct nvlar_real_nccl *nccl, struct setup_state *s) {
   me->max_bytes = (uint64_t)nvlar_param_number(NVLAR_P_MAX_BYTES);
   me->buffers.staging_bytes = (uint64_t)nvlar_param_number(NVLAR_P_BUFFER_BYTES);
   me->table_hash = nvlar_tuning_table()->hash;
+  me->min_ctas = s->ctas.min_ctas;
+  me->max_ctas = s->ctas.max_ctas;
   bool can_run = s->nranks <= NVLAR_MAX_RANKS && me->wants_nvlar;
   if (nvlar_describe_rank(s->device, me) && can_run) {
     s->route = nvlar_route_new(&nvlar_cuda_route_ops);
@@ -396,6 +405,7 @@ static void build_route(struct setup_state *s) {
       route->policy.max_blocks = s->infos[r].multiprocessors;
     }
   }
+  nvlar_policy_limit_ctas(&route->policy, s->nranks, s->infos);
   const struct nvlar_rank_info *me = &s->infos[s->rank];
   for (int r = 0; r < s->nranks; r++) {
     route->peer_pid[r] = s->infos[r].pid;
@@ -530,9 +540,11 @@ void nvlar_setup_run(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms
       cudaSetDevice(s->device);
       build_route(s);
       NVLAR_INFO("comm %p rank %d/%d on GPU %d: all-reduces run on nvlar (table %s, "
-                 "NVLAR_ALGO=%s, staging %zu MiB)",
+                 "NVLAR_ALGO=%s, staging %zu MiB, %d-%d CTAs per call as NCCL's "
+                 "minCTAs/maxCTAs allow)",
                  (void *)s->comm, s->rank, s->nranks, s->device, s->route->policy.table->source,
-                 nvlar_param_text(NVLAR_P_ALGO), s->route->own.staging_bytes >> 20);
+                 nvlar_param_text(NVLAR_P_ALGO), s->route->own.staging_bytes >> 20,
+                 s->route->policy.min_ctas, s->route->policy.max_ctas);
       outcomes[i].route = s->route;
       s->route = NULL;
       s->mapping = false; /* keeps its mappings: no barrier */

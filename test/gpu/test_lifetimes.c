@@ -33,6 +33,8 @@
 #include "params.h"
 #include "route.h"
 
+static const struct nvlar_cta_limits nccl_defaults = {1, NVLAR_NCCL_MAX_CHANNELS};
+
 #define COUNT 1024 /* 4 KiB of floats: the push one-shot, a few CTAs per rank */
 
 /* ---- A fake NCCL: enough for lifecycle calls, and for one thread's setup of two ranks */
@@ -160,7 +162,7 @@ static void make_pair(struct pair *p, uintptr_t id) {
     CHECK_CUDA(cudaHostGetDevicePointer((void **)&abort_device, route->abort_host, 0));
     route->args.abort = abort_device;
     route->args.pdl = 0; /* ranks on separate streams of one GPU (design.md, PDL) */
-    CHECK(nvlar_lifecycle_adopt(p->comm[r], NVLAR_ORIGIN_INIT_RANK, false, 0));
+    CHECK(nvlar_lifecycle_adopt(p->comm[r], NVLAR_ORIGIN_INIT_RANK, false, nccl_defaults));
     struct nvlar_setup_outcome outcome = {route, false, NULL, NULL, -1};
     nvlar_lifecycle_setup_done(p->comm[r], &outcome);
   }
@@ -328,7 +330,7 @@ static void capture_beside_setup(void) {
   wait_stage(1);
   /* Two ranks of one GPU: setup allocates, gathers, finds they share the GPU, frees. */
   ncclComm_t comms[2] = {(ncclComm_t)(uintptr_t)0x7000000, (ncclComm_t)(uintptr_t)0x7001000};
-  for (int r = 0; r < 2; r++) CHECK(nvlar_lifecycle_adopt(comms[r], NVLAR_ORIGIN_INIT_ALL, false, 0));
+  for (int r = 0; r < 2; r++) CHECK(nvlar_lifecycle_adopt(comms[r], NVLAR_ORIGIN_INIT_ALL, false, nccl_defaults));
   nvlar_lifecycle_set_up(&fake_nccl, comms, 2);
   for (int r = 0; r < 2; r++) {
     struct nvlar_comm *entry = nvlar_registry_get(comms[r]);

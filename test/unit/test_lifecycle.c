@@ -31,6 +31,8 @@
 #include "lifecycle.h"
 #include "params.h"
 #include "route.h"
+
+static const struct nvlar_cta_limits nccl_defaults = {1, NVLAR_NCCL_MAX_CHANNELS};
 #include "tuner_abi.h"
 #include "tuner_agreement.h"
 #include "tuning_table.h"
@@ -164,7 +166,7 @@ static struct nvlar_route *fake_route(ncclComm_t comm, int index, int rank) {
 
 /* A communicator adopted and set up on `route` (as setup would leave it). */
 static void running_comm(ncclComm_t comm, struct nvlar_route *route) {
-  assert_true(nvlar_lifecycle_adopt(comm, NVLAR_ORIGIN_INIT_RANK, false, 0));
+  assert_true(nvlar_lifecycle_adopt(comm, NVLAR_ORIGIN_INIT_RANK, false, nccl_defaults));
   struct nvlar_setup_outcome outcome = {route, false, NULL, NULL, -1};
   nvlar_lifecycle_setup_done(comm, &outcome);
 }

@@ -19,7 +19,8 @@ static int reset(void **state) {
 }
 
 static bool add(ncclComm_t comm, enum nvlar_comm_origin origin) {
-  return nvlar_registry_add(comm, origin, false, 0);
+  struct nvlar_cta_limits defaults = {1, NVLAR_NCCL_MAX_CHANNELS};
+  return nvlar_registry_add(comm, origin, false, defaults);
 }
 
 /* Whether `comm` is listed (the lookup's reference given back at once). */
@@ -33,14 +34,16 @@ static void test_add_get_take(void **state) {
   (void)state;
   assert_false(listed(fake_comm(1)));
   assert_true(add(fake_comm(1), NVLAR_ORIGIN_INIT_RANK));
-  assert_true(nvlar_registry_add(fake_comm(2), NVLAR_ORIGIN_SPLIT, true, 16));
+  struct nvlar_cta_limits limits = {2, 16};
+  assert_true(nvlar_registry_add(fake_comm(2), NVLAR_ORIGIN_SPLIT, true, limits));
   assert_int_equal(nvlar_registry_count(), 2);
   struct nvlar_comm *entry = nvlar_registry_get(fake_comm(2));
   assert_non_null(entry);
   assert_ptr_equal(entry->comm, fake_comm(2));
   assert_int_equal(entry->origin, NVLAR_ORIGIN_SPLIT);
   assert_true(entry->nonblocking);
-  assert_int_equal(entry->max_ctas, 16);
+  assert_int_equal(entry->ctas.min_ctas, 2);
+  assert_int_equal(entry->ctas.max_ctas, 16);
   assert_int_equal(atomic_load(&entry->state), NVLAR_COMM_SETTING_UP);
   assert_int_equal(atomic_load(&entry->refs), 2); /* the registry's and this lookup's */
   nvlar_comm_put(entry);
