@@ -226,13 +226,15 @@ static void force_ctas(struct gpu *gpus, int n_local, int ctas) {
 }
 
 /* The CTA count setup chose for every call (NVLAR_CTAS; 0: the table's or the algorithm's
- * rule), and the most CTAs a call may have on this communicator (0 if it is on NCCL). */
+ * rule), and the most CTAs a call may have on this communicator (0 if it is on NCCL): the SMs,
+ * and NCCL's maxCTAs (NCCL_MAX_CTAS; 64 by default). */
 static int routing_ctas(struct gpu *gpus, int n_local, int *cap) {
   *cap = 0;
   for (int g = 0; g < n_local; g++) {
     struct nvlar_route *route = route_of(gpus[g].comm);
     if (route == NULL) continue;
     *cap = route->policy.max_blocks < NVLAR_MAX_BLOCKS ? route->policy.max_blocks : NVLAR_MAX_BLOCKS;
+    if (route->policy.max_ctas > 0 && route->policy.max_ctas < *cap) *cap = route->policy.max_ctas;
     return route->policy.ctas;
   }
   return 0;
