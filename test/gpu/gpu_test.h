@@ -3,6 +3,7 @@
 #ifndef NVLAR_GPU_TEST_H
 #define NVLAR_GPU_TEST_H
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -35,13 +36,28 @@ static inline int quick_mode(void) {
   return quick != NULL && quick[0] == '1';
 }
 
-/* Exits with 77 unless at least `needed` GPUs are visible. */
+/* Whether an NVIDIA driver is installed (its libcuda.so.1 can be loaded). */
+static inline int driver_installed(void) {
+  void *driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (driver != NULL) dlclose(driver);
+  return driver != NULL;
+}
+
+/* Exits with 77 unless at least `needed` GPUs are visible. Only "no GPU" skips (no driver
+ * installed, or a driver that sees no device); any other error of CUDA's is a failure: a
+ * broken driver must not read as a skip. */
 static inline void require_gpus(int needed) {
   int count = 0;
   cudaError_t error = cudaGetDeviceCount(&count);
-  if (error != cudaSuccess || count < needed) {
-    printf("SKIP: needs %d GPU(s), found %d (%s)\n", needed, error == cudaSuccess ? count : 0,
-           error == cudaSuccess ? "ok" : cudaGetErrorString(error));
+  int no_gpu = error == cudaErrorNoDevice ||
+               (error == cudaErrorInsufficientDriver && !driver_installed());
+  if (error != cudaSuccess && !no_gpu) {
+    fprintf(stderr, "FAIL: CUDA cannot count the GPUs: %s\n", cudaGetErrorString(error));
+    exit(1);
+  }
+  if (no_gpu || count < needed) {
+    printf("SKIP: needs %d GPU(s), found %d (%s)\n", needed, no_gpu ? 0 : count,
+           no_gpu ? cudaGetErrorString(error) : "ok");
     exit(GPU_TEST_SKIP);
   }
 }
