@@ -128,6 +128,9 @@ static void check_bad_arguments(ncclComm_t direct_comm, ncclComm_t nvlar_comm,
                                 cudaStream_t stream) {
   float *buffer = NULL;
   CHECK_CUDA(cudaMalloc((void **)&buffer, 64 * sizeof(float)));
+  /* Memory CUDA does not know: NCCL_CHECK_POINTERS=1 (set in main) makes both refuse it. */
+  float *unregistered = malloc(64 * sizeof(float));
+  CHECK(unregistered != NULL);
   struct {
     const void *send;
     void *recv;
@@ -141,6 +144,8 @@ static void check_bad_arguments(ncclComm_t direct_comm, ncclComm_t nvlar_comm,
       {NULL, buffer, 16, ncclFloat32, ncclSum},          /* NULL send buffer */
       {buffer, NULL, 16, ncclFloat32, ncclSum},          /* NULL receive buffer */
       {buffer, buffer, 0, ncclFloat32, ncclSum},         /* count 0 */
+      {unregistered, buffer, 16, ncclFloat32, ncclSum},  /* send buffer CUDA does not know */
+      {buffer, unregistered, 16, ncclFloat32, ncclSum},  /* receive buffer CUDA does not know */
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     ncclResult_t want = direct.ncclAllReduce(cases[i].send, cases[i].recv, cases[i].count,
@@ -152,6 +157,7 @@ static void check_bad_arguments(ncclComm_t direct_comm, ncclComm_t nvlar_comm,
   }
   CHECK_CUDA(cudaStreamSynchronize(stream));
   CHECK_CUDA(cudaFree(buffer));
+  free(unregistered);
 }
 
 static ncclComm_t init_non_blocking(const struct nvlar_real_nccl *api) {
@@ -173,6 +179,9 @@ static ncclComm_t init_non_blocking(const struct nvlar_real_nccl *api) {
 
 int main(void) {
   require_gpus(1);
+  /* Both libraries read it once, before their first call: NCCL checks every buffer of every
+   * call, and nvlar must give the same answers on its own path (the bad-argument cases). */
+  setenv("NCCL_CHECK_POINTERS", "1", 1);
   void *nccl_handle = nvlar_test_open(NVLAR_TEST_LIBNCCL);
   void *nvlar_handle = nvlar_test_open(NVLAR_TEST_LIBNVLAR);
   CHECK(nccl_handle != NULL && nvlar_handle != NULL);
