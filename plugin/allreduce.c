@@ -19,6 +19,17 @@ static size_t element_size(ncclDataType_t datatype) {
   return (unsigned)datatype < sizeof(sizes) ? sizes[datatype] : 0;
 }
 
+/* The call's bytes, count x element size; false, with a WARN, when that overflows size_t.
+ * Wrapped, it would be a small size that routing could send to a kernel; NCCL answers bad
+ * arguments with ncclInvalidArgument, and so does nvlar. Same answer on every rank: it depends
+ * on the count and datatype alone. */
+static bool message_bytes(size_t count, size_t element, ncclComm_t comm, size_t *bytes) {
+  if (!__builtin_mul_overflow(count, element, bytes)) return true;
+  NVLAR_WARN("comm %p: AllReduce : count %zu of %zu-byte elements overflows the byte count; "
+             "ncclInvalidArgument", (void *)comm, count, element);
+  return false;
+}
+
 /* NCCL_CHECK_POINTERS=1, read once as NCCL reads it: NCCL then checks every buffer of every
  * call, and so does nvlar on its own path. */
 static bool check_pointers(void) {
@@ -56,7 +67,12 @@ bool nvlar_allreduce_on_route(struct nvlar_route *route, const void *sendbuff, v
   if (!nvlar_allreduce_supported((int)datatype, (int)op) || sendbuff == NULL || recvbuff == NULL) {
     return false;
   }
-  struct nvlar_choice choice = nvlar_select(&route->policy, count * element_size(datatype));
+  size_t bytes = 0;
+  if (!message_bytes(count, element_size(datatype), route->comm, &bytes)) {
+    *result = ncclInvalidArgument;
+    return true;
+  }
+  struct nvlar_choice choice = nvlar_select(&route->policy, bytes);
   if (!choice.nvlar) return false;
   if (check_pointers() && (!valid_buffer(sendbuff, route->device, "sendbuff", route->comm) ||
                            !valid_buffer(recvbuff, route->device, "recvbuff", route->comm))) {
@@ -94,6 +110,11 @@ static bool copy_on_single_rank(int device, const void *sendbuff, void *recvbuff
       recvbuff == NULL) {
     return false; /* NCCL's to answer (created ops, bad arguments) */
   }
+  size_t bytes = 0;
+  if (!message_bytes(count, element, comm, &bytes)) {
+    *result = ncclInvalidArgument;
+    return true;
+  }
   if (check_pointers() && (!valid_buffer(sendbuff, device, "sendbuff", comm) ||
                            !valid_buffer(recvbuff, device, "recvbuff", comm))) {
     *result = ncclInvalidArgument;
@@ -104,7 +125,7 @@ static bool copy_on_single_rank(int device, const void *sendbuff, void *recvbuff
   int current = device;
   cudaGetDevice(&current);
   if (current != device) cudaSetDevice(device);
-  cudaError_t error = cudaMemcpyAsync(recvbuff, sendbuff, count * element, cudaMemcpyDeviceToDevice,
+  cudaError_t error = cudaMemcpyAsync(recvbuff, sendbuff, bytes, cudaMemcpyDeviceToDevice,
                                       stream);
   if (current != device) cudaSetDevice(current);
   if (error != cudaSuccess) {

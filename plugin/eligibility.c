@@ -4,69 +4,105 @@
 #include <string.h>
 
 #include "nvlar_kernels.h"
+#include "params.h"
 
 bool nvlar_same_process(const struct nvlar_rank_info *a, const struct nvlar_rank_info *b) {
   return a->host_hash == b->host_hash && a->pid_namespace == b->pid_namespace && a->pid == b->pid;
 }
 
+/* Names the first setting that rank `r` has other than rank 0, with both values; false when
+ * they agree. Every one of them must be alike on every rank (docs/env.md). */
+static bool setting_differs(const struct nvlar_rank_info *first, const struct nvlar_rank_info *info,
+                            int r, char *why, size_t why_size) {
+  if (info->forced_algo != first->forced_algo) {
+    char first_word[32], word[32];
+    snprintf(why, why_size, "ranks 0 and %d differ in NVLAR_ALGO (%s and %s)", r,
+             nvlar_param_choice_word(NVLAR_P_ALGO, first->forced_algo, first_word, sizeof(first_word)),
+             nvlar_param_choice_word(NVLAR_P_ALGO, info->forced_algo, word, sizeof(word)));
+    return true;
+  }
+  const struct {
+    const char *name;
+    long long first, other;
+  } numbers[] = {
+      {"NVLAR_CTAS", first->forced_ctas, info->forced_ctas},
+      {"NVLAR_ALLOW_PCIE", first->allow_pcie, info->allow_pcie},
+      {"NVLAR_MAX_BYTES", (long long)first->max_bytes, (long long)info->max_bytes},
+      {"NVLAR_BUFFER_BYTES", (long long)first->buffers.staging_bytes,
+       (long long)info->buffers.staging_bytes},
+  };
+  for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+    if (numbers[i].first != numbers[i].other) {
+      snprintf(why, why_size, "ranks 0 and %d differ in %s (%lld and %lld)", r, numbers[i].name,
+               numbers[i].first, numbers[i].other);
+      return true;
+    }
+  }
+  if (info->table_hash != first->table_hash) {
+    snprintf(why, why_size, "ranks 0 and %d use different tuning tables (NVLAR_TUNING_FILE)", r);
+    return true;
+  }
+  return false;
+}
+
+/* Why a communicator may not map its peers; the first failing check wins. */
+enum verdict { MAY_MAP, FACT_OF_THE_JOB, SETTINGS_DIFFER };
+
 /* Every rank runs these checks over the same gathered bytes, in the same order, so the first
  * failing check (and its message) is the same everywhere. */
-bool nvlar_eligible_to_map(int nranks, const struct nvlar_rank_info *infos, char *why,
-                           size_t why_size) {
+static enum verdict check_before_mapping(int nranks, const struct nvlar_rank_info *infos,
+                                         char *why, size_t why_size) {
   if (nranks < 2 || nranks > NVLAR_MAX_RANKS) {
     snprintf(why, why_size, "%d ranks (nvlar runs 2 to %d)", nranks, NVLAR_MAX_RANKS);
-    return false;
+    return FACT_OF_THE_JOB;
   }
   for (int r = 0; r < nranks; r++) {
     const struct nvlar_rank_info *info = &infos[r];
     if (info->version != NVLAR_RANK_INFO_VERSION) {
       snprintf(why, why_size, "rank %d runs a different nvlar build", r);
-      return false;
+      return FACT_OF_THE_JOB;
     }
     if (!info->wants_nvlar) {
       snprintf(why, why_size, "rank %d has %.40s", r, info->why);
-      return false;
+      return FACT_OF_THE_JOB;
     }
     if (info->host_hash != infos[0].host_hash) {
       snprintf(why, why_size, "ranks 0 and %d are on different hosts", r);
-      return false;
+      return FACT_OF_THE_JOB;
     }
     if (info->cc_major < 8) {
       snprintf(why, why_size, "rank %d's GPU is sm_%d%d (nvlar needs sm_80 or newer)", r,
                info->cc_major, info->cc_minor);
-      return false;
+      return FACT_OF_THE_JOB;
     }
     if (info->cc_major != infos[0].cc_major || info->cc_minor != infos[0].cc_minor) {
       snprintf(why, why_size, "mixed GPU architectures (rank 0 sm_%d%d, rank %d sm_%d%d)",
                infos[0].cc_major, infos[0].cc_minor, r, info->cc_major, info->cc_minor);
-      return false;
+      return FACT_OF_THE_JOB;
     }
-    if (info->forced_algo != infos[0].forced_algo || info->forced_ctas != infos[0].forced_ctas ||
-        info->allow_pcie != infos[0].allow_pcie ||
-        info->max_bytes != infos[0].max_bytes ||
-        info->buffers.staging_bytes != infos[0].buffers.staging_bytes) {
-      snprintf(why, why_size,
-               "ranks 0 and %d differ in NVLAR_ALGO, NVLAR_CTAS, NVLAR_ALLOW_PCIE, "
-               "NVLAR_MAX_BYTES or NVLAR_BUFFER_BYTES",
-               r);
-      return false;
-    }
-    if (info->table_hash != infos[0].table_hash) {
-      snprintf(why, why_size, "ranks 0 and %d use different tuning tables (NVLAR_TUNING_FILE)", r);
-      return false;
-    }
+    if (setting_differs(&infos[0], info, r, why, why_size)) return SETTINGS_DIFFER;
     if (!info->ready) {
       snprintf(why, why_size, "rank %d: %.60s", r, info->why);
-      return false;
+      return FACT_OF_THE_JOB;
     }
     for (int p = 0; p < r; p++) {
       if (strncmp(info->bus_id, infos[p].bus_id, sizeof(info->bus_id)) == 0) {
         snprintf(why, why_size, "ranks %d and %d share one GPU", p, r);
-        return false;
+        return FACT_OF_THE_JOB;
       }
     }
   }
-  return true;
+  return MAY_MAP;
+}
+
+bool nvlar_eligible_to_map(int nranks, const struct nvlar_rank_info *infos, char *why,
+                           size_t why_size) {
+  return check_before_mapping(nranks, infos, why, why_size) == MAY_MAP;
+}
+
+bool nvlar_ineligible_for_differing_settings(int nranks, const struct nvlar_rank_info *infos) {
+  char why[160];
+  return check_before_mapping(nranks, infos, why, sizeof(why)) == SETTINGS_DIFFER;
 }
 
 bool nvlar_eligible(int nranks, const struct nvlar_rank_info *infos,

@@ -60,6 +60,12 @@ struct nvlar_rank_links {
 bool nvlar_eligible_to_map(int nranks, const struct nvlar_rank_info *infos, char *why,
                            size_t why_size);
 
+/* Whether nvlar_eligible_to_map refuses because a setting differs between ranks (NVLAR_ALGO,
+ * NVLAR_CTAS, NVLAR_ALLOW_PCIE, NVLAR_MAX_BYTES, NVLAR_BUFFER_BYTES, the tuning table): a
+ * mistake in how the job was launched, which setup reports as a WARN, where other reasons
+ * (several hosts, NVLAR_DISABLE on a rank) are facts of the job, and INFO. */
+bool nvlar_ineligible_for_differing_settings(int nranks, const struct nvlar_rank_info *infos);
+
 /* The final decision, over both records of every rank. */
 bool nvlar_eligible(int nranks, const struct nvlar_rank_info *infos,
                     const struct nvlar_rank_links *links, char *why, size_t why_size);

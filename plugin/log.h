@@ -3,6 +3,8 @@
 #ifndef NVLAR_LOG_H
 #define NVLAR_LOG_H
 
+#include <stddef.h>
+
 enum nvlar_log_level {
   NVLAR_LOG_NONE = 0,
   NVLAR_LOG_WARN = 1,
@@ -13,8 +15,17 @@ enum nvlar_log_level {
 /* The level chosen by NVLAR_DEBUG (the index into its choice list matches the enum). */
 enum nvlar_log_level nvlar_log_level(void);
 
+/* Writes one line. Every byte of the message that is not printable ASCII is written as \xHH
+ * and a line longer than 1023 bytes ends in "...", so that no value taken from the
+ * environment or from a file can split a log line, forge another, or send escape sequences to
+ * a terminal (however the caller formatted it). */
 void nvlar_log(enum nvlar_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* `text` made fit to quote in a message: bytes that are not printable ASCII become \xHH, a
+ * double quote \" and a backslash \\, so that the quoted value reads back unambiguously; a
+ * text that does not fit in `out_size` bytes is cut and ends in "...". Returns `out`. */
+const char *nvlar_log_quotable(const char *text, char *out, size_t out_size);
 
 #define NVLAR_WARN(...) nvlar_log(NVLAR_LOG_WARN, __VA_ARGS__)
 #define NVLAR_INFO(...)                                                                      \

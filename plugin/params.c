@@ -9,9 +9,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
+
 const struct nvlar_param_desc nvlar_param_descs[NVLAR_PARAM_COUNT] = {
-#define NVLAR_PARAM_DESC(name, type, def, choices, min, max, doc)                             \
-  [NVLAR_P_##name] = {"NVLAR_" #name, type, def, choices, min, max, doc},
+#define NVLAR_PARAM_DESC(name, type, def, choices, min, max, multiple_of, doc)                \
+  [NVLAR_P_##name] = {"NVLAR_" #name, type, def, choices, min, max, multiple_of, doc},
     NVLAR_PARAM_TABLE(NVLAR_PARAM_DESC)
 #undef NVLAR_PARAM_DESC
 };
@@ -107,6 +109,11 @@ bool nvlar_param_parse(const struct nvlar_param_desc *desc, const char *text, in
         *number = 0;
         return false;
       }
+      if (desc->multiple_of > 0 && *number % desc->multiple_of != 0) {
+        snprintf(why, why_size, "not a multiple of %" PRId64, desc->multiple_of);
+        *number = 0;
+        return false;
+      }
       return true;
     }
   }
@@ -128,8 +135,12 @@ void nvlar_params_load(struct nvlar_params *params, nvlar_env_lookup_fn lookup, 
       value->from_env = true;
     } else {
       if (text != NULL) {
-        snprintf(value->error, sizeof(value->error), "%s=\"%.40s\" ignored: %s; using %s",
-                 desc->env_name, text, why, desc->default_text[0] ? desc->default_text : "\"\"");
+        /* The value is the user's bytes: quoted and cut, so that it can neither break the
+         * WARN line nor flood it. */
+        char quoted[68];
+        snprintf(value->error, sizeof(value->error), "%s=\"%s\" ignored: %s; using %s",
+                 desc->env_name, nvlar_log_quotable(text, quoted, sizeof(quoted)), why,
+                 desc->default_text[0] ? desc->default_text : "\"\"");
       }
       text = desc->default_text;
       /* Defaults are part of the table and always parse; a test proves it. */
@@ -170,3 +181,20 @@ int64_t nvlar_param_number(enum nvlar_param_id id) { return nvlar_params()->valu
 const char *nvlar_param_text(enum nvlar_param_id id) { return nvlar_params()->values[id].text; }
 
 bool nvlar_param_is_set(enum nvlar_param_id id) { return nvlar_params()->values[id].from_env; }
+
+const char *nvlar_param_choice_word(enum nvlar_param_id id, int64_t index, char *out,
+                                    size_t out_size) {
+  const char *word = nvlar_param_descs[id].choices;
+  for (int64_t i = 0; word != NULL && i < index; i++) {
+    word = strchr(word, '|');
+    if (word != NULL) word++;
+  }
+  if (word == NULL || index < 0) {
+    snprintf(out, out_size, "?");
+    return out;
+  }
+  const char *bar = strchr(word, '|');
+  int length = bar != NULL ? (int)(bar - word) : (int)strlen(word);
+  snprintf(out, out_size, "%.*s", length, word);
+  return out;
+}

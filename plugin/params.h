@@ -27,69 +27,77 @@ enum nvlar_param_type {
 #define NVLAR_ALGO_CHOICE(id, value, name, ...) name "|"
 #define NVLAR_ALGO_CHOICES "auto|" NVLAR_ALGOS(NVLAR_ALGO_CHOICE) "nccl"
 
-/* X(NAME, type, default, choices, min, max, doc)
+/* X(NAME, type, default, choices, min, max, multiple_of, doc)
  * NAME is the variable's name without the NVLAR_ prefix. The default is written as a user
- * would write it, and parsed by the same code as the user's value. */
+ * would write it, and parsed by the same code as the user's value. A number must lie within
+ * [min, max] and, where multiple_of is not 0, be a multiple of it: a value the code behind it
+ * would refuse later (on every rank, at every communicator) is refused here, once, with a
+ * WARN. */
 #define NVLAR_PARAM_TABLE(X)                                                                  \
-  X(DEBUG, NVLAR_PARAM_CHOICE, "WARN", "NONE|WARN|INFO|TRACE", 0, 0,                          \
+  X(DEBUG, NVLAR_PARAM_CHOICE, "WARN", "NONE|WARN|INFO|TRACE", 0, 0, 0,                       \
     "How much nvlar logs. WARN: problems and fall-backs to NCCL. INFO: also the NCCL "         \
     "library it forwards to and what it decides for each communicator. TRACE: also each "     \
     "call. Lines look like NCCL's: `host:pid:tid NVLAR INFO ...`.")                            \
-  X(DEBUG_FILE, NVLAR_PARAM_STRING, "", NULL, 0, 0,                                            \
+  X(DEBUG_FILE, NVLAR_PARAM_STRING, "", NULL, 0, 0, 0,                                        \
     "Write log lines to this file instead of standard output. `%h` becomes the host name "    \
     "and `%p` the process id. If the file cannot be opened, nvlar logs to standard output.")  \
-  X(NCCL_LIBRARY, NVLAR_PARAM_STRING, "", NULL, 0, 0,                                          \
+  X(NCCL_LIBRARY, NVLAR_PARAM_STRING, "", NULL, 0, 0, 0,                                      \
     "Path of the real `libnccl.so.2`. Used only when no NCCL is loaded in the process yet; "  \
     "then it is the only path tried, and if it cannot be loaded every NCCL call returns "     \
     "`ncclSystemError`. Unset: the `libnccl.so.2` that the build found (`meson setup` "       \
     "prints its path), then `libnccl.so.2` through the dynamic loader's search path.")     \
-  X(DISABLE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1,                                                \
+  X(DISABLE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1, 0,                                            \
     "1: nvlar runs none of its own kernels: every call goes to NCCL unchanged. The rank "    \
     "still takes part in the first exchange of nvlar's setup (one small all-gather when a "  \
     "communicator is made), so that a rank with it and a rank without it agree to leave the " \
     "communicator on NCCL.")                                                                  \
-  X(ALGO, NVLAR_PARAM_CHOICE, "auto", NVLAR_ALGO_CHOICES, 0, 0,                               \
+  X(ALGO, NVLAR_PARAM_CHOICE, "auto", NVLAR_ALGO_CHOICES, 0, 0, 0,                            \
     "Force the all-reduce kernel for eligible calls (whatever their size), or `nccl` to "     \
     "route every call to NCCL. `tma` is the two-shot with bulk copies; on GPUs below "       \
     "compute capability 9.0 the plain two-shot runs instead. `auto` follows the tuning "     \
     "table (docs/tuning.md gives the built-in one).")                                        \
-  X(PDL, NVLAR_PARAM_BOOL, "1", NULL, 0, 1,                                                    \
+  X(PDL, NVLAR_PARAM_BOOL, "1", NULL, 0, 1, 0,                                                \
     "1: launch nvlar kernels with programmatic dependent launch (compute capability 9.0 "    \
     "and up), so that a kernel's launch overlaps the end of the previous kernel on the "    \
     "stream; it waits for that kernel before reading anything. 0: ordinary launches.")     \
-  X(CTAS, NVLAR_PARAM_INT, "0", NULL, 0, 128 /* NVLAR_MAX_BLOCKS */,                         \
+  X(CTAS, NVLAR_PARAM_INT, "0", NULL, 0, 128 /* NVLAR_MAX_BLOCKS */, 0,                       \
     "CTAs per rank for every all-reduce that runs on nvlar (capped by the GPUs' SM count), "  \
     "for experiments and tuning. 0: a tuning row's count, else the algorithm's own rule. "    \
     "Every rank of a communicator must use the same value.")                                  \
-  X(MAX_BYTES, NVLAR_PARAM_SIZE, "0", NULL, 0, INT64_MAX,                                      \
+  X(MAX_BYTES, NVLAR_PARAM_SIZE, "0", NULL, 0, INT64_MAX, 0,                                  \
     "All-reduces larger than this many bytes go to NCCL. 0: no limit beyond the table.")     \
-  X(BUFFER_BYTES, NVLAR_PARAM_SIZE, "64M", NULL, 1 << 20, (int64_t)1 << 34,                    \
+  X(BUFFER_BYTES, NVLAR_PARAM_SIZE, "64M", NULL, 1 << 20, (int64_t)1 << 34, 256,              \
     "Staging buffer per communicator and GPU; larger messages stream through it in chunks. " \
-    "Every rank of a communicator must use the same value.")                                  \
-  X(TIMEOUT_MS, NVLAR_PARAM_INT, "600000", NULL, 1, 86400000,                                  \
+    "A multiple of 256 bytes, as the kernels need; another value is refused with a WARN "   \
+    "and the default used. Every rank of a communicator must use the same value.")          \
+  X(TIMEOUT_MS, NVLAR_PARAM_INT, "600000", NULL, 1, 86400000, 0,                              \
     "How long an nvlar kernel waits for a peer before it gives up, records the error and "    \
     "exits; the communicator then reports `ncclSystemError`. The default matches PyTorch's "  \
     "default collective timeout (10 minutes).")                                               \
-  X(DESTROY_TIMEOUT_MS, NVLAR_PARAM_INT, "30000", NULL, 1, 86400000,                           \
+  X(DESTROY_TIMEOUT_MS, NVLAR_PARAM_INT, "30000", NULL, 1, 86400000, 0,                       \
     "After `ncclCommDestroy` or `ncclCommAbort`, how long nvlar's release thread waits for "  \
     "the other processes of the communicator to leave it too (destroy, abort or exit) "       \
     "before it frees the buffers they map; destroy and abort themselves never wait for "      \
     "them. A rank that has not left by then is named in a WARN, and that communicator's "     \
     "buffers stay allocated until the process ends.")                                         \
-  X(TUNING_FILE, NVLAR_PARAM_STRING, "", NULL, 0, 0,                                           \
+  X(TUNING_FILE, NVLAR_PARAM_STRING, "", NULL, 0, 0, 0,                                       \
     "A tuning table that replaces the built-in one (docs/tuning.md). Every rank must use "   \
-    "the same table. If the file cannot be read, a WARN, then the built-in table.")          \
-  X(ALLOW_PCIE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1,                                             \
+    "the same table. A file that cannot be used gives a WARN saying why, then the built-in " \
+    "table: one that cannot be opened or read, that is not a regular file (a directory, a "  \
+    "FIFO or a device; nvlar never waits on one), that is larger than 16 MiB, or that has "  \
+    "no valid row. Each malformed line (one holding a NUL byte included) is a WARN with its " \
+    "line number, and is skipped.")                                                           \
+  X(ALLOW_PCIE, NVLAR_PARAM_BOOL, "0", NULL, 0, 1, 0,                                         \
     "1: also run nvlar kernels where GPUs reach each other over PCIe rather than NVLink "     \
     "(or where NVML cannot tell). Every rank must agree.")                                         \
-  X(TEST_SETUP_OOM, NVLAR_PARAM_CHOICE, "none", "none|buffers|scratch", 0, 0,                 \
+  X(TEST_SETUP_OOM, NVLAR_PARAM_CHOICE, "none", "none|buffers|scratch", 0, 0, 0,              \
     "For tests only: this rank's setup runs out of memory, for its buffers (it still joins "  \
     "the exchange, and every rank keeps the communicator on NCCL) or for the exchange "       \
     "itself (it cannot join: the communicator fails on every rank, with "                     \
     "`ncclSystemError`, once the others' exchange times out).")
 
 enum nvlar_param_id {
-#define NVLAR_PARAM_ID(name, type, def, choices, min, max, doc) NVLAR_P_##name,
+#define NVLAR_PARAM_ID(name, type, def, choices, min, max, multiple_of, doc) NVLAR_P_##name,
   NVLAR_PARAM_TABLE(NVLAR_PARAM_ID)
 #undef NVLAR_PARAM_ID
       NVLAR_PARAM_COUNT
@@ -101,6 +109,7 @@ struct nvlar_param_desc {
   const char *default_text;
   const char *choices;
   int64_t min, max;
+  int64_t multiple_of; /* 0: any number in [min, max] */
   const char *doc;
 };
 
@@ -110,7 +119,8 @@ struct nvlar_param_value {
   int64_t number;   /* BOOL, INT, SIZE, CHOICE (index) */
   const char *text; /* STRING; also the text the value was parsed from; never NULL */
   bool from_env;    /* false: the default */
-  char error[192];  /* non-empty: the environment's value was rejected, default kept */
+  char error[256];  /* non-empty: the environment's value was rejected, default kept; the
+                       value in it quoted (nvlar_log_quotable) and cut to 64 characters */
 };
 
 struct nvlar_params {
@@ -132,5 +142,9 @@ const struct nvlar_params *nvlar_params(void);
 int64_t nvlar_param_number(enum nvlar_param_id id);
 const char *nvlar_param_text(enum nvlar_param_id id);
 bool nvlar_param_is_set(enum nvlar_param_id id);
+
+/* The word of a CHOICE parameter's value `index` (as the table spells it), or "?". */
+const char *nvlar_param_choice_word(enum nvlar_param_id id, int64_t index, char *out,
+                                    size_t out_size);
 
 #endif

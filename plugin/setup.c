@@ -517,7 +517,9 @@ void nvlar_setup_run(const struct nvlar_real_nccl *nccl, const ncclComm_t *comms
     settle_tuner(s, &outcomes[i]);
     char why[WHY_SIZE];
     if (!nvlar_eligible_to_map(s->nranks, s->infos, why, sizeof(why))) {
-      stay_on_nccl(s, false, "%s", why);
+      /* A setting that differs between ranks would leave nvlar off unnoticed: a WARN, once
+       * per communicator, naming it. */
+      stay_on_nccl(s, nvlar_ineligible_for_differing_settings(s->nranks, s->infos), "%s", why);
       continue;
     }
     s->mapping = true;

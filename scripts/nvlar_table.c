@@ -1,4 +1,6 @@
-/* nvlar-table: checks a tuning table (docs/tuning.md) and prints how nvlar reads it. */
+/* nvlar-table: checks a tuning table (docs/tuning.md) and prints how nvlar reads it. It reads
+ * the file with the library's own reader (nvlar_tuning_load_file), so that it accepts and
+ * refuses what NVLAR_TUNING_FILE would. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +25,9 @@ int main(int argc, char **argv) {
     fprintf(argc == 2 ? stdout : stderr,
             "usage: nvlar-table FILE | --builtin\n"
             "Parses a tuning table, prints its rows as nvlar reads them, and exits 1 if any\n"
-            "line is malformed (each one is named with its line number).\n");
+            "line is malformed (each one is named with its line number) or if nvlar would not\n"
+            "use the file at all (not a regular file, unreadable, larger than 16 MiB, or no\n"
+            "valid row: nvlar then uses its built-in table).\n");
     return argc == 2 ? 0 : 2;
   }
   struct nvlar_tuning_table *table = malloc(sizeof(*table));
@@ -31,16 +35,12 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "--builtin") == 0) {
     nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", table, report, NULL);
   } else {
-    FILE *file = fopen(argv[1], "r");
-    if (file == NULL) {
-      perror(argv[1]);
+    char why[192];
+    if (!nvlar_tuning_load_file(argv[1], table, report, NULL, why, sizeof(why))) {
+      fprintf(stderr, "%s: %s; nvlar would use its built-in table instead\n", argv[1], why);
+      free(table);
       return 1;
     }
-    static char text[1 << 20];
-    size_t length = fread(text, 1, sizeof(text) - 1, file);
-    fclose(file);
-    text[length] = '\0';
-    nvlar_tuning_parse(text, argv[1], table, report, NULL);
   }
   for (int i = 0; i < table->nrows; i++) {
     const struct nvlar_tuning_row *r = &table->rows[i];

@@ -2,11 +2,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "params.h"
@@ -217,40 +220,69 @@ static const char *parse_row(char **fields, int n, struct nvlar_tuning_row *row)
   return NULL;
 }
 
-int nvlar_tuning_parse(const char *text, const char *source, struct nvlar_tuning_table *table,
-                       nvlar_tuning_warn_fn warn, void *ctx) {
+/* What separates fields. */
+#define FIELD_SEPARATORS " \t\r"
+
+/* Splits `line` in place into its fields, storing the first `max_fields` of them; returns how
+ * many there are. Not strtok: its position lives in hidden state that every thread of the
+ * process shares, and a library cannot know who else is tokenizing. */
+static int split_fields(char *line, char **fields, int max_fields) {
+  int n = 0;
+  char *cursor = line;
+  for (;;) {
+    cursor += strspn(cursor, FIELD_SEPARATORS);
+    if (*cursor == '\0') return n;
+    if (n < max_fields) fields[n] = cursor;
+    n++;
+    cursor += strcspn(cursor, FIELD_SEPARATORS);
+    if (*cursor != '\0') *cursor++ = '\0';
+  }
+}
+
+/* The longest line kept whole; a longer one is malformed. */
+#define MAX_LINE_LENGTH 511
+
+/* One line (without its newline) into `row`: NULL when it is a row, "" when it holds none
+ * (blank or comment), else the reason it is malformed. */
+static const char *parse_line(const char *line, size_t length, struct nvlar_tuning_row *row) {
+  /* A NUL byte is not text: it would hide the rest of the line from a parser of C strings,
+   * so the line is refused rather than read in part. */
+  if (memchr(line, '\0', length) != NULL) return "the line holds a NUL byte (the file is not text)";
+  if (length > MAX_LINE_LENGTH) return "line longer than 511 characters";
+  char buffer[MAX_LINE_LENGTH + 1];
+  memcpy(buffer, line, length);
+  buffer[length] = '\0';
+  char *comment = strchr(buffer, '#');
+  if (comment != NULL) *comment = '\0';
+  char *fields[MAX_FIELDS];
+  int n = split_fields(buffer, fields, MAX_FIELDS);
+  if (n == 0) return "";
+  if (n > MAX_FIELDS) return "too many fields";
+  return parse_row(fields, n, row);
+}
+
+int nvlar_tuning_parse_bytes(const char *text, size_t length, const char *source,
+                             struct nvlar_tuning_table *table, nvlar_tuning_warn_fn warn,
+                             void *ctx) {
   memset(table, 0, sizeof(*table));
-  snprintf(table->source, sizeof(table->source), "%s", source);
+  /* Every message names the source as quoted here: a path is the user's bytes. */
+  nvlar_log_quotable(source, table->source, sizeof(table->source));
   table->hash = 0xcbf29ce484222325ull;
   int line_number = 0;
-  for (const char *line = text; line != NULL && *line != '\0';) {
+  for (size_t offset = 0; offset < length;) {
     line_number++;
-    const char *end = strchr(line, '\n');
-    size_t length = end ? (size_t)(end - line) : strlen(line);
-    char buffer[512];
-    bool too_long = length >= sizeof(buffer);
-    if (too_long) length = sizeof(buffer) - 1;
-    memcpy(buffer, line, length);
-    buffer[length] = '\0';
-    line = end ? end + 1 : NULL;
-    char *comment = strchr(buffer, '#');
-    if (comment != NULL) *comment = '\0';
-    char *fields[MAX_FIELDS];
-    int n = 0;
-    for (char *token = strtok(buffer, " \t\r"); token != NULL; token = strtok(NULL, " \t\r")) {
-      if (n < MAX_FIELDS) fields[n] = token;
-      n++;
-    }
-    if (n == 0) continue;
+    const char *line = text + offset;
+    const char *newline = memchr(line, '\n', length - offset);
+    size_t line_length = newline != NULL ? (size_t)(newline - line) : length - offset;
+    offset += line_length + (newline != NULL);
     struct nvlar_tuning_row row;
     memset(&row, 0, sizeof(row));
     row.line = line_number;
-    const char *why = too_long ? "line longer than 511 characters"
-                      : n > MAX_FIELDS ? "too many fields"
-                               : parse_row(fields, n, &row);
+    const char *why = parse_line(line, line_length, &row);
+    if (why != NULL && why[0] == '\0') continue;
     if (why == NULL && table->nrows == NVLAR_TUNING_MAX_ROWS) why = "more than 256 rows";
     if (why != NULL) {
-      if (warn != NULL) warn(ctx, source, line_number, why);
+      if (warn != NULL) warn(ctx, table->source, line_number, why);
       continue;
     }
     table->rows[table->nrows++] = row;
@@ -258,6 +290,11 @@ int nvlar_tuning_parse(const char *text, const char *source, struct nvlar_tuning
     table->hash = hash_bytes(table->hash, &row, sizeof(row));
   }
   return table->nrows;
+}
+
+int nvlar_tuning_parse(const char *text, const char *source, struct nvlar_tuning_table *table,
+                       nvlar_tuning_warn_fn warn, void *ctx) {
+  return nvlar_tuning_parse_bytes(text, strlen(text), source, table, warn, ctx);
 }
 
 const struct nvlar_tuning_row *nvlar_tuning_find_kernel(const struct nvlar_tuning_table *table,
@@ -292,39 +329,114 @@ static void warn_row(void *ctx, const char *source, int line, const char *why) {
   NVLAR_WARN("tuning table %s, line %d: %s; row skipped", source, line, why);
 }
 
-static struct nvlar_tuning_table process_table;
-static pthread_once_t process_table_once = PTHREAD_ONCE_INIT;
+/* What a file that is not a regular file is, for the message refusing it. */
+static const char *file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
 
-static char *read_file(const char *path) {
-  FILE *file = fopen(path, "r");
-  if (file == NULL) return NULL;
-  size_t capacity = 1 << 16, used = 0;
+/* errno's text; strerror_r, as another thread may be formatting its own error. */
+static const char *error_text(int error, char *buffer, size_t size) {
+  return strerror_r(error, buffer, size);
+}
+
+/* The whole of the open file `fd`, NUL-terminated (*length without it), or NULL with the reason
+ * in `why`. It reads to the end rather than trusting fstat's size: a file may change while it
+ * is read, and it is refused if it grows past the limit. */
+static char *read_to_end(int fd, size_t *length, char *why, size_t why_size) {
+  size_t capacity = (size_t)1 << 16, used = 0;
   char *text = malloc(capacity);
   while (text != NULL) {
-    used += fread(text + used, 1, capacity - used - 1, file);
-    if (used < capacity - 1) break;
-    char *bigger = capacity < (1u << 24) ? realloc(text, capacity *= 2) : NULL;
-    if (bigger == NULL) free(text);
-    text = bigger;
+    if (used > NVLAR_TUNING_MAX_FILE_BYTES) {
+      snprintf(why, why_size, "is larger than %zu MiB", NVLAR_TUNING_MAX_FILE_BYTES >> 20);
+      free(text);
+      return NULL;
+    }
+    if (used == capacity - 1) {
+      char *bigger = realloc(text, capacity * 2);
+      if (bigger == NULL) break;
+      text = bigger;
+      capacity *= 2;
+    }
+    ssize_t got = read(fd, text + used, capacity - 1 - used);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      char error[128];
+      snprintf(why, why_size, "cannot be read (%s)", error_text(errno, error, sizeof(error)));
+      free(text);
+      return NULL;
+    }
+    if (got == 0) {
+      text[used] = '\0';
+      *length = used;
+      return text;
+    }
+    used += (size_t)got;
   }
-  fclose(file);
-  if (text != NULL) text[used] = '\0';
+  free(text);
+  snprintf(why, why_size, "does not fit in the memory left");
+  return NULL;
+}
+
+/* The bytes of the table file `path`, or NULL with the reason in `why`. */
+static char *read_table_file(const char *path, size_t *length, char *why, size_t why_size) {
+  /* O_NONBLOCK: opening a FIFO that no one writes would wait for a writer, and a read of it
+   * for data; nothing but a regular file is read, and for one O_NONBLOCK changes nothing. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  char error[128];
+  if (fd < 0) {
+    snprintf(why, why_size, "cannot be opened (%s)", error_text(errno, error, sizeof(error)));
+    return NULL;
+  }
+  char *text = NULL;
+  struct stat status;
+  if (fstat(fd, &status) != 0) {
+    snprintf(why, why_size, "cannot be examined (%s)", error_text(errno, error, sizeof(error)));
+  } else if (!S_ISREG(status.st_mode)) {
+    snprintf(why, why_size, "is %s, not a regular file", file_kind(status.st_mode));
+  } else if ((uint64_t)status.st_size > NVLAR_TUNING_MAX_FILE_BYTES) {
+    snprintf(why, why_size, "is larger than %zu MiB", NVLAR_TUNING_MAX_FILE_BYTES >> 20);
+  } else {
+    text = read_to_end(fd, length, why, why_size);
+  }
+  close(fd);
   return text;
 }
 
+bool nvlar_tuning_load_file(const char *path, struct nvlar_tuning_table *table,
+                            nvlar_tuning_warn_fn warn, void *ctx, char *why, size_t why_size) {
+  size_t length = 0;
+  char *text = read_table_file(path, &length, why, why_size);
+  if (text != NULL) {
+    int rows = nvlar_tuning_parse_bytes(text, length, path, table, warn, ctx);
+    free(text);
+    if (rows > 0) return true;
+    snprintf(why, why_size, "has no valid row");
+  }
+  nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", table, warn, ctx);
+  return false;
+}
+
+static struct nvlar_tuning_table process_table;
+static pthread_once_t process_table_once = PTHREAD_ONCE_INIT;
+
 static void load_process_table(void) {
   const char *path = nvlar_param_text(NVLAR_P_TUNING_FILE);
-  if (path[0] != '\0') {
-    char *text = read_file(path);
-    if (text != NULL) {
-      nvlar_tuning_parse(text, path, &process_table, warn_row, NULL);
-      free(text);
-      NVLAR_INFO("tuning table %s: %d rows", path, process_table.nrows);
-      return;
-    }
-    NVLAR_WARN("NVLAR_TUNING_FILE=%s cannot be read; using the built-in table", path);
+  if (path[0] == '\0') {
+    nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &process_table, warn_row, NULL);
+    return;
   }
-  nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &process_table, warn_row, NULL);
+  char why[192], quoted[160];
+  if (nvlar_tuning_load_file(path, &process_table, warn_row, NULL, why, sizeof(why))) {
+    NVLAR_INFO("tuning table %s: %d rows", process_table.source, process_table.nrows);
+    return;
+  }
+  NVLAR_WARN("NVLAR_TUNING_FILE=\"%s\" %s; using the built-in table",
+             nvlar_log_quotable(path, quoted, sizeof(quoted)), why);
 }
 
 const struct nvlar_tuning_table *nvlar_tuning_table(void) {

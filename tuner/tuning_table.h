@@ -15,6 +15,9 @@
 #include "nvlar_algos.h"
 
 #define NVLAR_TUNING_MAX_ROWS 256
+/* The largest table file read: 256 rows of at most 511 characters fit many times over; a
+ * larger file is not a table. */
+#define NVLAR_TUNING_MAX_FILE_BYTES ((size_t)16 << 20)
 
 enum nvlar_row_kind { NVLAR_ROW_KERNEL, NVLAR_ROW_NCCL };
 /* The KERNEL of an nvlar row: an algorithm of nvlar_algos.h (enum nvlar_algo, its name the
@@ -41,15 +44,32 @@ struct nvlar_tuning_table {
   int nrows;
   struct nvlar_tuning_row rows[NVLAR_TUNING_MAX_ROWS];
   uint64_t hash;            /* of the rows as parsed: ranks compare it at setup */
-  char source[256];         /* "built-in" or the file's path */
+  char source[256];         /* "built-in" or the file's path, quoted for messages (its
+                               non-printable bytes escaped, a long path cut: log.h) */
 };
 
 /* Called for every malformed line: `line` is 1-based. */
 typedef void (*nvlar_tuning_warn_fn)(void *ctx, const char *source, int line, const char *why);
 
-/* Parses `text`; returns how many rows were kept. */
+/* Parses `text`, up to its terminating NUL; returns how many rows were kept. */
 int nvlar_tuning_parse(const char *text, const char *source, struct nvlar_tuning_table *table,
                        nvlar_tuning_warn_fn warn, void *ctx);
+
+/* Parses `length` bytes of `text`, which may hold NUL bytes: a line that does is malformed
+ * (a NUL ends no line, so nothing after it goes unread). Returns how many rows were kept. */
+int nvlar_tuning_parse_bytes(const char *text, size_t length, const char *source,
+                             struct nvlar_tuning_table *table, nvlar_tuning_warn_fn warn,
+                             void *ctx);
+
+/* Reads and parses the table file `path` as NVLAR_TUNING_FILE is read, malformed lines
+ * reported through `warn`. Returns true when `table` holds the file's rows. Returns false, with
+ * `table` holding the built-in table and `why` saying why, when the file cannot be used: it
+ * cannot be opened or read; it is not a regular file (it is opened without blocking and
+ * refused after fstat, so that a FIFO or a device never stalls the first init); it is larger
+ * than NVLAR_TUNING_MAX_FILE_BYTES; or not one of its lines is a valid row (a file of
+ * malformed rows, or an empty one, would leave every call on NCCL unnoticed). */
+bool nvlar_tuning_load_file(const char *path, struct nvlar_tuning_table *table,
+                            nvlar_tuning_warn_fn warn, void *ctx, char *why, size_t why_size);
 
 /* The built-in table's text (provisional thresholds; docs/tuning.md). */
 extern const char nvlar_tuning_builtin[];
@@ -64,8 +84,8 @@ const struct nvlar_tuning_row *nvlar_tuning_find_nccl(const struct nvlar_tuning_
                                                       int collective, uint64_t bytes, int nranks,
                                                       int nnodes, int arch);
 
-/* The process-wide table: NVLAR_TUNING_FILE if set and readable (a WARN otherwise, then the
- * built-in table), read once. Never NULL. */
+/* The process-wide table: NVLAR_TUNING_FILE if set and usable (nvlar_tuning_load_file; a
+ * WARN otherwise, then the built-in table), read once. Never NULL. */
 const struct nvlar_tuning_table *nvlar_tuning_table(void);
 
 /* Names used by the format, for messages and tools. */
