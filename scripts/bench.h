@@ -32,6 +32,8 @@ struct options {
   int sweep_blocks;     /* also time both two-shots at max_bytes for 1, 2, 4, ... CTAs */
   int pdl;              /* emulated: programmatic dependent launch (NVLAR_PDL) */
   int pdl_gain;         /* emulated: also time every point with PDL off and on */
+  int overlap;          /* also time every point beside a GEMM (bench_overlap.h) */
+  int gemm;             /* the overlap GEMM's side */
   size_t buffer_bytes;
   int trials;
   double fail_above;    /* real mode: exit 1 when an nvlar/NCCL time ratio exceeds it (0: never) */

@@ -15,6 +15,7 @@
 #include <nccl.h>
 
 #include "bench.h"
+#include "bench_overlap.h"
 #include "comm_registry.h"
 #include "real_nccl.h"
 #include "route.h"
@@ -47,6 +48,7 @@ typedef ncclResult_t (*all_reduce_fn)(const void *, void *, size_t, ncclDataType
 typedef ncclResult_t (*group_fn)(void);
 
 struct gpu {
+  int device;
   ncclComm_t comm;
   cudaStream_t stream;
   void *input, *output;
@@ -88,7 +90,7 @@ static double now_us(void) {
 
 static void synchronize_all(struct gpu *gpus, int n) {
   for (int g = 0; g < n; g++) {
-    CHECK_CUDA(cudaSetDevice(g));
+    CHECK_CUDA(cudaSetDevice(gpus[g].device));
     CHECK_CUDA(cudaStreamSynchronize(gpus[g].stream));
   }
 }
@@ -97,7 +99,7 @@ static void synchronize_all(struct gpu *gpus, int n) {
 static void capture(const struct path *path, struct gpu *gpus, int n, size_t count, int datatype,
                     int op, int calls, bool events, cudaGraphExec_t *execs) {
   for (int g = 0; g < n; g++) {
-    CHECK_CUDA(cudaSetDevice(g));
+    CHECK_CUDA(cudaSetDevice(gpus[g].device));
     CHECK_CUDA(cudaStreamBeginCapture(gpus[g].stream, cudaStreamCaptureModeRelaxed));
   }
   for (int i = 0; i < calls; i++) {
@@ -105,7 +107,7 @@ static void capture(const struct path *path, struct gpu *gpus, int n, size_t cou
       /* External event nodes: without the flag, an event recorded during capture only orders
        * streams and is never timed. */
       for (int g = 0; g < n; g++) {
-        CHECK_CUDA(cudaSetDevice(g));
+        CHECK_CUDA(cudaSetDevice(gpus[g].device));
         CHECK_CUDA(cudaEventRecordWithFlags(gpus[g].start, gpus[g].stream, cudaEventRecordExternal));
       }
     }
@@ -113,7 +115,7 @@ static void capture(const struct path *path, struct gpu *gpus, int n, size_t cou
   }
   for (int g = 0; g < n; g++) {
     cudaGraph_t captured;
-    CHECK_CUDA(cudaSetDevice(g));
+    CHECK_CUDA(cudaSetDevice(gpus[g].device));
     if (events) CHECK_CUDA(cudaEventRecordWithFlags(gpus[g].stop, gpus[g].stream, cudaEventRecordExternal));
     CHECK_CUDA(cudaStreamEndCapture(gpus[g].stream, &captured));
     CHECK_CUDA(cudaGraphInstantiate(&execs[g], captured, 0));
@@ -121,16 +123,16 @@ static void capture(const struct path *path, struct gpu *gpus, int n, size_t cou
   }
 }
 
-static void destroy_graphs(cudaGraphExec_t *execs, int n) {
+static void destroy_graphs(cudaGraphExec_t *execs, struct gpu *gpus, int n) {
   for (int g = 0; g < n; g++) {
-    CHECK_CUDA(cudaSetDevice(g));
+    CHECK_CUDA(cudaSetDevice(gpus[g].device));
     CHECK_CUDA(cudaGraphExecDestroy(execs[g]));
   }
 }
 
 static void launch_graphs(cudaGraphExec_t *execs, struct gpu *gpus, int n) {
   for (int g = 0; g < n; g++) {
-    CHECK_CUDA(cudaSetDevice(g));
+    CHECK_CUDA(cudaSetDevice(gpus[g].device));
     CHECK_CUDA(cudaGraphLaunch(execs[g], gpus[g].stream));
   }
 }
@@ -147,12 +149,12 @@ static float time_calls(const struct path *path, struct gpu *gpus, int n, size_t
     float slowest = 0;
     for (int g = 0; g < n; g++) {
       float ms = 0;
-      CHECK_CUDA(cudaSetDevice(g));
+      CHECK_CUDA(cudaSetDevice(gpus[g].device));
       CHECK_CUDA(cudaEventSynchronize(gpus[g].stop));
       CHECK_CUDA(cudaEventElapsedTime(&ms, gpus[g].start, gpus[g].stop));
       if (ms > slowest) slowest = ms;
     }
-    destroy_graphs(execs, n);
+    destroy_graphs(execs, gpus, n);
     return slowest * 1000.0f / calls;
   }
   if (mode == MODE_GRAPH1) {
@@ -167,7 +169,7 @@ static float time_calls(const struct path *path, struct gpu *gpus, int n, size_t
   }
   synchronize_all(gpus, n);
   double elapsed = now_us() - start;
-  if (mode == MODE_GRAPH1) destroy_graphs(execs, n);
+  if (mode == MODE_GRAPH1) destroy_graphs(execs, gpus, n);
   return (float)(elapsed / calls);
 }
 
@@ -190,7 +192,7 @@ static float time_host_path(struct gpu *gpus, int n, size_t count, int datatype,
   for (int i = 0; i < calls; i++) {
     for (int g = 0; g < n; g++) {
       if (bare) {
-        if (n > 1) CHECK_CUDA(cudaSetDevice(g));
+        if (n > 1) CHECK_CUDA(cudaSetDevice(gpus[g].device));
         CHECK_CUDA(nvlar_allreduce_launch(&args[g], gpus[g].stream));
       } else {
         CHECK_NCCL(ncclAllReduce(gpus[g].input, gpus[g].output, count, (ncclDataType_t)datatype,
@@ -248,6 +250,12 @@ struct point {
   int ctas; /* nvlar's CTAs per rank */
   float us[MODES][2]; /* [mode][nvlar, nccl] */
   float host_us[2];   /* host µs per call to enqueue: [nvlar's ncclAllReduce, bare launch] */
+  /* --overlap (graph mode): each path's µs per call beside the GEMM, and the GEMM's TFLOP/s
+   * [alone, beside nvlar, beside NCCL]; `overlap_outlasted` is 0 when a window outlived the
+   * GEMMs. */
+  float overlap_us[2];
+  double gemm_tflops[3];
+  int overlap_measured, overlap_outlasted;
 };
 struct results {
   char device[256];
@@ -268,6 +276,7 @@ static struct path nccl_path(const struct nvlar_real_nccl *nccl) {
 
 static void setup_gpu(struct gpu *gpu, int device, ncclComm_t comm, size_t bytes) {
   CHECK_CUDA(cudaSetDevice(device));
+  gpu->device = device;
   gpu->comm = comm;
   CHECK_CUDA(cudaStreamCreateWithFlags(&gpu->stream, cudaStreamNonBlocking));
   CHECK_CUDA(cudaMalloc(&gpu->input, bytes + 16));
@@ -279,8 +288,60 @@ static void setup_gpu(struct gpu *gpu, int device, ncclComm_t comm, size_t bytes
 
 /* Times both paths at one size (and the CTA count now forced, if any), alternating trial by
  * trial. */
+/* --overlap: the graph of one path's calls, launched batch after batch on every GPU. */
+struct real_overlap {
+  struct gpu *gpus;
+  int n;
+  cudaGraphExec_t *execs;
+};
+
+static void real_overlap_wait(void *ctx, const cudaEvent_t *gates) {
+  struct real_overlap *r = ctx;
+  for (int g = 0; g < r->n; g++) {
+    CHECK_CUDA(cudaSetDevice(r->gpus[g].device));
+    CHECK_CUDA(cudaStreamWaitEvent(r->gpus[g].stream, gates[g], 0));
+  }
+}
+
+static void real_overlap_run(void *ctx) {
+  struct real_overlap *r = ctx;
+  for (int g = 0; g < r->n; g++) {
+    CHECK_CUDA(cudaSetDevice(r->gpus[g].device));
+    CHECK_CUDA(cudaGraphLaunch(r->execs[g], r->gpus[g].stream));
+  }
+}
+
+/* Both paths beside the GEMM, in graph mode (how a model's all-reduces run beside its
+ * compute), nvlar first then NCCL; every rank runs the same number of calls. */
+static void measure_overlap(const struct options *o, const struct path *paths, struct gpu *gpus,
+                            int n_local, size_t count, struct bench_gemm *const *gemms,
+                            struct point *point) {
+  int calls = point->bytes >= (16u << 20) ? CALLS_LARGE : CALLS_SMALL;
+  point->overlap_outlasted = 1;
+  for (int p = 0; p < 2; p++) {
+    cudaGraphExec_t execs[MAX_GPUS];
+    capture(&paths[p], gpus, n_local, count, o->datatype, o->op, calls, false, execs);
+    launch_graphs(execs, gpus, n_local); /* the first launch uploads the graph */
+    synchronize_all(gpus, n_local);
+    struct real_overlap ctx = {gpus, n_local, execs};
+    struct bench_overlap_work work = {
+        .ctx = &ctx, .wait = real_overlap_wait, .run = real_overlap_run,
+        .timed_stream = gpus[0].stream, .calls = calls,
+        .batches = bench_overlap_batches(point->bytes, calls)};
+    struct bench_overlap_result r;
+    bench_overlap_measure(gemms, n_local, &work, o->trials > 5 ? 5 : o->trials, &r);
+    destroy_graphs(execs, gpus, n_local);
+    point->overlap_us[p] = r.allreduce_us_beside;
+    point->gemm_tflops[0] = r.gemm_tflops_alone;
+    point->gemm_tflops[1 + p] = r.gemm_tflops_beside;
+    point->overlap_outlasted &= r.gemm_outlasted;
+  }
+  point->overlap_measured = 1;
+}
+
 static void measure_point(const struct options *o, const struct path *paths, struct gpu *gpus,
-                          int n_local, size_t count, struct point *point, bool show_progress) {
+                          int n_local, size_t count, struct bench_gemm *const *gemms,
+                          struct point *point, bool show_progress) {
   point->bytes = count * bench_type_sizes[o->datatype];
   point->count = count;
   snprintf(point->kernel, sizeof(point->kernel), "%s",
@@ -318,6 +379,8 @@ static void measure_point(const struct options *o, const struct path *paths, str
       point->host_us[bare] = samples[bare][trials / 2];
     }
   }
+  point->overlap_measured = 0;
+  if (gemms != NULL) measure_overlap(o, paths, gpus, n_local, count, gemms, point);
 }
 
 /* Times both paths at every size, alternating trial by trial, on the GPUs this process drives
@@ -342,15 +405,26 @@ static void measure(const struct options *o, const struct nvlar_real_nccl *nccl,
     for (int ctas = 1; ctas <= cap; ctas *= 2) sweep[nsweep++] = ctas;
     if (sweep[nsweep - 1] != cap) sweep[nsweep++] = cap;
   }
+  /* --overlap: one GEMM per GPU this process drives, on a stream of its own. */
+  struct bench_gemm *gemms[MAX_GPUS] = {NULL};
+  for (int g = 0; o->overlap && g < n_local; g++) {
+    gemms[g] = bench_gemm_create(gpus[g].device, o->gemm);
+    if (gemms[g] == NULL) {
+      fprintf(stderr, "nvlar-bench: no memory for the overlap GEMM\n");
+      exit(1);
+    }
+  }
   for (size_t bytes = o->min_bytes; bytes <= o->max_bytes; bytes *= (size_t)o->step) {
     size_t count = bytes / element;
     if (count == 0) continue;
     for (int k = 0; k < nsweep && out->npoints < MAX_POINTS; k++) {
       force_ctas(gpus, n_local, sweep[k]);
-      measure_point(o, paths, gpus, n_local, count, &out->points[out->npoints++], show_progress);
+      measure_point(o, paths, gpus, n_local, count, o->overlap ? gemms : NULL,
+                    &out->points[out->npoints++], show_progress);
     }
   }
   force_ctas(gpus, n_local, own_ctas);
+  for (int g = 0; g < n_local; g++) bench_gemm_destroy(gemms[g]);
   for (int g = 0; g < n_local; g++) {
     ncclResult_t async_error = ncclSuccess;
     CHECK_NCCL(ncclCommGetAsyncError(gpus[g].comm, &async_error));
@@ -376,7 +450,9 @@ static int report(const struct options *o, int n, const char *how, const struct 
   }
   if (csv != NULL) {
     fprintf(csv, "device,ngpus,dtype,op,bytes,count,kernel,ctas,mode,nvlar_us,nccl_us,ratio,"
-                 "nvlar_algbw,nvlar_busbw,nccl_algbw,nccl_busbw\n");
+                 "nvlar_algbw,nvlar_busbw,nccl_algbw,nccl_busbw,gemm_tflops_alone,"
+                 "gemm_tflops_nvlar,gemm_tflops_nccl,nvlar_us_alone,nccl_us_alone,"
+                 "gemm_outlasted\n");
   }
   double bus_factor = 2.0 * (n - 1) / n;
   for (int i = 0; i < r->npoints; i++) {
@@ -389,11 +465,40 @@ static int report(const struct options *o, int n, const char *how, const struct 
              p->kernel, p->ctas, mode, us[0], us[1], us[0] / us[1], alg[0], alg[0] * bus_factor, alg[1],
              alg[1] * bus_factor);
       if (csv != NULL) {
-        fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%s,%.3f,%.3f,%.4f,%.2f,%.2f,%.2f,%.2f\n",
+        fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%s,%.3f,%.3f,%.4f,%.2f,%.2f,%.2f,%.2f,,,,,,\n",
                 r->device, n, bench_type_names[o->datatype], bench_op_names[o->op], p->bytes,
                 p->count, p->kernel, p->ctas, mode, us[0], us[1], us[0] / us[1], alg[0], alg[0] * bus_factor,
                 alg[1], alg[1] * bus_factor);
       }
+    }
+  }
+  /* --overlap: the GEMM's throughput beside each path, and each path's time beside it. */
+  bool overlap_header = false;
+  for (int i = 0; i < r->npoints; i++) {
+    const struct point *p = &r->points[i];
+    if (!p->overlap_measured) continue;
+    if (!overlap_header) {
+      printf("# overlap: a bf16 GEMM of %d on a second stream of each GPU, %.0f TFLOP/s alone "
+             "(GPU 0); graph mode; kept = the GEMM's TFLOP/s beside the all-reduces / alone\n",
+             o->gemm, p->gemm_tflops[0]);
+      printf("# overlap %10s %11s %4s %9s %9s %9s %9s %8s %8s\n", "bytes", "kernel", "ctas",
+             "nvlar_us", "nccl_us", "alone_nv", "alone_nc", "kept_nv", "kept_nc");
+      overlap_header = true;
+    }
+    printf("# overlap %10zu %11s %4d %9.2f %9.2f %9.2f %9.2f %7.1f%% %7.1f%%%s\n", p->bytes,
+           p->kernel, p->ctas, p->overlap_us[0], p->overlap_us[1], p->us[MODE_GRAPH][0],
+           p->us[MODE_GRAPH][1], 100.0 * p->gemm_tflops[1] / p->gemm_tflops[0],
+           100.0 * p->gemm_tflops[2] / p->gemm_tflops[0],
+           p->overlap_outlasted ? "" : " (the GEMMs ended first)");
+    if (csv != NULL) {
+      double alg[2] = {p->bytes / (p->overlap_us[0] * 1e3), p->bytes / (p->overlap_us[1] * 1e3)};
+      fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,overlap,%.3f,%.3f,%.4f,%.2f,%.2f,%.2f,%.2f,%.1f,"
+                   "%.1f,%.1f,%.3f,%.3f,%d\n",
+              r->device, n, bench_type_names[o->datatype], bench_op_names[o->op], p->bytes,
+              p->count, p->kernel, p->ctas, p->overlap_us[0], p->overlap_us[1],
+              p->overlap_us[0] / p->overlap_us[1], alg[0], alg[0] * bus_factor, alg[1],
+              alg[1] * bus_factor, p->gemm_tflops[0], p->gemm_tflops[1], p->gemm_tflops[2],
+              p->us[MODE_GRAPH][0], p->us[MODE_GRAPH][1], p->overlap_outlasted);
     }
   }
   if (csv != NULL) fclose(csv);
@@ -558,6 +663,16 @@ int bench_real_procs(const struct options *o, int n) {
         float other = shared->ranks[r].points[i].host_us[bare];
         if (other > merged->points[i].host_us[bare]) merged->points[i].host_us[bare] = other;
       }
+      /* Beside the GEMM: the slowest rank's all-reduce, the slowest rank's GEMM. */
+      const struct point *theirs = &shared->ranks[r].points[i];
+      struct point *ours = &merged->points[i];
+      for (int p = 0; p < 2; p++) {
+        if (theirs->overlap_us[p] > ours->overlap_us[p]) ours->overlap_us[p] = theirs->overlap_us[p];
+      }
+      for (int k = 0; k < 3; k++) {
+        if (theirs->gemm_tflops[k] < ours->gemm_tflops[k]) ours->gemm_tflops[k] = theirs->gemm_tflops[k];
+      }
+      ours->overlap_outlasted &= theirs->overlap_outlasted;
     }
   }
   int status = report(o, n, "one process per GPU", merged);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_overlap.h"
 #include "nvlar_emulation.h"
 #include "nvlar_kernels.h"
 #include "params.h"
@@ -66,12 +67,21 @@ static void usage(FILE *out) {
           "  --plot PREFIX      at the end, plot the CSV (default PREFIX.csv) with scripts/plot:\n"
           "                     PREFIX-ratio.png and PREFIX-busbw.png (two GPUs or more),\n"
           "                     PREFIX-time.png (emulated); needs Python with matplotlib\n"
+          "  --overlap          also time each size beside a bf16 GEMM (cuBLAS) running without a\n"
+          "                     break on a second stream of each GPU: the GEMM's TFLOP/s alone\n"
+          "                     and beside the all-reduces, and the all-reduce's time alone and\n"
+          "                     beside the GEMM (real: nvlar and NCCL, graph mode, at the\n"
+          "                     routing's CTAs or each --sweep-blocks count; emulated: every\n"
+          "                     kernel at 8, 16, 24, 32, 64 and 128 CTAs per rank, or --blocks)\n"
+          "  --gemm N           the overlap GEMM's side (default 8192: N x N x N)\n"
           "  --fail-above R     real mode: exit 1 if any size's nvlar/NCCL time ratio is above\n"
           "                     R (the last lines name each mode's worst ratio and its size)\n"
           "Sizes take K, M, G suffixes. Emulated output: one row per size and kernel with the\n"
           "device time per call, the empty-kernel time of the same grid, the kernel's memory\n"
           "traffic (GB/s) and its ratio to the same run's device-to-device copy bandwidth.\n"
-          "CSV rows name their series: size, sweep, or pdl-b2b / pdl-after (--pdl-gain).\n"
+          "CSV rows name their series: size, sweep, pdl-b2b / pdl-after (--pdl-gain), or overlap\n"
+          "(its time_us is beside the GEMM, time_us_alone alone). Emulated ranks share one GPU:\n"
+          "an emulated call of C CTAs per rank holds N x C CTAs of it, which the table shows.\n"
           "Real mode keeps NCCL_NVLS_ENABLE=0 unless it is set.\n");
 }
 
@@ -107,6 +117,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
   o->step = 4;
   o->buffer_bytes = (size_t)nvlar_param_number(NVLAR_P_BUFFER_BYTES);
   o->trials = 7;
+  o->gemm = 8192;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     const char *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -121,6 +132,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
       continue;
     } else if (strcmp(arg, "--pdl-gain") == 0) {
       o->pdl_gain = 1;
+      continue;
+    } else if (strcmp(arg, "--overlap") == 0) {
+      o->overlap = 1;
       continue;
     }
     if (value == NULL) {
@@ -162,6 +176,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
       o->pdl = atoi(value);
     } else if (strcmp(arg, "--trials") == 0) {
       o->trials = atoi(value);
+    } else if (strcmp(arg, "--gemm") == 0) {
+      o->gemm = atoi(value);
     } else if (strcmp(arg, "--csv") == 0) {
       o->csv = value;
     } else if (strcmp(arg, "--plot") == 0) {
@@ -173,13 +189,18 @@ static int parse_options(int argc, char **argv, struct options *o) {
       return -1;
     }
   }
+  if (o->overlap && !bench_overlap_available()) {
+    fprintf(stderr, "nvlar-bench: --overlap needs cuBLAS, which this build did not find\n");
+    return -1;
+  }
   if (o->plot != NULL && o->plot[0] == '\0') {
     fprintf(stderr, "nvlar-bench: --plot needs a file name prefix\n");
     return -1;
   }
   if (o->datatype < 0 || o->op < 0 || o->nalgos == 0 || o->step < 2 || o->trials < 1 ||
       o->min_bytes == 0 || o->max_bytes < o->min_bytes || o->blocks < 0 ||
-      o->blocks > NVLAR_MAX_BLOCKS || (o->pdl != 0 && o->pdl != 1) || o->fail_above < 0) {
+      o->blocks > NVLAR_MAX_BLOCKS || (o->pdl != 0 && o->pdl != 1) || o->fail_above < 0 || o->gemm < 256 ||
+      o->gemm > 32768) {
     fprintf(stderr, "nvlar-bench: invalid option value (see --help)\n");
     return -1;
   }
@@ -310,6 +331,84 @@ static void set_args(struct bench *b, const struct options *o, int algo, int blo
   b->empty_blocks = blocks;
 }
 
+/* --overlap, emulated: one captured graph of `calls` all-reduces, launched batch after batch
+ * on the all-reduce stream once the GEMM runs. */
+struct emulated_overlap {
+  cudaStream_t stream;
+  cudaGraphExec_t exec;
+};
+
+static void emulated_overlap_wait(void *ctx, const cudaEvent_t *gates) {
+  struct emulated_overlap *e = ctx;
+  CHECK_CUDA(cudaStreamWaitEvent(e->stream, gates[0], 0));
+}
+
+static void emulated_overlap_run(void *ctx) {
+  struct emulated_overlap *e = ctx;
+  CHECK_CUDA(cudaGraphLaunch(e->exec, e->stream));
+}
+
+/* Every kernel at every size, at 8, 16, 24, 32, 64 and 128 CTAs per rank (those that fit
+ * with every emulated rank resident) or --blocks, beside the GEMM. The GEMM competes for this
+ * GPU's SMs as on a real one; the all-reduce's traffic stays in this GPU's memory. */
+static void overlap_emulated(struct bench *b, const struct options *o, const int *fits,
+                             const struct cudaDeviceProp *prop, FILE *csv, cudaStream_t stream) {
+  struct bench_gemm *gemm = bench_gemm_create(0, o->gemm);
+  if (gemm == NULL) {
+    fprintf(stderr, "nvlar-bench: no memory for the overlap GEMM\n");
+    exit(1);
+  }
+  printf("# overlap: a bf16 GEMM of %d (cuBLAS, fp32 accumulation) on a second stream: "
+         "%.0f TFLOP/s alone\n", o->gemm, bench_gemm_tflops_alone(gemm));
+  printf("%12s %8s %5s %8s %10s %10s %8s %10s %10s %7s\n", "bytes", "algo", "ctas", "gpu_ctas",
+         "alone_us", "beside_us", "slowdown", "gemm_alone", "gemm_beside", "kept");
+  static const int ctas_list[] = {8, 16, 24, 32, 64, 128};
+  size_t element = bench_type_sizes[o->datatype];
+  for (size_t bytes = o->min_bytes; bytes <= o->max_bytes; bytes *= (size_t)o->step) {
+    size_t count = bytes / element;
+    if (count == 0) continue;
+    for (int a = 0; a < o->nalgos; a++) {
+      int algo = o->algos[a];
+      for (int k = 0; k < 6; k++) {
+        int blocks = o->blocks ? o->blocks : ctas_list[k];
+        if (blocks > fits[algo] || (o->blocks && k > 0)) continue;
+        int calls = bytes >= (16u << 20) ? 5 : 50;
+        set_args(b, o, algo, blocks, count, o->pdl);
+        float alone_us = time_graph(launch_allreduce, b, calls, o->trials, stream);
+        struct emulated_overlap e = {.stream = stream};
+        cudaGraph_t graph;
+        CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+        for (int i = 0; i < calls; i++) launch_allreduce(b, stream);
+        CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
+        CHECK_CUDA(cudaGraphInstantiate(&e.exec, graph, 0));
+        CHECK_CUDA(cudaGraphDestroy(graph));
+        CHECK_CUDA(cudaGraphLaunch(e.exec, stream)); /* uploads it */
+        CHECK_CUDA(cudaStreamSynchronize(stream));
+        struct bench_overlap_work work = {
+            .ctx = &e, .wait = emulated_overlap_wait, .run = emulated_overlap_run,
+            .timed_stream = stream, .calls = calls,
+            .batches = bench_overlap_batches(bytes, calls)};
+        struct bench_overlap_result r;
+        bench_overlap_measure(&gemm, 1, &work, o->trials > 5 ? 5 : o->trials, &r);
+        CHECK_CUDA(cudaGraphExecDestroy(e.exec));
+        printf("%12zu %8s %5d %8d %10.2f %10.2f %8.2f %10.0f %10.0f %6.1f%%%s\n", count * element,
+               nvlar_algo_name(algo), blocks, blocks * b->nranks, alone_us, r.allreduce_us_beside,
+               r.allreduce_us_beside / alone_us, r.gemm_tflops_alone, r.gemm_tflops_beside,
+               100.0 * r.gemm_tflops_beside / r.gemm_tflops_alone,
+               r.gemm_outlasted ? "" : " (the GEMMs ended first)");
+        if (csv != NULL) {
+          fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,,,,,overlap,%d,%.3f,%.1f,%.1f,%d,%d,%d\n",
+                  prop->name, b->nranks, bench_type_names[o->datatype], bench_op_names[o->op],
+                  count * element, count, nvlar_algo_name(algo), blocks, r.allreduce_us_beside,
+                  o->pdl, alone_us, r.gemm_tflops_alone, r.gemm_tflops_beside, r.gemms_inside,
+                  r.gemm_outlasted ? 1 : 0, blocks * b->nranks);
+        }
+      }
+    }
+  }
+  bench_gemm_destroy(gemm);
+}
+
 static int bench_emulated(struct options o) {
   struct cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
@@ -366,7 +465,8 @@ static int bench_emulated(struct options o) {
       return 1;
     }
     fprintf(csv, "device,nranks,dtype,op,bytes,count,algo,ctas,time_us,empty_us,traffic_gbps,"
-                 "copy_gbps,ratio,series,pdl\n");
+                 "copy_gbps,ratio,series,pdl,time_us_alone,gemm_tflops_alone,gemm_tflops_beside,"
+                 "gemms_inside,gemm_outlasted,gpu_ctas\n");
   }
 
   /* Pass 0: every size. Pass 1 (--sweep-blocks): both two-shots at --max-bytes for 1, 2, 4,
@@ -409,10 +509,10 @@ static int bench_emulated(struct options o) {
                  t[1][0] - t[1][1]);
           for (int after = 0; csv != NULL && after < 2; after++) {
             for (int pdl = 0; pdl < 2; pdl++) {
-              fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,,,%.1f,,%s,%d\n", prop.name, b.nranks,
+              fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,,,%.1f,,%s,%d,,,,,,%d\n", prop.name, b.nranks,
                       bench_type_names[o.datatype], bench_op_names[o.op], count * element, count,
                       nvlar_algo_name(algo), blocks, t[after][pdl], copy_gbps,
-                      after ? "pdl-after" : "pdl-b2b", pdl);
+                      after ? "pdl-after" : "pdl-b2b", pdl, blocks * b.nranks);
             }
           }
           continue;
@@ -435,16 +535,17 @@ static int bench_emulated(struct options o) {
           printf("%12zu %12zu %8s %6d %10.2f %10.2f %10.0f %8.3f\n", count * element, count,
                  algo_name, blocks, us, empty_us, traffic, traffic / copy_gbps);
           if (csv != NULL) {
-            fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,%.3f,%.1f,%.1f,%.4f,%s,%d\n", prop.name,
+            fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,%.3f,%.1f,%.1f,%.4f,%s,%d,,,,,,%d\n", prop.name,
                     b.nranks, bench_type_names[o.datatype], bench_op_names[o.op], count * element,
                     count, algo_name, blocks, us, empty_us, traffic, copy_gbps, traffic / copy_gbps,
-                    series_names[pass], o.pdl);
+                    series_names[pass], o.pdl, blocks * b.nranks);
           }
         }
       }
       if (pass == 1) break;
     }
   }
+  if (o.overlap) overlap_emulated(&b, &o, fits, &prop, csv, stream);
   for (int r = 0; r < b.nranks; r++) {
     if (b.buffers[r].error_host->code != NVLAR_KERNEL_OK) {
       fprintf(stderr, "nvlar-bench: rank %d timed out waiting for rank %d: numbers are invalid\n",

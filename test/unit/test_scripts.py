@@ -126,8 +126,33 @@ with tempfile.TemporaryDirectory() as tmp:
             f.write("GPU,8,float32,sum,67108864,16777216,tma,8,990,1.7,2713,3000,0.905,sweep,1\n")
         failures += plot_failures("plot (emulated)", [emulated_csv, "--out", os.path.join(tmp, "e")],
                                   ("e-time.png",))
+        # --overlap rows: emulated (against CTAs) and real (nvlar and NCCL against size).
+        overlap_csv = os.path.join(tmp, "emulated-overlap.csv")
+        with open(overlap_csv, "w") as f:
+            f.write("device,nranks,dtype,op,bytes,count,algo,ctas,time_us,empty_us,traffic_gbps,"
+                    "copy_gbps,ratio,series,pdl,time_us_alone,gemm_tflops_alone,"
+                    "gemm_tflops_beside,gemms_inside,gemm_outlasted,gpu_ctas\n")
+            for algo in ("push", "pushtwoshot"):
+                for ctas in (8, 16, 64):
+                    f.write(f"GPU,2,bfloat16,sum,4194304,2097152,{algo},{ctas},{20 + ctas},,,,,"
+                            f"overlap,0,15,700,{700 - 4 * ctas},20,1,{2 * ctas}\n")
+        failures += plot_failures("plot (emulated overlap)",
+                                  [overlap_csv, "--out", os.path.join(tmp, "o")], ("o-overlap.png",))
+        real_overlap_csv = os.path.join(tmp, "real-overlap.csv")
+        with open(real_overlap_csv, "w") as f:
+            f.write("device,ngpus,dtype,op,bytes,count,kernel,ctas,mode,nvlar_us,nccl_us,ratio,"
+                    "nvlar_algbw,nvlar_busbw,nccl_algbw,nccl_busbw,gemm_tflops_alone,"
+                    "gemm_tflops_nvlar,gemm_tflops_nccl,nvlar_us_alone,nccl_us_alone,"
+                    "gemm_outlasted\n")
+            for size in (1 << 16, 1 << 24):
+                f.write(f"GPU,2,bfloat16,sum,{size},{size // 2},push,16,graph,5,10,0.5,1,1,1,1,,,,,,\n")
+                f.write(f"GPU,2,bfloat16,sum,{size},{size // 2},push,16,overlap,6,12,0.5,1,1,1,1,"
+                        "700,650,600,5,10,1\n")
+        failures += plot_failures("plot (real overlap)",
+                                  [real_overlap_csv, "--out", os.path.join(tmp, "ro")],
+                                  ("ro-ratio.png", "ro-overlap.png"))
         if failures == 0:
-            print(f"plot: the five PNGs written ({interpreter})")
+            print(f"plot: the eight PNGs written ({interpreter})")
     # bench-table: the size, sweep and PDL tables of one emulated CSV.
     emulated = os.path.join(tmp, "emulated.csv")
     with open(emulated, "w") as f:
