@@ -1,4 +1,5 @@
-/* Parameter table: parsing of every type, rejected values (WARN text, default kept), unset. */
+/* Parameter table: parsing of every type, rejected values (WARN text with the value quoted and
+ * cut, default kept), values the code behind them would refuse later, unset. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -173,6 +174,61 @@ static void test_choices(void **state) {
   parse_fails(NVLAR_P_ALGO, "");
 }
 
+/* The kernels need a staging buffer of whole 256-byte blocks: any other size would pass here
+ * and fail the buffers' allocation on every rank, so it is refused here. */
+static void test_buffer_bytes_multiple_of_256(void **state) {
+  (void)state;
+  assert_int_equal(nvlar_param_descs[NVLAR_P_BUFFER_BYTES].multiple_of, 256);
+  assert_int_equal(parse_ok(NVLAR_P_BUFFER_BYTES, "1048832"), (1 << 20) + 256);
+  parse_fails(NVLAR_P_BUFFER_BYTES, "1048577");
+  parse_fails(NVLAR_P_BUFFER_BYTES, "1048704"); /* + 128 */
+  const char *const env[] = {"NVLAR_BUFFER_BYTES", "1048577", NULL};
+  struct nvlar_params params;
+  load(&params, env);
+  assert_int_equal(params.values[NVLAR_P_BUFFER_BYTES].number, 64 << 20);
+  assert_string_equal(params.values[NVLAR_P_BUFFER_BYTES].error,
+                      "NVLAR_BUFFER_BYTES=\"1048577\" ignored: not a multiple of 256; using 64M");
+  nvlar_params_release(&params);
+  /* Every default obeys its own table row. */
+  for (int id = 0; id < NVLAR_PARAM_COUNT; id++) {
+    const struct nvlar_param_desc *desc = &nvlar_param_descs[id];
+    int64_t number;
+    char why[128];
+    assert_true(nvlar_param_parse(desc, desc->default_text, &number, why, sizeof(why)));
+    if (desc->multiple_of > 0) assert_int_equal(number % desc->multiple_of, 0);
+  }
+}
+
+/* A rejected value is the user's bytes: quoted with its control bytes escaped, and cut. */
+static void test_rejected_value_is_quoted(void **state) {
+  (void)state;
+  char long_value[200];
+  memset(long_value, 'x', sizeof(long_value) - 1);
+  long_value[sizeof(long_value) - 1] = '\0';
+  const char *const env[] = {"NVLAR_DEBUG", "INFO\nhost:1:1 NVLAR WARN forged\x1b[0m",
+                             "NVLAR_ALGO", long_value, NULL};
+  struct nvlar_params params;
+  load(&params, env);
+  assert_string_equal(params.values[NVLAR_P_DEBUG].error,
+                      "NVLAR_DEBUG=\"INFO\\x0ahost:1:1 NVLAR WARN forged\\x1b[0m\" ignored: not "
+                      "one of NONE|WARN|INFO|TRACE; using WARN");
+  const char *algo = params.values[NVLAR_P_ALGO].error;
+  assert_non_null(strstr(algo, "NVLAR_ALGO=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" ignored"));
+  assert_non_null(strstr(algo, "using auto"));
+  nvlar_params_release(&params);
+}
+
+static void test_choice_words(void **state) {
+  (void)state;
+  char word[32];
+  assert_string_equal(nvlar_param_choice_word(NVLAR_P_ALGO, NVLAR_FORCE_AUTO, word, sizeof(word)), "auto");
+  assert_string_equal(nvlar_param_choice_word(NVLAR_P_ALGO, NVLAR_FORCE_TWOSHOT, word, sizeof(word)), "twoshot");
+  assert_string_equal(nvlar_param_choice_word(NVLAR_P_ALGO, NVLAR_FORCE_NCCL, word, sizeof(word)), "nccl");
+  assert_string_equal(nvlar_param_choice_word(NVLAR_P_ALGO, NVLAR_FORCE_NCCL + 1, word, sizeof(word)), "?");
+  assert_string_equal(nvlar_param_choice_word(NVLAR_P_ALGO, -1, word, sizeof(word)), "?");
+  assert_string_equal(nvlar_param_choice_word(NVLAR_P_TIMEOUT_MS, 0, word, sizeof(word)), "?");
+}
+
 static void test_strings_are_copied(void **state) {
   (void)state;
   char path[] = "/tmp/a";
@@ -195,6 +251,9 @@ int main(void) {
       cmocka_unit_test(test_integers),
       cmocka_unit_test(test_choices),
       cmocka_unit_test(test_strings_are_copied),
+      cmocka_unit_test(test_buffer_bytes_multiple_of_256),
+      cmocka_unit_test(test_rejected_value_is_quoted),
+      cmocka_unit_test(test_choice_words),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,12 @@
-/* The tuning-table parser, and the tuner plugin as NCCL sees it: each exported version's struct
- * found with dlopen(RTLD_NOW | RTLD_LOCAL) + dlsym("ncclTunerPlugin_vN"), called on synthetic
- * cost tables for every collective type. */
+/* The tuning-table parser; the table file as NVLAR_TUNING_FILE reads it, and nvlar-table with
+ * it: each file it cannot use (a directory, a FIFO, a device, a read error, too large, no
+ * valid row) gives its reason and the built-in table, and never blocks; and the tuner plugin
+ * as NCCL sees it: each exported version's struct found with dlopen(RTLD_NOW | RTLD_LOCAL) +
+ * dlsym("ncclTunerPlugin_vN"), called on synthetic cost tables for every collective type. */
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "spawn.h"
 #include "tuner_abi.h"
 #include "tuning_table.h"
 
@@ -153,6 +159,207 @@ static void test_builtin_parses(void **state) {
   struct warnings w = {0};
   assert_true(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &table, collect, &w) > 0);
   assert_int_equal(w.count, 0);
+}
+
+/* Fields split at any run of spaces, tabs and carriage returns (a file written on Windows),
+ * and the splitter keeps no state between lines or between tables. */
+static void test_field_separators(void **state) {
+  (void)state;
+  struct nvlar_tuning_table table;
+  struct warnings w = {0};
+  assert_int_equal(nvlar_tuning_parse("  nvlar\t0-1K \t \r*\t*  oneshot\r\n"
+                                      "\tnccl allreduce 0-1K * * ring ll\t\r\n",
+                                      "t", &table, collect, &w), 2);
+  assert_int_equal(w.count, 0);
+  assert_int_equal(table.rows[0].kernel, NVLAR_ALGO_ONESHOT);
+  assert_int_equal(table.rows[1].proto, NVLAR_PROTO_LL);
+  /* Ten fields: the tenth is counted, not stored. */
+  assert_int_equal(nvlar_tuning_parse("nccl allreduce 0-1K * * ring ll channels=4 arch=90 x\n", "t",
+                                      &table, collect, &w), 0);
+  assert_string_equal(w.last, "too many fields");
+}
+
+/* A NUL byte ends no line: its line is malformed, and the lines after it are read. */
+static void test_parse_nul_byte(void **state) {
+  (void)state;
+  struct nvlar_tuning_table table;
+  struct warnings w = {0};
+  static const char text[] = "nvlar 0-1K * * oneshot\n"
+                             "nvlar 1K-2K * * push\0nccl\n"
+                             "# a comment\0with a NUL\n"
+                             "nvlar 2K-4K * * twoshot\n";
+  assert_int_equal(nvlar_tuning_parse_bytes(text, sizeof(text) - 1, "t", &table, collect, &w), 2);
+  assert_int_equal(w.count, 2);
+  assert_int_equal(w.lines[0], 2);
+  assert_int_equal(w.lines[1], 3);
+  assert_non_null(strstr(w.last, "NUL byte"));
+  assert_int_equal(table.rows[1].line, 4);
+  assert_int_equal(table.rows[1].kernel, NVLAR_ALGO_TWOSHOT);
+  /* As a C string, the same text ends at its first NUL: "push" makes a row, and nothing after
+   * it is seen. */
+  assert_int_equal(nvlar_tuning_parse(text, "t", &table, NULL, NULL), 2);
+  assert_int_equal(table.rows[1].kernel, NVLAR_ALGO_PUSH);
+}
+
+static void remember_source(void *ctx, const char *source, int line, const char *why) {
+  (void)line, (void)why;
+  snprintf(ctx, 256, "%s", source);
+}
+
+/* The source in messages is quoted: a path's control bytes cannot forge a log line. */
+static void test_source_is_quoted(void **state) {
+  (void)state;
+  struct nvlar_tuning_table table;
+  char seen[256] = "";
+  nvlar_tuning_parse("bad row\n", "/tmp/a\nNVLAR WARN forged\x1b[2J\"", &table, remember_source,
+                     seen);
+  assert_string_equal(table.source, "/tmp/a\\x0aNVLAR WARN forged\\x1b[2J\\\"");
+  assert_string_equal(seen, table.source);
+}
+
+/* ---- the table file */
+
+static char scratch_dir[] = "/tmp/nvlar-table-files-XXXXXX";
+
+static int make_scratch_dir(void **state) {
+  (void)state;
+  return mkdtemp(scratch_dir) != NULL ? 0 : -1;
+}
+
+static int remove_scratch_dir(void **state) {
+  (void)state;
+  char command[128];
+  snprintf(command, sizeof(command), "rm -rf %s", scratch_dir);
+  return system(command) == 0 ? 0 : -1;
+}
+
+static const char *scratch_path(const char *name, char *path, size_t size) {
+  snprintf(path, size, "%s/%s", scratch_dir, name);
+  return path;
+}
+
+static const char *write_scratch(const char *name, const char *text, size_t length, char *path,
+                                 size_t size) {
+  FILE *file = fopen(scratch_path(name, path, size), "w");
+  assert_non_null(file);
+  assert_int_equal(fwrite(text, 1, length, file), length);
+  assert_int_equal(fclose(file), 0);
+  return path;
+}
+
+static uint64_t builtin_hash(void) {
+  struct nvlar_tuning_table table;
+  nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &table, NULL, NULL);
+  return table.hash;
+}
+
+/* Loads `path`; asserts that the file was refused for `reason` and the built-in table came
+ * instead, and that it took less than a second (nothing waits on a FIFO or a device). */
+static void refused(const char *path, const char *reason) {
+  struct nvlar_tuning_table table;
+  char why[192] = "";
+  struct timespec start, end;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  assert_false(nvlar_tuning_load_file(path, &table, NULL, NULL, why, sizeof(why)));
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  assert_true(end.tv_sec - start.tv_sec < 2);
+  if (strstr(why, reason) == NULL) fail_msg("%s: \"%s\", expected \"%s\"", path, why, reason);
+  assert_string_equal(table.source, "built-in");
+  assert_int_equal(table.hash, builtin_hash());
+}
+
+static void test_file_used(void **state) {
+  (void)state;
+  char path[256];
+  const char text[] = "nvlar 0-1K * * oneshot\nbad row\n";
+  write_scratch("good", text, sizeof(text) - 1, path, sizeof(path));
+  struct nvlar_tuning_table table;
+  struct warnings w = {0};
+  char why[192] = "";
+  assert_true(nvlar_tuning_load_file(path, &table, collect, &w, why, sizeof(why)));
+  assert_int_equal(table.nrows, 1);
+  assert_int_equal(w.count, 1); /* the bad row, skipped */
+  assert_string_equal(table.source, path);
+}
+
+static void test_file_not_regular(void **state) {
+  (void)state;
+  char path[256];
+  refused(scratch_dir, "is a directory, not a regular file");
+  /* A FIFO with no writer: opening it must not wait for one. */
+  assert_int_equal(mkfifo(scratch_path("fifo", path, sizeof(path)), 0600), 0);
+  refused(path, "is a FIFO, not a regular file");
+  refused("/dev/zero", "is a character device, not a regular file");
+  refused(scratch_path("missing", path, sizeof(path)), "cannot be opened (No such file or directory)");
+}
+
+/* A regular file whose read fails: the test process's own memory at address 0. */
+static void test_file_read_error(void **state) {
+  (void)state;
+  refused("/proc/self/mem", "cannot be read (Input/output error)");
+}
+
+static void test_file_too_large(void **state) {
+  (void)state;
+  char path[256];
+  int fd = open(scratch_path("huge", path, sizeof(path)), O_CREAT | O_WRONLY | O_TRUNC, 0600);
+  assert_true(fd >= 0);
+  assert_int_equal(ftruncate(fd, (off_t)NVLAR_TUNING_MAX_FILE_BYTES + 1), 0);
+  close(fd);
+  refused(path, "is larger than 16 MiB");
+}
+
+/* Rows, but none valid, or no row at all: the built-in table, not an empty one (which would
+ * send every call to NCCL). The malformed lines are still reported. */
+static void test_file_without_valid_row(void **state) {
+  (void)state;
+  char path[256];
+  const char malformed[] = "nvlar 0-1K * *\nnvlar 0-1K * * threeshot\n";
+  write_scratch("malformed", malformed, sizeof(malformed) - 1, path, sizeof(path));
+  struct nvlar_tuning_table table;
+  struct warnings w = {0};
+  char why[192] = "";
+  assert_false(nvlar_tuning_load_file(path, &table, collect, &w, why, sizeof(why)));
+  assert_string_equal(why, "has no valid row");
+  assert_int_equal(w.count, 2);
+  assert_int_equal(table.hash, builtin_hash());
+  write_scratch("empty", "# only a comment\n", 17, path, sizeof(path));
+  refused(path, "has no valid row");
+  const char nul[] = "nvlar 0-1K * * oneshot\0\n";
+  write_scratch("nul", nul, sizeof(nul) - 1, path, sizeof(path));
+  refused(path, "has no valid row");
+}
+
+/* nvlar-table reads files as the library does: what the library refuses, it refuses (exit 1,
+ * the reason), and a file of more than 1 MiB is read whole. */
+static void test_nvlar_table_tool(void **state) {
+  (void)state;
+  char path[256], output[8192];
+  char *argv[] = {NVLAR_TEST_NVLAR_TABLE, scratch_dir, NULL};
+  const char *env[] = {NULL};
+  assert_int_equal(nvlar_test_run(argv, env, output, sizeof(output)), 1);
+  assert_non_null(strstr(output, "is a directory, not a regular file; nvlar would use its built-in table"));
+  scratch_path("fifo", path, sizeof(path)); /* made by test_file_not_regular */
+  argv[1] = path;
+  assert_int_equal(nvlar_test_run(argv, env, output, sizeof(output)), 1);
+  assert_non_null(strstr(output, "is a FIFO"));
+  /* 2 MiB of comments, then a row: the row is read. */
+  size_t padding = (size_t)2 << 20;
+  const char row[] = "nvlar 0-1K * * oneshot\n";
+  char *text = malloc(padding + sizeof(row));
+  assert_non_null(text);
+  for (size_t i = 0; i < padding; i += 64) {
+    memset(text + i, ' ', 64);
+    text[i] = '#';
+    text[i + 63] = '\n';
+  }
+  memcpy(text + padding, row, sizeof(row));
+  write_scratch("long", text, padding + sizeof(row) - 1, path, sizeof(path));
+  argv[1] = path;
+  free(text);
+  assert_int_equal(nvlar_test_run(argv, env, output, sizeof(output)), 0);
+  assert_non_null(strstr(output, "line 32769: nvlar"));
+  assert_non_null(strstr(output, "1 rows, 0 malformed lines"));
 }
 
 /* ---- the plugin, through dlopen as NCCL loads it */
@@ -347,6 +554,17 @@ int main(void) {
       cmocka_unit_test(test_parse_limits),
       cmocka_unit_test(test_first_match_wins),
       cmocka_unit_test(test_builtin_parses),
+      cmocka_unit_test(test_field_separators),
+      cmocka_unit_test(test_parse_nul_byte),
+      cmocka_unit_test(test_source_is_quoted),
+  };
+  const struct CMUnitTest files[] = {
+      cmocka_unit_test(test_file_used),
+      cmocka_unit_test(test_file_not_regular),
+      cmocka_unit_test(test_file_read_error),
+      cmocka_unit_test(test_file_too_large),
+      cmocka_unit_test(test_file_without_valid_row),
+      cmocka_unit_test(test_nvlar_table_tool),
   };
   const struct CMUnitTest plugin_tests[] = {
       cmocka_unit_test(test_plugin_v5),
@@ -355,5 +573,6 @@ int main(void) {
       cmocka_unit_test(test_steps_aside),
   };
   int failed = cmocka_run_group_tests(parser, NULL, NULL);
+  failed += cmocka_run_group_tests(files, make_scratch_dir, remove_scratch_dir);
   return failed + cmocka_run_group_tests(plugin_tests, open_plugin, NULL);
 }
