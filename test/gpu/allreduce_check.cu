@@ -259,10 +259,64 @@ extern "C" cudaError_t check_spin(uint64_t ns, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+namespace {
+__device__ uint64_t now_ns() {
+  uint64_t now;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  return now;
+}
+
+// One kernel of the rendezvous: counts itself in, then waits until all `n` have come (met), a
+// peer has given up, or `bound_ns` has passed (gives up). words: [0] arrived, [1] met, [2] a
+// kernel gave up (so that the later ones of a serialised run do not wait the bound again).
+__global__ void rendezvous_kernel(unsigned int *words, unsigned int n, uint64_t bound_ns) {
+  atomicAdd(&words[0], 1u);
+  const uint64_t start = now_ns();
+  for (;;) {
+    if (atomicAdd(&words[0], 0u) >= n) {
+      atomicAdd(&words[1], 1u);
+      return;
+    }
+    if (atomicAdd(&words[2], 0u) != 0) return;
+    if (now_ns() - start >= bound_ns) {
+      atomicExch(&words[2], 1u);
+      return;
+    }
+  }
+}
+}  // namespace
+
+extern "C" cudaError_t check_concurrent(const cudaStream_t *streams, int n, int *concurrent) {
+  // Seconds: the kernels of ranks on separate streams start within microseconds of each other
+  // where CUDA runs them concurrently; two seconds is only ever reached when it does not.
+  const uint64_t bound_ns = 2000000000ull;
+  *concurrent = 0;
+  if (n < 1) return cudaErrorInvalidValue;
+  unsigned int *words = NULL, met = 0;
+  cudaError_t error = cudaMalloc((void **)&words, 3 * sizeof(unsigned int));
+  if (error != cudaSuccess) return error;
+  error = cudaMemset(words, 0, 3 * sizeof(unsigned int));
+  if (error == cudaSuccess) error = cudaDeviceSynchronize();
+  for (int i = 0; i < n && error == cudaSuccess; i++) {
+    rendezvous_kernel<<<1, 1, 0, streams[i]>>>(words, (unsigned int)n, bound_ns);
+    error = cudaGetLastError();
+  }
+  cudaError_t sync = cudaDeviceSynchronize();
+  if (error == cudaSuccess) error = sync;
+  if (error == cudaSuccess) {
+    error = cudaMemcpy(&met, &words[1], sizeof(met), cudaMemcpyDeviceToHost);
+  }
+  cudaError_t freed = cudaFree(words);
+  if (error == cudaSuccess) error = freed;
+  if (error == cudaSuccess) *concurrent = met == (unsigned int)n;
+  return error;
+}
+
 extern "C" cudaError_t check_load(void) {
   cudaFuncAttributes attributes;
   cudaError_t error = cudaFuncGetAttributes(&attributes, fill_kernel);
   if (error == cudaSuccess) error = cudaFuncGetAttributes(&attributes, verify_kernel);
   if (error == cudaSuccess) error = cudaFuncGetAttributes(&attributes, spin_kernel);
+  if (error == cudaSuccess) error = cudaFuncGetAttributes(&attributes, rendezvous_kernel);
   return error;
 }

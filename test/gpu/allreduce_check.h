@@ -48,6 +48,13 @@ cudaError_t check_verify(void *const *outputs, int noutputs, size_t count, int d
 /* A kernel that only waits `ns` nanoseconds: makes one emulated rank late on purpose. */
 cudaError_t check_spin(uint64_t ns, cudaStream_t stream);
 
+/* Whether kernels on the `n` streams run at the same time, as emulated ranks on separate
+ * streams need: one single-thread kernel per stream, each waiting (at most two seconds) until
+ * all have started. *concurrent = 0 where CUDA runs kernels one at a time: under
+ * compute-sanitizer (which serialises kernel launches), CUDA_LAUNCH_BLOCKING=1, or with fewer
+ * hardware queues (CUDA_DEVICE_MAX_CONNECTIONS) than streams. Synchronises the device. */
+cudaError_t check_concurrent(const cudaStream_t *streams, int n, int *concurrent);
+
 /* Loads the kernels above without launching them (see nvlar_kernels_load). */
 cudaError_t check_load(void);
 

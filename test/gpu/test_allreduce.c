@@ -1,19 +1,33 @@
 /* The correctness matrix of the all-reduce kernels on one GPU, ranks emulated:
  * every dtype x op x nranks {2,3,4,5,6,7,8} x size {1, 7, 31, 4099, 1 MiB + 5 elements, 64 MiB}
- * x in-place/out-of-place x {one-shot, two-shot, push, TMA two-shot}, programmatic dependent
- * launch on and off in turn, all ranks in one launch; misaligned pointers
- * (one element past 16-byte alignment) for nranks {3, 8}; and a subset with every rank on its
- * own stream (separate launches, as real ranks run). Each output must match the reference
- * (exactly; avg of floats within 2 ulp), be bitwise identical on all ranks, and leave the guard
- * bytes around it untouched.
+ * x in-place/out-of-place x {one-shot, two-shot, push, TMA two-shot, push two-shot},
+ * programmatic dependent launch on and off in turn, all ranks in one launch; misaligned
+ * pointers (one element past 16-byte alignment) for nranks {3, 8}; and a subset with every rank
+ * on its own stream (separate launches, as real ranks run). Each output must match the
+ * reference (exactly; avg of floats within 2 ulp), be bitwise identical on all ranks, and leave
+ * the guard bytes around it untouched.
  *
  * A small staging buffer (2 MiB) makes the larger sizes run through many chunks and both
  * staging halves. CTA counts rotate from case to case, so consecutive calls on the same
- * ranks use different grids, as routing will. */
+ * ranks use different grids, as routing will.
+ *
+ * Beside the matrix, for every kernel and rank count, the edges routing reaches ("wide" cases):
+ * messages of exactly one push chunk (NVLAR_PUSH_CHUNK_BYTES), one chunk and one element, two
+ * chunks and an odd tail (and, in full mode, five chunks and a tail), and CTA counts up to the
+ * most routing gives (NVLAR_MAX_BLOCKS; NCCL's default cap of 64) or, where fewer fit on one
+ * GPU for all emulated ranks, the most that fit.
+ *
+ * Quick mode (NVLAR_TEST_QUICK=1, CI and compute-sanitizer): the matrix at 3 and 8 ranks for
+ * sizes 7 and 4099 (which crosses chunks of a 64 KiB staging buffer), one launch for all
+ * ranks; the wide cases at 2, 3 and 8 ranks. Where kernels of separate streams do not run at
+ * the same time (compute-sanitizer), the wide cases keep to one CTA per SM in all, as the rest
+ * of quick mode does, and the TMA two-shot to 16 CTAs per rank (racecheck keeps shadow state
+ * for each CTA's 224 KiB of shared memory: 8 ranks x 16 CTAs of them outgrew a 128 GiB host). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "allreduce_check.h"
+#include "config.h"
 #include "emulation.h"
 #include "gpu_test.h"
 
@@ -36,6 +50,56 @@ static size_t case_count(int size_index, size_t element) {
     case 4: return (1u << 20) / element + 5;
     default: return (64u << 20) / element;
   }
+}
+
+/* The wide cases of one kernel at one rank count (see the top). `most`: the most CTAs per rank
+ * that may run. Returns the new number of cases. */
+static int add_wide_cases(struct case_desc *cases, int n, int nranks, int algo, int most,
+                          int quick) {
+  int mid = most < NVLAR_NCCL_MAX_CHANNELS ? most : NVLAR_NCCL_MAX_CHANNELS;
+  int odd = most < 37 ? (most + 1) / 2 : 37;
+  const size_t chunk = NVLAR_PUSH_CHUNK_BYTES;
+  /* Bytes (element counts follow the type), type, op, CTAs, in place, misaligned. */
+  const struct {
+    size_t bytes;
+    int extra, datatype, op, nblocks, in_place, misalign, full_only;
+  } wide[] = {
+      {chunk, 0, 7, 0, most, 1, 0, 0},         /* float32 sum: the largest one-chunk push */
+      {chunk, 1, 6, 3, mid, 0, 1, 0},          /* float16 min: two chunks, the second 1 element */
+      {2 * chunk, 3, 7, 0, most, 0, 0, 0},     /* float32 sum: two chunks, odd tail */
+      {2 * chunk, 5, 9, 4, mid, 1, 1, 1},      /* bfloat16 avg, in place, misaligned */
+      {2 * chunk, 7, 1, 2, odd, 0, 1, 0},      /* uint8 max: odd CTA count, odd byte tail */
+      {16 * 1024, 3, 7, 0, most, 0, 0, 0},     /* small: most CTAs get little or nothing */
+      {5 * chunk, 17, 8, 1, most, 0, 0, 1},    /* float64 prod: five chunks */
+      {5 * chunk, 11, 2, 0, odd, 1, 1, 1},     /* int32 sum, in place, misaligned */
+  };
+  for (size_t k = 0; k < sizeof(wide) / sizeof(wide[0]); k++) {
+    if (quick && wide[k].full_only) continue;
+    struct case_desc *c = &cases[n++];
+    memset(c, 0, sizeof(*c));
+    c->nranks = nranks;
+    c->algo = algo;
+    c->datatype = wide[k].datatype;
+    c->op = wide[k].op;
+    c->count = wide[k].bytes / check_type_size(wide[k].datatype) + (size_t)wide[k].extra;
+    c->nblocks = wide[k].nblocks;
+    c->in_place = wide[k].in_place;
+    c->misalign = wide[k].misalign;
+    c->pdl = (int)(k % 2);
+  }
+  return n;
+}
+
+/* The most CTAs per rank of `algo` that the wide cases use for `nranks` ranks in one launch. */
+static int wide_most(const struct emulation *e, int nranks, int algo, int serialised) {
+  int most = emulation_max_blocks(e, nranks, algo);
+  if (serialised) {
+    if (most > e->multiprocessors / nranks) most = e->multiprocessors / nranks;
+    if (algo == NVLAR_ALGO_TMA && most > 16) most = 16;
+  }
+  if (most > NVLAR_MAX_BLOCKS) most = NVLAR_MAX_BLOCKS;
+  CHECK(most >= 1);
+  return most;
 }
 
 /* Runs one case asynchronously; its verdict lands in results[index]. */
@@ -126,17 +190,34 @@ int main(void) {
   /* Narrowing knobs (racecheck is slow): NVLAR_TEST_NRANKS=N and NVLAR_TEST_ALGO=A (enum
    * nvlar_algo: 0 one-shot, 1 two-shot, 2 push, 3 TMA, 4 push two-shot) run only those cases. */
   const char *only_nranks = getenv("NVLAR_TEST_NRANKS"), *only_algo = getenv("NVLAR_TEST_ALGO");
+  /* Whether kernels on separate streams run at the same time (not under compute-sanitizer);
+   * only quick mode asks: full mode runs some cases on separate streams regardless. */
+  int serialised = 0, probed = 0;
   for (size_t k = 0; k < sizeof(rank_counts) / sizeof(rank_counts[0]); k++) {
     int nranks = rank_counts[k];
-    if (quick && nranks != 3 && nranks != 8) continue;
+    /* Quick: the matrix at 3 and 8 ranks, the wide cases at 2 as well (where the most CTAs
+     * fit: up to NVLAR_MAX_BLOCKS for every kernel but the TMA two-shot). */
+    const int matrix = !quick || nranks == 3 || nranks == 8;
+    if (quick && !matrix && nranks != 2) continue;
     if (only_nranks != NULL && atoi(only_nranks) != nranks) continue;
     struct emulation e;
     CHECK_CUDA(emulation_create(&e, nranks, quick ? (64u << 10) : STAGING_BYTES, 64u << 20));
+    if (quick && probed == 0) {
+      int concurrent = 0;
+      CHECK_CUDA(check_concurrent(e.streams, nranks, &concurrent));
+      serialised = !concurrent;
+      probed = 1;
+      if (serialised) {
+        printf("NOTE: kernels on separate streams do not run at the same time here (under "
+               "compute-sanitizer): the wide cases keep to one CTA per SM in all, the TMA "
+               "two-shot to 16 per rank\n");
+      }
+    }
     for (int algo = 0; algo < NVLAR_ALGO_COUNT; algo++) {
       if (only_algo != NULL && atoi(only_algo) != algo) continue;
       int max_blocks = emulation_max_blocks(&e, nranks, algo);
       int n = 0;
-      for (int type = 0; type < 12; type++) {
+      for (int type = 0; type < 12 && matrix; type++) {
         for (int op = 0; op < 5; op++) {
           for (int size = 0; size < 6; size++) {
             for (int in_place = 0; in_place < 2; in_place++) {
@@ -166,9 +247,13 @@ int main(void) {
           }
         }
       }
+      const int matrix_cases = n;
+      const int most = wide_most(&e, nranks, algo, serialised);
+      n = add_wide_cases(cases, n, nranks, algo, most, quick);
       CHECK(n <= MAX_CASES);
       int failed = run_batch(&e, cases, n);
-      printf("nranks=%d %s: %d cases, %d failed\n", nranks, algo_name(algo), n, failed);
+      printf("nranks=%d %s: %d cases (%d wide: up to %d push chunks, up to %d CTAs), %d failed\n",
+             nranks, algo_name(algo), n, n - matrix_cases, quick ? 3 : 6, most, failed);
       fflush(stdout);
       total += n;
       failures += failed;

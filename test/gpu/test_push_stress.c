@@ -1,63 +1,159 @@
-/* The push one-shot under skew: 100 000 back-to-back calls on 4 emulated ranks, each rank on
- * its own stream with nothing coupling the streams but the kernels, rank 0 delayed by a spin
- * kernel before every call (so its peers run ahead and write into its receive buffers while
- * it still reads), the CTA count and the size (one chunk, two chunks) changing from call to
- * call. Inputs change every call; every output is checked.
+/* The push one-shot under skew: back-to-back calls on 4 emulated ranks, each rank on its own
+ * stream with nothing coupling the streams but the kernels, rank 0 delayed by a spin kernel
+ * before every call (so its peers run ahead and write into its receive buffers while it still
+ * reads), the message size and the CTA count changing from call to call. Inputs change every
+ * call; every output is checked, and the guard bytes around it.
  *
- * Ranks on separate streams of one GPU need their kernels to run concurrently, which CUDA
- * allows but does not promise: every kernel is loaded before the first launch (a lazy load at
- * a first launch waits for the GPU to go idle: emulation_create), and the 4 streams fit in
- * CUDA's default 8 hardware queues (CUDA_DEVICE_MAX_CONNECTIONS=1 would put every rank behind
- * the others' waiting kernels). compute-sanitizer runs kernels one at a time, so quick mode
- * (the sanitizer's) skips the test.
+ * Sizes follow the push chunk (NVLAR_PUSH_CHUNK_BYTES): one chunk (small, and exactly full),
+ * two chunks (the second one element, a short tail, or full) and four chunks (the last half
+ * full, with an odd tail), so calls of one, two and several chunks follow each other and the
+ * receive buffers' rotation meets every parity. CTA counts run from 1 to the most that the 4
+ * ranks' kernels can hold on the GPU at once (at most NVLAR_MAX_BLOCKS, which routing never
+ * exceeds), through NCCL's default cap (64) and odd counts; a short last chunk leaves the
+ * CTAs whose range it does not reach to send tokens. Every (size, CTA count) pair comes once
+ * per 42 calls.
+ *
+ * Full mode: 30 000 calls. Quick mode (NVLAR_TEST_QUICK=1): 2 100 calls (every pair 50 times).
+ * Ranks on separate streams need CUDA to run their kernels concurrently, which it allows but
+ * does not promise: every kernel is loaded before the first launch (a lazy load at a first
+ * launch waits for the GPU to go idle: emulation_create), and the 4 streams fit in CUDA's
+ * default 8 hardware queues. Where quick mode finds kernels of separate streams run one at a
+ * time (compute-sanitizer serialises them, and uses quick mode), it says so and runs every pair
+ * once with all ranks in one launch instead: no skew then, but every size and CTA count, the
+ * tokens and the buffers' rotation across calls are still checked.
  *
  * Knobs for investigating a failure: NVLAR_TEST_STRESS_CALLS, _BLOCKS (fixed CTA count),
- * _DELAY_NS, _ALGO (0 one-shot, 1 two-shot, 2 push). */
+ * _DELAY_NS, _ALGO (0 one-shot, 1 two-shot, 2 push, 4 push two-shot). */
 #include <stdlib.h>
 
 #include "allreduce_check.h"
+#include "config.h"
 #include "emulation.h"
 #include "gpu_test.h"
 
 #define NRANKS 4
-/* float32 counts: one chunk with an odd tail (every fourth call); two chunks, the second short
- * (its packets all in CTA 0's range; with 2 or 3 CTAs the others send tokens), so that calls of
- * two chunks follow each other and write every packet of buffers that a slow rank's CTAs
- * without packets in the short chunk read last. */
-#define SMALL_COUNT 3001
-#define LARGE_COUNT (65536 + 1001)
+#define TYPE 7 /* float32 */
+#define OP 0   /* sum */
+#define CHUNK_ELEMS (NVLAR_PUSH_CHUNK_BYTES / 4) /* float32 elements of one push chunk */
+
+/* float32 counts, from the chunk size. */
+static const size_t sizes[] = {
+    3001,                                  /* one chunk, a few packets, the last half full */
+    CHUNK_ELEMS,                           /* exactly one chunk: the largest one-chunk call */
+    CHUNK_ELEMS + 1,                       /* two chunks, the second one half-full packet */
+    CHUNK_ELEMS + 1001,                    /* two chunks, the second short: all its packets in
+                                              CTA 0's range, every other CTA sends a token */
+    2 * CHUNK_ELEMS,                       /* two full chunks */
+    3 * CHUNK_ELEMS + CHUNK_ELEMS / 2 + 3, /* four chunks, the last just over half full, with
+                                              an odd tail: CTAs past its middle send tokens */
+};
+#define NSIZES (int)(sizeof(sizes) / sizeof(sizes[0]))
+#define LARGEST_COUNT (3 * CHUNK_ELEMS + CHUNK_ELEMS / 2 + 3)
+
+/* CTA counts (0: the most that fit), each capped at that most. 7 of them against 6 sizes: every
+ * pair once per 42 calls. */
+static const int cta_choices[] = {1, 2, 3, 8, 37, NVLAR_NCCL_MAX_CHANNELS, 0};
+#define NCTAS (int)(sizeof(cta_choices) / sizeof(cta_choices[0]))
+#define PERIOD (NSIZES * NCTAS)
+
+#define FULL_CALLS 30000
+#define QUICK_CALLS (50 * PERIOD)
 #define DELAY_NS 3000
+
+/* The most CTAs per rank that all ranks' kernels of `algo` can hold on the GPU at once: of the
+ * real kernels (one launch per rank) on separate streams, of the emulated one (one launch for
+ * all ranks) otherwise, where quick mode also keeps to one CTA per SM in all (the rest of the
+ * quick matrix's bound, which compute-sanitizer is known to hold). */
+static int most_blocks(const struct emulation *e, int algo, int streams) {
+  int most;
+  if (streams) {
+    int per_sm = 0;
+    CHECK_CUDA(nvlar_allreduce_occupancy(algo, TYPE, OP, &per_sm));
+    most = per_sm * e->multiprocessors / NRANKS;
+  } else {
+    most = emulation_max_blocks(e, NRANKS, algo);
+    if (most > e->multiprocessors / NRANKS) most = e->multiprocessors / NRANKS;
+  }
+  if (most > NVLAR_MAX_BLOCKS) most = NVLAR_MAX_BLOCKS;
+  CHECK(most >= 1);
+  return most;
+}
+
+/* Call i on every rank, each on its own stream; rank r's verdict accumulates in results[r]. */
+static void call_on_streams(struct emulation *e, int algo, int nblocks, size_t count,
+                            uint64_t seed, uint64_t delay_ns, struct check_result *results) {
+  for (int r = 0; r < NRANKS; r++) {
+    void *input = emulation_input(e, r, 4, 0), *output = emulation_output(e, r, 4, 0, 0);
+    struct nvlar_allreduce_args args;
+    emulation_args(e, r, algo, TYPE, OP, nblocks, input, output, count, &args);
+    CHECK_CUDA(emulation_poison_rank(e, r, count * 4, e->streams[r]));
+    CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, seed, e->streams[r]));
+    if (r == 0 && delay_ns > 0) CHECK_CUDA(check_spin(delay_ns, e->streams[r]));
+    CHECK_CUDA(nvlar_allreduce_launch(&args, e->streams[r]));
+    CHECK_CUDA(check_verify(&output, 1, count, TYPE, OP, NRANKS, seed, &results[r], e->streams[r]));
+  }
+}
+
+/* Call i with all ranks in one launch; the verdict (ranks compared too) goes to results[0]. */
+static void call_in_one_launch(struct emulation *e, int algo, int nblocks, size_t count,
+                               uint64_t seed, struct check_result *results) {
+  struct nvlar_allreduce_args args[NRANKS];
+  void *outputs[NRANKS];
+  CHECK_CUDA(emulation_poison(e, count * 4, e->streams[0]));
+  for (int r = 0; r < NRANKS; r++) {
+    void *input = emulation_input(e, r, 4, 0);
+    outputs[r] = emulation_output(e, r, 4, 0, 0);
+    emulation_args(e, r, algo, TYPE, OP, nblocks, input, outputs[r], count, &args[r]);
+    CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, seed, e->streams[0]));
+  }
+  CHECK_CUDA(nvlar_allreduce_launch_emulated(args, NRANKS, e->streams[0]));
+  CHECK_CUDA(check_verify(outputs, NRANKS, count, TYPE, OP, NRANKS, seed, &results[0], e->streams[0]));
+}
 
 int main(void) {
   require_gpus(1);
-  if (quick_mode()) {
-    printf("ranks on separate streams: skipped in quick mode\n");
-    return GPU_TEST_SKIP;
-  }
-  int calls = 100000;
+  const int quick = quick_mode();
   const char *fixed_blocks = getenv("NVLAR_TEST_STRESS_BLOCKS");
   const char *delay_text = getenv("NVLAR_TEST_STRESS_DELAY_NS");
   uint64_t delay_ns = delay_text ? strtoull(delay_text, NULL, 10) : DELAY_NS;
-  if (getenv("NVLAR_TEST_STRESS_CALLS")) calls = atoi(getenv("NVLAR_TEST_STRESS_CALLS"));
   const char *algo_text = getenv("NVLAR_TEST_STRESS_ALGO");
   int algo = algo_text ? atoi(algo_text) : NVLAR_ALGO_PUSH;
+  CHECK(algo >= 0 && algo < NVLAR_ALGO_COUNT);
   struct emulation e;
-  CHECK_CUDA(emulation_create(&e, NRANKS, 1u << 20, LARGE_COUNT * 4));
+  CHECK_CUDA(emulation_create(&e, NRANKS, 1u << 20, LARGEST_COUNT * 4));
+
+  /* Full mode assumes concurrent streams (a rank waiting for a peer that never starts times
+   * out, and the test fails); quick mode asks. */
+  int streams = 1;
+  if (quick) {
+    CHECK_CUDA(check_concurrent(e.streams, NRANKS, &streams));
+    if (!streams) {
+      printf("NOTE: kernels on separate streams do not run at the same time here (under "
+             "compute-sanitizer, which runs them one at a time): every rank in one launch, "
+             "without skew\n");
+    }
+  }
+  int calls = !quick ? FULL_CALLS : streams ? QUICK_CALLS : PERIOD;
+  if (getenv("NVLAR_TEST_STRESS_CALLS")) calls = atoi(getenv("NVLAR_TEST_STRESS_CALLS"));
+  const int most = most_blocks(&e, algo, streams);
+  int least_used = NVLAR_MAX_BLOCKS, most_used = 0;
+
   struct check_result *results;
   CHECK_CUDA(cudaMalloc((void **)&results, NRANKS * sizeof(*results)));
   CHECK_CUDA(cudaMemset(results, 0, NRANKS * sizeof(*results)));
   for (int i = 0; i < calls; i++) {
-    /* Alternate the CTA count too: the buffer-reuse argument must hold across grids. */
-    int nblocks = fixed_blocks ? atoi(fixed_blocks) : 1 + i % 3;
-    size_t count = i % 4 == 0 ? SMALL_COUNT : LARGE_COUNT;
-    for (int r = 0; r < NRANKS; r++) {
-      void *input = emulation_input(&e, r, 4, 0), *output = emulation_output(&e, r, 4, 0, 0);
-      struct nvlar_allreduce_args args;
-      emulation_args(&e, r, algo, 7, 0, nblocks, input, output, count, &args);
-      CHECK_CUDA(check_fill(input, count, 7, 0, r, NRANKS, 900000 + i, e.streams[r]));
-      if (r == 0 && delay_ns > 0) CHECK_CUDA(check_spin(delay_ns, e.streams[r]));
-      CHECK_CUDA(nvlar_allreduce_launch(&args, e.streams[r]));
-      CHECK_CUDA(check_verify(&output, 1, count, 7, 0, NRANKS, 900000 + i, &results[r], e.streams[r]));
+    /* The CTA count changes with the size: the buffer-reuse argument must hold across grids. */
+    int nblocks = cta_choices[i % NCTAS];
+    if (nblocks == 0 || nblocks > most) nblocks = most;
+    if (fixed_blocks) nblocks = atoi(fixed_blocks);
+    if (nblocks < least_used) least_used = nblocks;
+    if (nblocks > most_used) most_used = nblocks;
+    size_t count = sizes[i % NSIZES];
+    uint64_t seed = 900000 + (uint64_t)i;
+    if (streams) {
+      call_on_streams(&e, algo, nblocks, count, seed, delay_ns, results);
+    } else {
+      call_in_one_launch(&e, algo, nblocks, count, seed, results);
     }
   }
   CHECK_CUDA(cudaDeviceSynchronize());
@@ -69,16 +165,23 @@ int main(void) {
     struct nvlar_rank_progress progress;
     CHECK_CUDA(cudaMemcpy(&progress, &e.buffers[r].state->slot[0], sizeof(progress),
                           cudaMemcpyDeviceToHost));
-    if (host[r].mismatches != 0 || error->code != NVLAR_KERNEL_OK) {
-      fprintf(stderr, "rank %d: %llu wrong elements, kernel error %u (waited for rank %d CTA %d "
-              "at chunk %llu; push progress %llu)\n", r, host[r].mismatches, error->code,
+    if (host[r].mismatches != 0 || host[r].rank_diffs != 0 || host[r].guard_errors != 0 ||
+        error->code != NVLAR_KERNEL_OK) {
+      fprintf(stderr, "rank %d: %llu wrong elements (e.g. [%llu] = %g, want %g), %llu differ "
+              "between ranks, %llu guard bytes hit, kernel error %u (waited for rank %d CTA %d "
+              "at chunk %llu; push progress %llu)\n", r, host[r].mismatches, host[r].first_bad,
+              host[r].got, host[r].want, host[r].rank_diffs, host[r].guard_errors, error->code,
               error->peer, error->block, (unsigned long long)error->seq,
               (unsigned long long)progress.push_seq);
       failures++;
     }
   }
-  printf("%s, %d skewed back-to-back calls on %d ranks: %s\n", nvlar_algo_name(algo), calls,
-         NRANKS, failures ? "FAILED" : "all exact");
+  printf("%s, %d back-to-back calls on %d ranks (%s), %zu to %zu floats (1 to %zu push chunks), "
+         "%d to %d CTAs: %s\n",
+         nvlar_algo_name(algo), calls, NRANKS,
+         streams ? "a stream each, rank 0 late" : "one launch", sizes[0], (size_t)LARGEST_COUNT,
+         (size_t)((LARGEST_COUNT + CHUNK_ELEMS - 1) / CHUNK_ELEMS), least_used, most_used,
+         failures ? "FAILED" : "all exact");
   CHECK_CUDA(cudaFree(results));
   emulation_destroy(&e);
   return failures ? 1 : 0;
