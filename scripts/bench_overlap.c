@@ -221,13 +221,25 @@ void bench_overlap_measure(struct bench_gemm *const *gemms, int ngpus,
                            struct bench_overlap_result *out) {
   if (trials > 15) trials = 15;
   if (trials < 1) trials = 1;
+  struct bench_overlap_work sized = *work;
+  if (work->adapt_window_ms > 0) {
+    double pilot_tflops;
+    float pilot_us = 0;
+    int pilot_count;
+    bool pilot_outlasted;
+    sized.batches = 1;
+    measure_once(gemms, ngpus, &sized, &pilot_tflops, &pilot_us, &pilot_count, &pilot_outlasted);
+    double batch_ms = pilot_us * work->calls / 1000.0;
+    double batches = batch_ms > 0 ? ceil(work->adapt_window_ms / batch_ms) : work->batches;
+    sized.batches = batches < 2 ? 2 : batches > work->batches ? work->batches : (int)batches;
+  }
   double tflops[15], us[15], inside[15];
   bool outlasted = true;
   for (int t = 0; t < trials; t++) {
     float window_us = 0;
     int count = 0;
     bool this_outlasted = false;
-    measure_once(gemms, ngpus, work, &tflops[t], &window_us, &count, &this_outlasted);
+    measure_once(gemms, ngpus, &sized, &tflops[t], &window_us, &count, &this_outlasted);
     us[t] = window_us;
     inside[t] = count;
     outlasted &= this_outlasted;
@@ -268,10 +280,11 @@ void bench_overlap_measure(struct bench_gemm *const *gemms, int ngpus,
 #endif
 
 int bench_overlap_batches(size_t bytes, int calls) {
-  /* About 60 ms of all-reduces at a pessimistic 4 µs + 150 GB/s per call: long enough to hold
-   * tens of GEMMs of 8192 (about 1.6 ms each alone on an H200), whatever the kernel. */
+  /* About 25 ms of all-reduces at a pessimistic 4 µs + 150 GB/s per call alone: long enough
+   * to hold over ten GEMMs of 8192 (about 1.4 ms each alone on an H200), and more where the
+   * GEMM slows the all-reduces down. */
   double estimate_us = 4.0 + (double)bytes / 150e3;
-  double batches = ceil(60000.0 / (estimate_us * calls));
+  double batches = ceil(25000.0 / (estimate_us * calls));
   if (batches < 2) batches = 2;
   if (batches > 2000) batches = 2000;
   return (int)batches;

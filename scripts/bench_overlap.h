@@ -34,6 +34,12 @@ struct bench_overlap_work {
   cudaStream_t timed_stream; /* the all-reduce stream on gemms[0]'s GPU: the window's clock */
   int calls;                 /* all-reduces per batch */
   int batches;               /* batches per window; the same on every rank of a collective */
+  /* Where nonzero (one process drives every rank, so no rank can disagree), a pilot window of
+   * one batch first measures how slow the all-reduces are beside the GEMM, and the windows
+   * then hold about this many milliseconds (at least 2 batches, at most `batches`). Beside a
+   * GEMM an all-reduce can be 10 to 100 times slower than alone; a window sized from its time
+   * alone would then last seconds. */
+  float adapt_window_ms;
 };
 
 struct bench_overlap_result {

@@ -387,9 +387,9 @@ static void overlap_emulated(struct bench *b, const struct options *o, const int
         struct bench_overlap_work work = {
             .ctx = &e, .wait = emulated_overlap_wait, .run = emulated_overlap_run,
             .timed_stream = stream, .calls = calls,
-            .batches = bench_overlap_batches(bytes, calls)};
+            .batches = bench_overlap_batches(bytes, calls), .adapt_window_ms = 20};
         struct bench_overlap_result r;
-        bench_overlap_measure(&gemm, 1, &work, o->trials > 5 ? 5 : o->trials, &r);
+        bench_overlap_measure(&gemm, 1, &work, o->trials > 3 ? 3 : o->trials, &r);
         CHECK_CUDA(cudaGraphExecDestroy(e.exec));
         printf("%12zu %8s %5d %8d %10.2f %10.2f %8.2f %10.0f %10.0f %6.1f%%%s\n", count * element,
                nvlar_algo_name(algo), blocks, blocks * b->nranks, alone_us, r.allreduce_us_beside,
