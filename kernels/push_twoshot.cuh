@@ -1,5 +1,5 @@
 // The push two-shot: the bandwidth path for real NVLink. Data reach peers by stores, never by
-// loads of peer memory: on two H200s (scripts/experiments/movers.cu, docs/design.md) stores to
+// loads of peer memory: on two H200s (experiments/movers.cu, docs/design.md) stores to
 // the peer reach 308 GB/s per direction from 16 CTAs of 256 threads and 333 from 32, where
 // loads of peer memory (the pull two-shot's way) reach 116 and 218.
 //

@@ -5,7 +5,7 @@
 // NVLAR_TIMEOUT_MS, when the host raised the abort word, or when another thread of its CTA
 // gave up. The abort word lives in mapped pinned host memory: a read of it crosses PCIe and
 // costs about a microsecond, and reads from many threads queue behind each other. On two H200s
-// (2026-11-29, scripts/experiments/push_stall.cu) every waiting thread of the push one-shot
+// (2026-11-29, experiments/push_stall.cu) every waiting thread of the push one-shot
 // reading it every 50 us (32 CTAs x 256 threads) held each call for 250-550 us; the other GPU
 // then waited past 50 us itself and read it too, so the stall fed itself from call to call
 // (push at 32 KiB-256 KiB: 126-276 us per call in a graph, 5-7 us without the reads). So at

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plots issue 15's latency figures from one device run (docs/data/latency-2xh200/, run 25).
+"""Plots issue 15's latency figures from one device run (docs/data/runs/2026-11-30-2xh200/latency-2xh200/, run 25).
 
   plot_latency.py DATA_DIR OUT.png
 

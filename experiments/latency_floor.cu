@@ -21,7 +21,7 @@
 // call's end to the next call's start.
 //
 //   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I kernels \
-//        -o latency_floor scripts/experiments/latency_floor.cu
+//        -o latency_floor experiments/latency_floor.cu
 //   ./latency_floor [calls] [trials] [nvlar-only]
 #include <cuda_runtime.h>
 #include <stdint.h>

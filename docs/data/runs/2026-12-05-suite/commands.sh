@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One H200 (device kind nvidia-h200), 2026-12-05: the full gpu suite with the tests rewritten
+# for "Tests that would catch a real failure" (quick and full mode), those tests under
+# compute-sanitizer, and the SM-contention measurement (nvlar-bench --overlap, emulated ranks).
+# Usage on the device machine, from the repository root:
+#   COMMIT=<hash> bash docs/data/runs/2026-12-05-suite/commands.sh STEP...
+# Steps: build; full (the gpu suite, full mode); quick (the gpu suite, NVLAR_TEST_QUICK=1);
+# memcheck (allreduce, push_stress, epochs, one_rank under compute-sanitizer memcheck, quick);
+# overlap2 / overlap8 (2 or 8 emulated ranks, bf16 sum, 256 KiB and 64 MiB per rank, every
+# kernel at 8, 16, 24, 32, 64, 128 CTAs per rank where they fit, beside an 8192 bf16 GEMM).
+# Logs in /tmp/logs, packed into $OUT/logs.tgz. The build directory is build-dev/ in the
+# repository (kept between calls while the machine stays warm).
+set -u
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+nccl_dir=$(python3 -c "import nvidia,os;print(nvidia.__path__[0])")/nccl
+L=/tmp/logs; mkdir -p "$L"
+B=$PWD/build-dev
+SECONDS=0
+pack() { cp "$B/meson-logs/testlog.txt" "$L/testlog-$$.txt" 2>/dev/null; tar czf "$OUT/logs.tgz" -C /tmp logs; }
+trap pack EXIT
+{ echo "commit ${COMMIT:-unknown}"; date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; } >> "$L/commit.txt" 2>&1
+for step in "$@"; do
+  echo "== $step at $SECONDS s"
+  case "$step" in
+    build)
+      [ -d "$B" ] || meson setup "$B" -Dnccl_home="$nccl_dir" >"$L/setup.log" 2>&1
+      ninja -C "$B" >"$L/build.log" 2>&1 || { tail -30 "$L/build.log"; exit 1; } ;;
+    full)
+      (cd "$B" && timeout "${FULL_LIMIT:-470}" meson test --suite gpu --no-rebuild --print-errorlogs) >"$L/gpu-full.txt" 2>&1
+      echo "full gpu suite exit $?"; grep -E '^ *[0-9]+/[0-9]+ ' "$L/gpu-full.txt" ;;
+    quick)
+      (cd "$B" && NVLAR_TEST_QUICK=1 timeout 300 meson test --suite gpu --no-rebuild --print-errorlogs) >"$L/gpu-quick.txt" 2>&1
+      echo "quick gpu suite exit $?"; grep -E '^ *[0-9]+/[0-9]+ ' "$L/gpu-quick.txt" ;;
+    memcheck)
+      for t in allreduce push_stress epochs one_rank; do
+        NVLAR_TEST_QUICK=1 NVLAR_TIMEOUT_MS=60000 timeout 200 compute-sanitizer --tool memcheck \
+          --report-api-errors no --error-exitcode 99 "$B/test/gpu/test_gpu_$t" >"$L/memcheck-$t.txt" 2>&1
+        echo "memcheck $t exit $?: $(grep 'ERROR SUMMARY' "$L/memcheck-$t.txt" | tail -1)"
+      done ;;
+    overlap2|overlap8)
+      n=${step#overlap}
+      timeout "${OVERLAP_LIMIT:-200}" "$B/scripts/nvlar-bench" --emulate "$n" --dtype bfloat16 --overlap \
+        --min-bytes 256K --max-bytes 64M --step 256 --trials 5 \
+        --csv "$L/emulated$n-overlap.csv" --plot "$L/emulated$n" >"$L/emulated$n-overlap.txt" 2>&1
+      echo "overlap $n ranks exit $?"; grep -A80 '^# overlap' "$L/emulated$n-overlap.txt" | head -80 ;;
+  esac
+done
+echo "done at $SECONDS s"
