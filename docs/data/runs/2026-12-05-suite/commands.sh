@@ -37,6 +37,14 @@ for step in "$@"; do
           --report-api-errors no --error-exitcode 99 "$B/test/gpu/test_gpu_$t" >"$L/memcheck-$t.txt" 2>&1
         echo "memcheck $t exit $?: $(grep 'ERROR SUMMARY' "$L/memcheck-$t.txt" | tail -1)"
       done ;;
+    stress-diag)
+      # test_push_stress's full mode timed out (run 1): which knob makes the hang go away?
+      for v in "default" "NVLAR_TEST_STRESS_BLOCKS=99" "NVLAR_TEST_STRESS_BLOCKS=64" \
+               "NVLAR_TEST_STRESS_BLOCKS=98" "NVLAR_TEST_STRESS_DELAY_NS=0"; do
+        env NVLAR_TEST_STRESS_CALLS=3000 NVLAR_TIMEOUT_MS=4000 ${v/default/NVLAR_X=1} timeout 60 \
+          "$B/test/gpu/test_gpu_push_stress" >"$L/stress-$v.txt" 2>&1
+        echo "stress $v exit $?: $(head -c 300 "$L/stress-$v.txt" | tr '\n' ' ')"
+      done ;;
     overlap2|overlap8)
       n=${step#overlap}
       timeout "${OVERLAP_LIMIT:-200}" "$B/scripts/nvlar-bench" --emulate "$n" --dtype bfloat16 --overlap \
