@@ -74,13 +74,14 @@ with tempfile.TemporaryDirectory() as tmp:
             if leg == "nccl":
                 check("NVLAR" not in log, f"{config}: the NCCL run has no nvlar in it")
                 continue
-            check(log.count("all-reduces run on nvlar") == 2,
+            check(log.count("all-reduces run on nvlar") >= 2,
                   f"{config}: nvlar says both ranks' communicators run on nvlar")
-            counts = re.findall(r"rank (\d)/2 (?:destroyed|aborted): (\d+) all-reduces on nvlar",
-                                log)
-            check(sorted(rank for rank, _ in counts) == ["0", "1"] and
-                  all(int(n) > 0 for _, n in counts),
-                  f"{config}: nvlar counted all-reduces on both ranks", str(counts))
+            on_nvlar = {"0": 0, "1": 0}
+            for rank, calls in re.findall(r"rank (\d)/2 (?:destroyed|aborted): (\d+) "
+                                          r"all-reduces on nvlar", log):
+                on_nvlar[rank] += int(calls)
+            check(all(calls > 0 for calls in on_nvlar.values()),
+                  f"{config}: nvlar counted all-reduces on both ranks", str(on_nvlar))
 
 print(f"ddp-bench on 2 GPUs: {failures} failures")
 sys.exit(1 if failures else 0)

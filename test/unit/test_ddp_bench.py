@@ -9,6 +9,8 @@ perturbed (the check across ranks must fail), and three ranks (the tolerance che
 
 usage: test_ddp_bench.py SCRIPTS_DDP_BENCH"""
 import csv
+import importlib.machinery
+import importlib.util
 import os
 import subprocess
 import sys
@@ -73,6 +75,40 @@ with tempfile.TemporaryDirectory() as tmp:
     result = run([], env_extra={"PYTHONPATH": os.path.join(tmp, "no_gpu")})
     check(result.returncode == 0 and "found no GPU" in result.stdout,
           "without a GPU", result.stdout + result.stderr)
+
+# What only a GPU run produces, from synthetic input: nvlar's log read for its use, and the
+# loss tolerance of more than 2 ranks exceeded.
+loader = importlib.machinery.SourceFileLoader("ddp_bench", script)
+spec = importlib.util.spec_from_loader("ddp_bench", loader)
+ddp_bench = importlib.util.module_from_spec(spec)
+loader.exec_module(ddp_bench)
+log = ("h:1:1 NVLAR INFO comm 0x1 rank 0/2 on GPU 0: all-reduces run on nvlar (table built-in)\n"
+       "h:2:2 NVLAR INFO comm 0x2 rank 1/2 on GPU 1: all-reduces run on nvlar (table built-in)\n"
+       "h:1:1 NVLAR INFO comm 0x1 rank 0/2 destroyed: 40 all-reduces on nvlar (oneshot 0, "
+       "pushtwoshot 40), 2 on NCCL\n"
+       "h:2:2 NVLAR INFO comm 0x2 rank 1/2 aborted: 41 all-reduces on nvlar (oneshot 1, "
+       "pushtwoshot 40), 1 on NCCL\n")
+check(ddp_bench.nvlar_use(log, 2) == (2, 81, 3), "nvlar's log read",
+      str(ddp_bench.nvlar_use(log, 2)))
+check(ddp_bench.nvlar_use("no nvlar here", 2) == (0, None, None), "no nvlar log",
+      str(ddp_bench.nvlar_use("no nvlar here", 2)))
+check(ddp_bench.nvlar_use("comm 0x1: 1 rank: its all-reduces are copies, made by nvlar", 1)[0]
+      == 1, "one rank's nvlar line")
+
+
+def runs(*per_rank_losses):
+    return [{"losses": [value.hex() for value in losses]} for losses in per_rank_losses]
+
+
+nccl = runs([2.0, 1.9, 1.8], [2.1, 2.0, 1.9], [2.2, 2.1, 2.0])
+close = runs([2.0, 1.9, 1.8001], [2.1, 2.0, 1.9], [2.2, 2.1, 2.0])
+far = runs([2.0, 1.9, 1.8], [2.1, 2.01, 1.9], [2.2, 2.1, 2.0])
+check(ddp_bench.loss_check(nccl, close, False, 1e-3)[0], "within the tolerance",
+      str(ddp_bench.loss_check(nccl, close, False, 1e-3)))
+passed, text = ddp_bench.loss_check(nccl, far, False, 1e-3)
+check(not passed and text.startswith("DIFFER by 5.00e-03"), "beyond the tolerance", text)
+passed, text = ddp_bench.loss_check(nccl, close, True, 1e-3)
+check(not passed and text.startswith("DIFFER from step 2 on rank 0"), "bits differ", text)
 
 python = interpreter_with_torch()
 if python is None:
