@@ -10,8 +10,10 @@
 //   staged.cuh     16-byte vector access, copies, the reduction over staged data
 //   chunking.cuh   CTA ranges, slices, chunks through the staging halves
 //   reduce_ops.cuh types and operators
-// oneshot.cuh, twoshot.cuh, push_oneshot.cuh, tma_twoshot.cuh and push_twoshot.cuh each hold
-// one algorithm; this file dispatches between them and launches.
+// oneshot.cuh, twoshot.cuh, push_oneshot.cuh, tma_twoshot.cuh, push_twoshot.cuh and
+// ce_twoshot.cuh each hold one algorithm; this file dispatches between them and launches. The
+// copy-engine two-shot is the one algorithm whose call is several launches (copies and
+// kernels): ce_twoshot.cuh issues them, through this file's launch of each kernel.
 #pragma once
 
 #include "nvlar_kernels.h"
@@ -26,6 +28,7 @@
 #include "push_oneshot.cuh"
 #include "tma_twoshot.cuh"
 #include "push_twoshot.cuh"
+#include "ce_twoshot.cuh"
 
 namespace nvlar {
 
@@ -42,6 +45,9 @@ enum KernelKind {
   kPushChunksKernel = 2,  // push one-shot of several chunks
   kPushTwoshotKernel = 3, // push two-shot
   kPushKernel = 4,        // push one-shot of one chunk
+  kCeReduceKernel = 5,    // copy-engine two-shot: a chunk's reduce (R(j) in ce_twoshot.cuh)
+  kCeMeetKernel = 6,      // copy-engine two-shot: one CTA that meets the peers (M0, M(j))
+  kCeDoneKernel = 7,      // copy-engine two-shot: a call's last kernel, counts its CTAs if eager
 };
 
 // Programmatic dependent launch (sm_90+; a no-op for a kernel launched without it): the CTAs
@@ -86,6 +92,10 @@ __device__ void allreduce_rank_body(const nvlar_allreduce_args &a, int block, in
     push1 = push0 + push_oneshot<T, Op, true>(a, block, nblocks, push0, &cta);
   } else if (kKind == kPushKernel) {
     push1 = push0 + push_oneshot<T, Op, false>(a, block, nblocks, push0, &cta);
+  } else if (kKind == kCeReduceKernel) {
+    seq1 = seq0 + ce_reduce<T, Op>(a, block, nblocks, seq0, &cta);
+  } else if (kKind == kCeMeetKernel) {
+    seq1 = seq0 + ce_meet(a, block, seq0, &cta);
   } else if (a.algo == NVLAR_ALGO_TWOSHOT) {
     twoshot<T, Op>(a, block, nblocks, seq0, chunk0, &cta, &chunks);
     seq1 = seq0 + 2 * chunks;
@@ -124,7 +134,14 @@ __device__ __forceinline__ void count_cta_over(const nvlar_allreduce_args &a) {
 
 template <typename T, int Op, int kKind>
 __device__ void allreduce_rank(const nvlar_allreduce_args &a, int block, int nblocks) {
-  allreduce_rank_body<T, Op, kKind>(a, block, nblocks);
+  if constexpr (kKind == kCeDoneKernel) {
+    // Only the count: the copy-engine two-shot's last step (ce_twoshot.cuh) reads and moves
+    // nothing. Launched behind a copy without PDL, it starts once everything before it on
+    // the stream is over (the wait is then a no-op).
+    wait_for_previous_kernel();
+  } else {
+    allreduce_rank_body<T, Op, kKind>(a, block, nblocks);
+  }
   count_cta_over(a);
 }
 
@@ -192,20 +209,33 @@ template <typename T, bool kEmulated> struct LaunchVisitor {
   const nvlar_allreduce_args *ranks;
   int nranks;
   cudaStream_t stream;
-  template <int Op, int kKind> cudaError_t launch_kind() const {
-    dim3 grid(ranks[0].nblocks, kEmulated ? nranks : 1);
-    const bool tma = kKind == kTmaKernel, pdl = ranks[0].pdl != 0;
+  // Launches kernel kKind for every rank with arguments `args` (this launch's ranks: one, or
+  // every emulated rank), args[0].nblocks CTAs per rank.
+  template <int Op, int kKind> cudaError_t launch_kind(const nvlar_allreduce_args *args) const {
+    dim3 grid(args[0].nblocks, kEmulated ? nranks : 1);
+    const bool tma = kKind == kTmaKernel, pdl = args[0].pdl != 0;
     cudaError_t error;
     if constexpr (kEmulated) {
       EmulatedRanks all;
-      for (int r = 0; r < nranks; r++) all.ranks[r] = ranks[r];
+      for (int r = 0; r < nranks; r++) all.ranks[r] = args[r];
       error = launch(allreduce_emulated_kernel<T, Op, kKind>, all, grid, tma, pdl, stream);
     } else {
-      error = launch(allreduce_kernel<T, Op, kKind>, ranks[0], grid, tma, pdl, stream);
+      error = launch(allreduce_kernel<T, Op, kKind>, args[0], grid, tma, pdl, stream);
     }
     return error != cudaSuccess ? error : cudaGetLastError();
   }
+  template <int Op, int kKind> cudaError_t launch_kind() const { return launch_kind<Op, kKind>(ranks); }
+  // The copy-engine two-shot's call: copies and kernels (ce_twoshot.cuh).
+  template <int Op> cudaError_t run_ce_twoshot() const {
+    auto kernel = [this](int which, const nvlar_allreduce_args *args) {
+      if (which == kCeReduce) return launch_kind<Op, kCeReduceKernel>(args);
+      if (which == kCeMeet) return launch_kind<Op, kCeMeetKernel>(args);
+      return launch_kind<Op, kCeDoneKernel>(args);
+    };
+    return ce_twoshot_issue<T>(ranks, nranks, stream, kernel);
+  }
   template <int Op> cudaError_t run() const {
+    if (ranks[0].algo == NVLAR_ALGO_CETWOSHOT) return run_ce_twoshot<Op>();
     switch (kernel_kind<T>(ranks[0])) {
       case kTmaKernel: return launch_kind<Op, kTmaKernel>();
       case kPushChunksKernel: return launch_kind<Op, kPushChunksKernel>();
@@ -243,11 +273,15 @@ template <typename T, bool kEmulated> struct LoadVisitor {
     if (error == cudaSuccess) error = load_kind<Op, kPushChunksKernel>();
     if (error == cudaSuccess) error = load_kind<Op, kPushKernel>();
     if (error == cudaSuccess) error = load_kind<Op, kPushTwoshotKernel>();
+    if (error == cudaSuccess) error = load_kind<Op, kCeReduceKernel>();
+    if (error == cudaSuccess) error = load_kind<Op, kCeMeetKernel>();
+    if (error == cudaSuccess) error = load_kind<Op, kCeDoneKernel>();
     return error;
   }
 };
 
-// CTAs per SM of the kernel(s) an algorithm runs; for the push one-shot, the fewer of its two.
+// CTAs per SM of the kernel(s) an algorithm runs; for the push one-shot, the fewer of its two;
+// for the copy-engine two-shot, its reduce kernel (the only one of nblocks CTAs that waits).
 template <typename T, bool kEmulated> struct OccupancyVisitor {
   int algo;
   int *blocks_per_sm;
@@ -264,6 +298,7 @@ template <typename T, bool kEmulated> struct OccupancyVisitor {
   template <int Op> cudaError_t run() const {
     if (algo == NVLAR_ALGO_TMA) return query<Op, kTmaKernel>(blocks_per_sm);
     if (algo == NVLAR_ALGO_PUSH_TWOSHOT) return query<Op, kPushTwoshotKernel>(blocks_per_sm);
+    if (algo == NVLAR_ALGO_CETWOSHOT) return query<Op, kCeReduceKernel>(blocks_per_sm);
     if (algo != NVLAR_ALGO_PUSH) return query<Op, kPlainKernel>(blocks_per_sm);
     cudaError_t error = query<Op, kPushKernel>(blocks_per_sm);
     if (error != cudaSuccess) return error;

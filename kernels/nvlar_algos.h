@@ -55,7 +55,13 @@
    * the GPU (docs/design.md, "Real NVLink"). Each CTA is bound by its round trips (about     \
    * 11 GB/s per CTA on two H200s), so the link fills only from about 64 CTAs: one per 32 KiB \
    * up to 128 was the best of the CTA sweep at every size from 512 KiB to 256 MiB. */        \
-  X(PUSH_TWOSHOT, 4, "pushtwoshot", 0, PUSH_TWOSHOT, 0,         PUSH_TWOSHOT, 32u << 10, 128)
+  X(PUSH_TWOSHOT, 4, "pushtwoshot", 0, PUSH_TWOSHOT, 0,         PUSH_TWOSHOT, 32u << 10, 128)  \
+  /* The copy-engine two-shot (kernels/ce_twoshot.cuh): peers' slices and results cross the   \
+   * link by copy engine (0 SMs), a few CTAs reduce in local memory, chunk by chunk through   \
+   * the staging buffer. Not yet measured on NVLink: no built-in routing row names it, only   \
+   * NVLAR_ALGO or a tuning row. The CTA rule (one per 4 MiB, up to 16) is a first guess that \
+   * keeps within the budget of a model running beside it. */                                 \
+  X(CETWOSHOT, 5, "cetwoshot", 0, CETWOSHOT, 0,                 CETWOSHOT, 4u << 20,  16)
 
 enum nvlar_algo {
 #define NVLAR_ALGO_ENUM(id, value, ...) NVLAR_ALGO_##id = value,

@@ -120,12 +120,14 @@ __device__ __forceinline__ size_t push_twoshot_slice_elems(const nvlar_allreduce
 
 // Reduces n elements: `own` (this rank's input, any alignment) at position `rank`, and the
 // peers' slices `received[q]` (staging, aligned) elsewhere, in rank order; writes the result
-// to `dst` (user output, any alignment) and to every peer's gather area `to_peer[q]`.
+// to `dst` (user output, any alignment) and, with kToPeers, to every peer's gather area
+// `to_peer[q]` (the copy-engine two-shot, kernels/ce_twoshot.cuh, reduces without it: its
+// copy engine moves the result).
 // kMaxRanks bounds nranks at compile time: each thread keeps kUnroll packs of every source in
 // flight before it reduces (one pack per thread and loop left each CTA waiting on one memory
 // latency per 4 KiB: 5.8 GB/s per CTA on two H200s), and registers for 8 sources x 4 packs
 // would be wasted on the common case of 2 ranks.
-template <typename T, int Op, int kMaxRanks>
+template <typename T, int Op, int kMaxRanks, bool kToPeers = true>
 __device__ void reduce_and_push(T *dst, T *const *to_peer, const T *own, T *const *received,
                                 size_t n, int rank, int nranks) {
   using E = Elem<T>;
@@ -172,9 +174,11 @@ __device__ void reduce_and_push(T *dst, T *const *to_peer, const T *own, T *cons
 #pragma unroll
         for (int k = 0; k < V; k++) dst[i * V + k] = out.elems[k];
       }
+      if constexpr (kToPeers) {
 #pragma unroll
-      for (int p = 0; p < kMaxRanks; p++) {
-        if (p < nranks && p != rank) reinterpret_cast<uint4 *>(to_peer[p])[i] = out.raw;
+        for (int p = 0; p < kMaxRanks; p++) {
+          if (p < nranks && p != rank) reinterpret_cast<uint4 *>(to_peer[p])[i] = out.raw;
+        }
       }
     }
   }
@@ -184,8 +188,10 @@ __device__ void reduce_and_push(T *dst, T *const *to_peer, const T *own, T *cons
     for (int p = 1; p < nranks; p++) acc = R::combine(acc, E::to_acc(source(p)));
     T value = E::from_acc(R::finish(acc, nranks));
     dst[i] = value;
-    for (int p = 0; p < nranks; p++) {
-      if (p != rank) to_peer[p][i] = value;
+    if constexpr (kToPeers) {
+      for (int p = 0; p < nranks; p++) {
+        if (p != rank) to_peer[p][i] = value;
+      }
     }
   }
 }

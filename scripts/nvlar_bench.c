@@ -48,12 +48,13 @@ static void usage(FILE *out) {
           "  --dtype T          int8 uint8 int32 uint32 int64 uint64 float16 float32 float64\n"
           "                     bfloat16 fp8e4m3 fp8e5m2 (default float32)\n"
           "  --op OP            sum prod max min avg (default sum)\n"
-          "  --algo A           emulated: oneshot, twoshot, push, tma, pushtwoshot or all (default all)\n"
+          "  --algo A           emulated: oneshot, twoshot, push, tma, pushtwoshot, cetwoshot or\n"
+          "                     all (default all)\n"
           "  --min-bytes B      smallest message per rank (default 8)\n"
           "  --max-bytes B      largest message per rank (default 1G, emulated 256M)\n"
           "  --step F           size multiplier (default 4)\n"
           "  --blocks C         emulated: CTAs per rank (default: per size, at most what fits)\n"
-          "  --sweep-blocks     emulated: also time the two-shots (pull, TMA, push) at\n"
+          "  --sweep-blocks     emulated: also time the two-shots (pull, TMA, push, CE) at\n"
           "                     --max-bytes for 1, 2, 4, ... CTAs per rank, up to all that fit;\n"
           "                     real: time every size with 1, 2, 4, ... CTAs per rank up to the\n"
           "                     SM count (the kernel that NVLAR_ALGO or the table picks), each\n"
@@ -290,12 +291,17 @@ static double traffic_bytes(int algo, int nranks, size_t bytes) {
   /* Push two-shot: scatter reads and writes S(n-1)/n, reduce reads S, writes S/n to the output
    * and S(n-1)/n to peers, gather reads and writes S(n-1)/n. */
   if (algo == NVLAR_ALGO_PUSH_TWOSHOT) return n * (6 * (n - 1) / n + 2 / n) * s;
+  /* Copy-engine two-shot: scatter copies read and write S(n-1)/n, the reduce reads S and
+   * writes S/n, the gather copies read the result n-1 times and write S(n-1)/n, the local
+   * copies read and write S(n-1)/n. */
+  if (algo == NVLAR_ALGO_CETWOSHOT) return n * (6 * (n - 1) / n + 1 + 1 / n) * s;
   return n * 5 * s; /* both pull two-shots: copy in 2S, reduce S + 2S/n, gather 2S(n-1)/n */
 }
 
 /* CTAs per rank for a size when --blocks is not given. */
 static int default_blocks(int algo, size_t bytes, int fit, int nranks, int arch) {
-  if (algo == NVLAR_ALGO_TMA || algo == NVLAR_ALGO_PUSH || algo == NVLAR_ALGO_PUSH_TWOSHOT) {
+  if (algo == NVLAR_ALGO_TMA || algo == NVLAR_ALGO_PUSH || algo == NVLAR_ALGO_PUSH_TWOSHOT ||
+      algo == NVLAR_ALGO_CETWOSHOT) {
     /* Routing's own rule (plugin/selection.c), capped at what fits here. */
     struct nvlar_policy policy = {
         .nranks = nranks, .arch = arch,
@@ -492,7 +498,7 @@ static int bench_emulated(struct options o) {
       for (int a = 0; a < o.nalgos; a++) {
         int algo = o.algos[a], fit = fits[algo];
         if (pass == 1 && algo != NVLAR_ALGO_TWOSHOT && algo != NVLAR_ALGO_TMA &&
-            algo != NVLAR_ALGO_PUSH_TWOSHOT) {
+            algo != NVLAR_ALGO_PUSH_TWOSHOT && algo != NVLAR_ALGO_CETWOSHOT) {
           continue;
         }
         int calls = bytes >= (16u << 20) ? 5 : 50;

@@ -1,6 +1,7 @@
 /* The correctness matrix of the all-reduce kernels on one GPU, ranks emulated:
  * every dtype x op x nranks {2,3,4,5,6,7,8} x size {1, 7, 31, 4099, 1 MiB + 5 elements, 64 MiB}
- * x in-place/out-of-place x {one-shot, two-shot, push, TMA two-shot, push two-shot},
+ * x in-place/out-of-place x every algorithm of kernels/nvlar_algos.h (one-shot, two-shot,
+ * push, TMA two-shot, push two-shot, copy-engine two-shot),
  * programmatic dependent launch on and off in turn, all ranks in one launch; misaligned
  * pointers (one element past 16-byte alignment) for nranks {3, 8}; and a subset with every rank
  * on its own stream (separate launches, as real ranks run). Each output must match the
@@ -188,7 +189,8 @@ int main(void) {
   int total = 0, failures = 0;
   const int quick = quick_mode();
   /* Narrowing knobs (racecheck is slow): NVLAR_TEST_NRANKS=N and NVLAR_TEST_ALGO=A (enum
-   * nvlar_algo: 0 one-shot, 1 two-shot, 2 push, 3 TMA, 4 push two-shot) run only those cases. */
+   * nvlar_algo: 0 one-shot, 1 two-shot, 2 push, 3 TMA, 4 push two-shot, 5 copy-engine
+   * two-shot) run only those cases. */
   const char *only_nranks = getenv("NVLAR_TEST_NRANKS"), *only_algo = getenv("NVLAR_TEST_ALGO");
   /* Whether kernels on separate streams run at the same time (not under compute-sanitizer);
    * only quick mode asks: full mode runs some cases on separate streams regardless. */

@@ -4,8 +4,9 @@
  *   and programmatic dependent launch from call to call;
  * - 1000 calls with every rank on its own stream and nothing coupling the streams but the
  *   kernels themselves (ranks drift apart, as real ones do);
- * - a CUDA graph holding every kernel, replayed 100 times: results stay exact and the rank
- *   state advances by exactly the replays' barriers.
+ * - a CUDA graph holding a call of every algorithm (the copy-engine two-shot's copies and
+ *   kernels too), replayed 100 times: results stay exact and the rank state advances by
+ *   exactly the replays' barriers.
  * Quick mode (NVLAR_TEST_QUICK=1) makes 50 calls of each of the first two kinds (both push
  * kernels, one chunk and several, among them). Where kernels on separate streams do not run at
  * the same time (compute-sanitizer runs them one at a time) it says that the per-stream phase
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 
 #include "allreduce_check.h"
+#include "ce_twoshot_geometry.h"
 #include "emulation.h"
 #include "gpu_test.h"
 
@@ -147,7 +149,11 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   uint64_t push_twoshot_slice = (STAGING_BYTES / NVLAR_MAX_BLOCKS) / (2 * 2 * NRANKS) / 4;
   uint64_t push_twoshot_steps = (count + push_twoshot_slice * NRANKS - 1) / (push_twoshot_slice * NRANKS);
   uint64_t push_twoshot_seqs = 1 + 2 * ((push_twoshot_steps + 3) / 4);
-  uint64_t want = REPLAYS * (oneshot_chunks + 2 * 2 * twoshot_chunks + push_twoshot_seqs);
+  /* The copy-engine two-shot: "arrived", then "scattered" and "gathered" per chunk (one area
+   * of the staging per rank). */
+  uint64_t ce_chunks = nvlar_ce_chunks(count, nvlar_ce_chunk_elems(STAGING_BYTES, NRANKS, 4));
+  uint64_t ce_seqs = 1 + 2 * ce_chunks;
+  uint64_t want = REPLAYS * (oneshot_chunks + 2 * 2 * twoshot_chunks + push_twoshot_seqs + ce_seqs);
   if (after.slot[0].barrier_seq - before.slot[0].barrier_seq != want ||
       after.slot[0].push_seq - before.slot[0].push_seq != REPLAYS * push_chunks) {
     fprintf(stderr, "FAIL graph: barrier sequence advanced by %llu, want %llu; push sequence by "
@@ -200,7 +206,7 @@ int main(void) {
   failures += failed;
   CHECK_CUDA(cudaMemset(results, 0, sizeof(*results)));
   failed = graph_replays(&e, results);
-  printf("graph of all four kernels replayed %d times: %s\n", REPLAYS, failed ? "FAILED" : "ok");
+  printf("graph of every algorithm's call replayed %d times: %s\n", REPLAYS, failed ? "FAILED" : "ok");
   failures += failed;
   for (int r = 0; r < NRANKS; r++) {
     if (e.buffers[r].error_host->code != NVLAR_KERNEL_OK) {

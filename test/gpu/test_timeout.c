@@ -98,6 +98,7 @@ int main(void) {
   run(NVLAR_ALGO_PUSH);
   run(NVLAR_ALGO_PUSH_TWOSHOT);
   run(NVLAR_ALGO_TMA);
+  run(NVLAR_ALGO_CETWOSHOT); /* gives up in its first kernel, "arrived" (CTA 0, barrier 1) */
   run_abort();
   return 0;
 }

@@ -811,10 +811,12 @@ int main(int argc, char **argv) {
       {"single", "tma", NULL, 1, NULL, 0},
       {"single", "push", NULL, 1, NULL, 0}, /* sizes > 256 KiB: one-shot */
       {"single", "pushtwoshot", NULL, 1, NULL, 0},
+      {"single", "cetwoshot", NULL, 1, NULL, 0},
       {"single", "nccl", NULL, 0, NULL, 0},
       {"procs", "auto", NULL, 1, NULL, 0},
       {"procs", "tma", NULL, 1, NULL, 0},
       {"procs", "pushtwoshot", NULL, 1, NULL, 0},
+      {"procs", "cetwoshot", NULL, 1, NULL, 0}, /* copies into IPC-mapped staging */
       {"procs-nb", "auto", NULL, 2 * n, NULL, 0}, /* the communicators and their children */
       {"split", "auto", NULL, 2 * n, NULL, 0},
       {"death", "oneshot", "NVLAR_TIMEOUT_MS=2000", 1, "timed out waiting for rank", -1},
