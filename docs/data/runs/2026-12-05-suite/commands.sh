@@ -45,6 +45,24 @@ for step in "$@"; do
           "$B/test/gpu/test_gpu_push_stress" >"$L/stress-$v.txt" 2>&1
         echo "stress $v exit $?: $(head -c 300 "$L/stress-$v.txt" | tr '\n' ' ')"
       done ;;
+    ce)
+      # The copy-engine two-shot (algorithm 5, cetwoshot): its emulated matrix (quick), its own
+      # test, the timeout and epochs tests, then memcheck of its own test (quick).
+      (cd "$B" && NVLAR_TEST_QUICK=1 NVLAR_TEST_ALGO=5 timeout 150 meson test --suite gpu --no-rebuild \
+        --print-errorlogs allreduce ce-twoshot timeout epochs) >"$L/ce-quick.txt" 2>&1
+      echo "ce quick exit $?"; grep -E '^ *[0-9]+/[0-9]+ ' "$L/ce-quick.txt"
+      NVLAR_TIMEOUT_MS=20000 NVLAR_TEST_QUICK=1 timeout 120 compute-sanitizer --tool memcheck \
+        --report-api-errors no --error-exitcode 99 "$B/test/gpu/test_gpu_ce_twoshot" >"$L/memcheck-ce.txt" 2>&1
+      echo "memcheck ce exit $?: $(grep 'ERROR SUMMARY' "$L/memcheck-ce.txt" | tail -1)"
+      timeout 90 "$B/scripts/nvlar-bench" --emulate 2 --algo cetwoshot --dtype bfloat16 --min-bytes 4M \
+        --max-bytes 64M --step 16 --overlap --trials 3 --csv "$L/ce-overlap.csv" >"$L/ce-overlap.txt" 2>&1
+      echo "ce overlap exit $?"; grep -A30 '^# overlap' "$L/ce-overlap.txt" | head -30 ;;
+    ddp)
+      (cd "$B" && timeout 120 meson test --suite unit --no-rebuild --print-errorlogs ddp-bench) >"$L/ddp-unit.txt" 2>&1
+      echo "ddp unit exit $?"; grep -E '^ *[0-9]+/[0-9]+ ' "$L/ddp-unit.txt"
+      timeout 120 scripts/ddp-bench --ranks 1 --layers 2 --hidden 1024 --seq 512 --batch 2 --warmup 3 \
+        --iters 5 --lib "$B/libnvlar.so" --csv "$L/ddp-1gpu.csv" --logs "$L/ddp-logs" >"$L/ddp-1gpu.txt" 2>&1
+      echo "ddp 1 gpu exit $?"; tail -12 "$L/ddp-1gpu.txt" ;;
     overlap2|overlap8)
       n=${step#overlap}
       timeout "${OVERLAP_LIMIT:-200}" "$B/scripts/nvlar-bench" --emulate "$n" --dtype bfloat16 --overlap \
