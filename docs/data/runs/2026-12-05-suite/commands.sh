@@ -45,6 +45,16 @@ for step in "$@"; do
           "$B/test/gpu/test_gpu_push_stress" >"$L/stress-$v.txt" 2>&1
         echo "stress $v exit $?: $(head -c 300 "$L/stress-$v.txt" | tr '\n' ' ')"
       done ;;
+    stress-diag2)
+      # Run 5 left the hang to residency or to the protocol: vary what each would depend on
+      # (CTAs per rank against one per SM, the pull one-shot, the hardware queues, more skew).
+      for v in "default" "NVLAR_TEST_STRESS_DELAY_NS=100000" "NVLAR_TEST_STRESS_BLOCKS=33" \
+               "NVLAR_TEST_STRESS_BLOCKS=16" "NVLAR_TEST_STRESS_BLOCKS=8" "NVLAR_TEST_STRESS_ALGO=0" \
+               "CUDA_DEVICE_MAX_CONNECTIONS=32" "CUDA_DEVICE_MAX_CONNECTIONS=16"; do
+        env NVLAR_TEST_STRESS_CALLS=6000 NVLAR_TIMEOUT_MS=3000 ${v/default/NVLAR_X=1} timeout 60 \
+          "$B/test/gpu/test_gpu_push_stress" >"$L/stress2-$v.txt" 2>&1
+        echo "stress $v exit $? at $SECONDS s: $(head -c 400 "$L/stress2-$v.txt" | tr '\n' ' ')"
+      done ;;
     ce)
       # The copy-engine two-shot (algorithm 5, cetwoshot): its emulated matrix (quick), its own
       # test, the timeout and epochs tests, then memcheck of its own test (quick).
