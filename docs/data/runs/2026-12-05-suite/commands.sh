@@ -8,6 +8,8 @@
 # memcheck (allreduce, push_stress, epochs, one_rank under compute-sanitizer memcheck, quick);
 # overlap2 / overlap8 (2 or 8 emulated ranks, bf16 sum, 256 KiB and 64 MiB per rank, every
 # kernel at 8, 16, 24, 32, 64, 128 CTAs per rank where they fit, beside an 8192 bf16 GEMM).
+# stress (test_push_stress full then quick); stress-diag, stress-diag2 (its hang, by knob);
+# ce (the copy-engine two-shot); ddp (ddp-bench on one GPU).
 # Logs in /tmp/logs, packed into $OUT/logs.tgz. The build directory is build-dev/ in the
 # repository (kept between calls while the machine stays warm).
 set -u
@@ -55,6 +57,13 @@ for step in "$@"; do
           "$B/test/gpu/test_gpu_push_stress" >"$L/stress2-$v.txt" 2>&1
         echo "stress $v exit $? at $SECONDS s: $(head -c 400 "$L/stress2-$v.txt" | tr '\n' ' ')"
       done ;;
+    stress)
+      # test_push_stress alone, full mode then quick mode, as meson runs it.
+      for mode in full quick; do
+        q=0; [ "$mode" = quick ] && q=1
+        (cd "$B" && NVLAR_TEST_QUICK=$q timeout 300 meson test --suite gpu --no-rebuild --print-errorlogs push-stress) >"$L/stress-$mode.txt" 2>&1
+        echo "push-stress $mode exit $?"; grep -E '^ *[0-9]+/[0-9]+ |back-to-back' "$L/stress-$mode.txt"
+      done ;;
     ce)
       # The copy-engine two-shot (algorithm 5, cetwoshot): its emulated matrix (quick), its own
       # test, the timeout and epochs tests, then memcheck of its own test (quick).
@@ -68,8 +77,7 @@ for step in "$@"; do
         --max-bytes 64M --step 16 --overlap --trials 3 --csv "$L/ce-overlap.csv" >"$L/ce-overlap.txt" 2>&1
       echo "ce overlap exit $?"; grep -A30 '^# overlap' "$L/ce-overlap.txt" | head -30 ;;
     ddp)
-      (cd "$B" && timeout 120 meson test --suite unit --no-rebuild --print-errorlogs ddp-bench) >"$L/ddp-unit.txt" 2>&1
-      echo "ddp unit exit $?"; grep -E '^ *[0-9]+/[0-9]+ ' "$L/ddp-unit.txt"
+      # (The unit test ddp-bench, the job on the CPU over gloo, runs in CI: minutes of CPU.)
       timeout 120 scripts/ddp-bench --ranks 1 --layers 2 --hidden 1024 --seq 512 --batch 2 --warmup 3 \
         --iters 5 --lib "$B/libnvlar.so" --csv "$L/ddp-1gpu.csv" --logs "$L/ddp-logs" >"$L/ddp-1gpu.txt" 2>&1
       echo "ddp 1 gpu exit $?"; tail -12 "$L/ddp-1gpu.txt" ;;
