@@ -32,13 +32,9 @@
 
 namespace nvlar {
 
-// Which kernel a launch runs. The push one-shot has kernels of its own, apart from the pull
-// kernels' and from each other: with the loop over chunks in the plain kernel (one call site
-// of push_chunk), one-chunk calls took 0.3-0.8 us longer on the H100 (measured; also with a
-// second inlined copy of the chunk body, or the loop in a function not inlined). One-chunk
-// calls moved out of the plain kernel into a kernel of their own took 0.02-0.03 us less a call
-// on two H200s (8 B-64 KiB, in graphs; docs/results.md, issue 15): within noise, but each
-// kernel now holds one algorithm's code only.
+// Which kernel a launch runs. The push one-shot has two kernels of its own, one for calls of
+// one chunk and one for calls of several, each holding one algorithm's code only (why, with
+// the measurements: docs/tuning.md, "Kernels and their CTAs").
 enum KernelKind {
   kPlainKernel = 0,       // one-shot, two-shot
   kTmaKernel = 1,         // TMA two-shot (dynamic shared memory)
@@ -48,7 +44,35 @@ enum KernelKind {
   kCeReduceKernel = 5,    // copy-engine two-shot: a chunk's reduce (R(j) in ce_twoshot.cuh)
   kCeMeetKernel = 6,      // copy-engine two-shot: one CTA that meets the peers (M0, M(j))
   kCeDoneKernel = 7,      // copy-engine two-shot: a call's last kernel, counts its CTAs if eager
+  kKernelKinds = 8
 };
+
+// The one place where an algorithm becomes a kernel: the kernel of a call of `algo`, whose
+// message is one push chunk or less (several_chunks false) or more. Launch, load and
+// occupancy all ask it. The copy-engine two-shot's call is several launches (ce_twoshot.cuh
+// issues its meet and done kernels); its kernel here is the one of nblocks CTAs, its reduce.
+__host__ __device__ constexpr int kernel_kind_of(int algo, bool several_chunks) {
+  return algo == NVLAR_ALGO_TMA            ? kTmaKernel
+         : algo == NVLAR_ALGO_PUSH_TWOSHOT ? kPushTwoshotKernel
+         : algo == NVLAR_ALGO_PUSH         ? (several_chunks ? kPushChunksKernel : kPushKernel)
+         : algo == NVLAR_ALGO_CETWOSHOT    ? kCeReduceKernel
+                                           : kPlainKernel;
+}
+
+// Calls visitor.template kind<K>() for the kernel kind K chosen at run time.
+template <typename Visitor> cudaError_t with_kind(int kind, const Visitor &visitor) {
+  switch (kind) {
+    case kPlainKernel: return visitor.template kind<kPlainKernel>();
+    case kTmaKernel: return visitor.template kind<kTmaKernel>();
+    case kPushChunksKernel: return visitor.template kind<kPushChunksKernel>();
+    case kPushTwoshotKernel: return visitor.template kind<kPushTwoshotKernel>();
+    case kPushKernel: return visitor.template kind<kPushKernel>();
+    case kCeReduceKernel: return visitor.template kind<kCeReduceKernel>();
+    case kCeMeetKernel: return visitor.template kind<kCeMeetKernel>();
+    case kCeDoneKernel: return visitor.template kind<kCeDoneKernel>();
+    default: return cudaErrorInvalidValue;
+  }
+}
 
 // Programmatic dependent launch (sm_90+; a no-op for a kernel launched without it): the CTAs
 // of this kernel may start while the previous kernel on the stream still runs. Wait for that
@@ -192,14 +216,9 @@ template <typename Visitor> cudaError_t with_op(int op, const Visitor &visitor) 
   }
 }
 
-// The kernel a call runs (KernelKind); the same on every rank, since they agree on algo and count.
+// The kernel a call runs; the same on every rank, since they agree on algo and count.
 template <typename T> int kernel_kind(const nvlar_allreduce_args &a) {
-  if (a.algo == NVLAR_ALGO_TMA) return kTmaKernel;
-  if (a.algo == NVLAR_ALGO_PUSH_TWOSHOT) return kPushTwoshotKernel;
-  if (a.algo == NVLAR_ALGO_PUSH) {
-    return a.count > NVLAR_PUSH_CHUNK_BYTES / sizeof(T) ? kPushChunksKernel : kPushKernel;
-  }
-  return kPlainKernel;
+  return kernel_kind_of(a.algo, a.count > NVLAR_PUSH_CHUNK_BYTES / sizeof(T));
 }
 
 // The visitors below are templates over kEmulated: a translation unit instantiates either the
@@ -234,15 +253,13 @@ template <typename T, bool kEmulated> struct LaunchVisitor {
     };
     return ce_twoshot_issue<T>(ranks, nranks, stream, kernel);
   }
+  template <int Op> struct LaunchKind {
+    const LaunchVisitor *self;
+    template <int kKind> cudaError_t kind() const { return self->template launch_kind<Op, kKind>(); }
+  };
   template <int Op> cudaError_t run() const {
     if (ranks[0].algo == NVLAR_ALGO_CETWOSHOT) return run_ce_twoshot<Op>();
-    switch (kernel_kind<T>(ranks[0])) {
-      case kTmaKernel: return launch_kind<Op, kTmaKernel>();
-      case kPushChunksKernel: return launch_kind<Op, kPushChunksKernel>();
-      case kPushKernel: return launch_kind<Op, kPushKernel>();
-      case kPushTwoshotKernel: return launch_kind<Op, kPushTwoshotKernel>();
-      default: return launch_kind<Op, kPlainKernel>();
-    }
+    return with_kind(kernel_kind<T>(ranks[0]), LaunchKind<Op>{this});
   }
 };
 
@@ -267,21 +284,21 @@ template <typename T, bool kEmulated> struct LoadVisitor {
       return load(allreduce_kernel<T, Op, kKind>, kKind == kTmaKernel);
     }
   }
+  template <int Op> struct LoadKind {
+    template <int kKind> cudaError_t kind() const { return load_kind<Op, kKind>(); }
+  };
   template <int Op> cudaError_t run() const {
-    cudaError_t error = load_kind<Op, kPlainKernel>();
-    if (error == cudaSuccess) error = load_kind<Op, kTmaKernel>();
-    if (error == cudaSuccess) error = load_kind<Op, kPushChunksKernel>();
-    if (error == cudaSuccess) error = load_kind<Op, kPushKernel>();
-    if (error == cudaSuccess) error = load_kind<Op, kPushTwoshotKernel>();
-    if (error == cudaSuccess) error = load_kind<Op, kCeReduceKernel>();
-    if (error == cudaSuccess) error = load_kind<Op, kCeMeetKernel>();
-    if (error == cudaSuccess) error = load_kind<Op, kCeDoneKernel>();
+    cudaError_t error = cudaSuccess;
+    for (int kind = 0; kind < kKernelKinds && error == cudaSuccess; kind++) {
+      error = with_kind(kind, LoadKind<Op>{});
+    }
     return error;
   }
 };
 
-// CTAs per SM of the kernel(s) an algorithm runs; for the push one-shot, the fewer of its two;
-// for the copy-engine two-shot, its reduce kernel (the only one of nblocks CTAs that waits).
+// CTAs per SM of the kernel(s) an algorithm runs (kernel_kind_of): for the push one-shot, the
+// fewer of its two; for the copy-engine two-shot, its reduce kernel (the only one of nblocks
+// CTAs that waits).
 template <typename T, bool kEmulated> struct OccupancyVisitor {
   int algo;
   int *blocks_per_sm;
@@ -295,16 +312,18 @@ template <typename T, bool kEmulated> struct OccupancyVisitor {
                                                            NVLAR_THREADS, shared);
     }
   }
+  template <int Op> struct QueryKind {
+    const OccupancyVisitor *self;
+    int *blocks;
+    template <int kKind> cudaError_t kind() const { return self->template query<Op, kKind>(blocks); }
+  };
+  // The fewer of the algorithm's kernels for calls of one push chunk and of several (the
+  // same kernel for all but the push one-shot).
   template <int Op> cudaError_t run() const {
-    if (algo == NVLAR_ALGO_TMA) return query<Op, kTmaKernel>(blocks_per_sm);
-    if (algo == NVLAR_ALGO_PUSH_TWOSHOT) return query<Op, kPushTwoshotKernel>(blocks_per_sm);
-    if (algo == NVLAR_ALGO_CETWOSHOT) return query<Op, kCeReduceKernel>(blocks_per_sm);
-    if (algo != NVLAR_ALGO_PUSH) return query<Op, kPlainKernel>(blocks_per_sm);
-    cudaError_t error = query<Op, kPushKernel>(blocks_per_sm);
-    if (error != cudaSuccess) return error;
-    int chunks_blocks = 0;
-    error = query<Op, kPushChunksKernel>(&chunks_blocks);
-    if (error == cudaSuccess && chunks_blocks < *blocks_per_sm) *blocks_per_sm = chunks_blocks;
+    int one = 0, several = 0;
+    cudaError_t error = with_kind(kernel_kind_of(algo, false), QueryKind<Op>{this, &one});
+    if (error == cudaSuccess) error = with_kind(kernel_kind_of(algo, true), QueryKind<Op>{this, &several});
+    if (error == cudaSuccess) *blocks_per_sm = one < several ? one : several;
     return error;
   }
 };

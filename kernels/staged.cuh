@@ -19,6 +19,40 @@ template <typename T> struct Pack {
   };
 };
 
+// The kernels' one reduction, in the rank order 0..n-1 that every kernel folds in, so that
+// all of them (and every rank) give the same bits: element k of the result is the fold of
+// element k of source(0), source(1), ... source(nsrc - 1), where source(p) gives rank p's
+// pack, typically an element of the caller's array of loaded packs. kMaxSources bounds nsrc
+// at compile time: the loop unrolls over it, so the array stays in registers.
+template <typename T, int Op, int kMaxSources, typename Source>
+__device__ __forceinline__ Pack<T> reduce_packs(Source source, int nsrc) {
+  using E = Elem<T>;
+  using R = Reduce<T, Op>;
+  Pack<T> out;
+#pragma unroll
+  for (int k = 0; k < Pack<T>::kElems; k++) {
+    typename E::Acc acc = E::to_acc(source(0).elems[k]);
+#pragma unroll
+    for (int p = 1; p < kMaxSources; p++) {
+      if (p < nsrc) acc = R::combine(acc, E::to_acc(source(p).elems[k]));
+    }
+    out.elems[k] = E::from_acc(R::finish(acc, nsrc));
+  }
+  return out;
+}
+
+// The same fold for one element: source(p) gives rank p's value (the kernels' tails, fewer
+// than a pack). Callers capture by value: a lambda that captured the push two-shot's
+// arguments by reference took their addresses, and the kernel went to 480 bytes of stack.
+template <typename T, int Op, typename Source>
+__device__ __forceinline__ T reduce_one(Source source, int nsrc) {
+  using E = Elem<T>;
+  using R = Reduce<T, Op>;
+  typename E::Acc acc = E::to_acc(source(0));
+  for (int p = 1; p < nsrc; p++) acc = R::combine(acc, E::to_acc(source(p)));
+  return E::from_acc(R::finish(acc, nsrc));
+}
+
 __device__ __forceinline__ bool aligned16(const void *p) {
   return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
 }
@@ -110,9 +144,6 @@ __device__ void copy_from_staging(T *dst, const T *src, size_t n) {
 // (this rank's staging, for peers to gather).
 template <typename T, int Op>
 __device__ void reduce_staged(T *dst, T *also, T *const *src, size_t at, size_t n, int nranks) {
-  using E = Elem<T>;
-  using R = Reduce<T, Op>;
-  using Acc = typename E::Acc;
   constexpr int V = Pack<T>::kElems;
   size_t packs = n / V;
   bool dst_aligned = aligned16(dst);
@@ -123,16 +154,7 @@ __device__ void reduce_staged(T *dst, T *also, T *const *src, size_t at, size_t 
     for (int p = 0; p < NVLAR_MAX_RANKS; p++) {
       if (p < nranks) in[p] = load_staged(src[p] + at + i * V);
     }
-    Pack<T> out;
-#pragma unroll
-    for (int k = 0; k < V; k++) {
-      Acc acc = E::to_acc(in[0].elems[k]);
-#pragma unroll
-      for (int p = 1; p < NVLAR_MAX_RANKS; p++) {
-        if (p < nranks) acc = R::combine(acc, E::to_acc(in[p].elems[k]));
-      }
-      out.elems[k] = E::from_acc(R::finish(acc, nranks));
-    }
+    const Pack<T> out = reduce_packs<T, Op, NVLAR_MAX_RANKS>([&](int p) { return in[p]; }, nranks);
     if (dst_aligned) {
       reinterpret_cast<uint4 *>(dst)[i] = out.raw;
     } else {
@@ -142,9 +164,7 @@ __device__ void reduce_staged(T *dst, T *also, T *const *src, size_t at, size_t 
     if (also != nullptr) reinterpret_cast<uint4 *>(also)[i] = out.raw;
   }
   for (size_t i = packs * V + threadIdx.x; i < n; i += blockDim.x) {
-    Acc acc = E::to_acc(load_staged_one(src[0] + at + i));
-    for (int p = 1; p < nranks; p++) acc = R::combine(acc, E::to_acc(load_staged_one(src[p] + at + i)));
-    T value = E::from_acc(R::finish(acc, nranks));
+    const T value = reduce_one<T, Op>([=](int p) { return load_staged_one(src[p] + at + i); }, nranks);
     dst[i] = value;
     if (also != nullptr) also[i] = value;
   }

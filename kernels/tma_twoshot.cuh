@@ -16,7 +16,7 @@
 // 16 bytes, at the end of a CTA's range) and any user buffer that is not 16-byte aligned go
 // through the plain two-shot's thread copies, in the same kernel.
 //
-// Memory ordering, beyond the two-shot's barrier argument (allreduce.cuh):
+// Memory ordering, beyond the two-shot's barrier argument (chunking.cuh):
 // - Bulk copies run in the async proxy. Before the producer loads data that other GPUs wrote
 //   and this CTA acquired through the barrier flags (generic proxy), it issues
 //   fence.proxy.async.global, so that the loads are ordered after that acquire.
@@ -35,6 +35,7 @@
 #include "chunking.cuh"
 #include "reduce_ops.cuh"
 #include "staged.cuh"
+#include "twoshot.cuh"
 #include "wait.cuh"
 
 namespace nvlar {
@@ -164,9 +165,6 @@ template <typename T> struct TmaJob {
 template <typename T, int Op>
 __device__ void tma_run(const nvlar_allreduce_args &a, const TmaJob<T> &job, TmaPipe &pipe,
                         int block, CtaWait *cta) {
-  using E = Elem<T>;
-  using R = Reduce<T, Op>;
-  using Acc = typename E::Acc;
   constexpr int V = Pack<T>::kElems;
   // Each source gets an equal share of the stage, in whole 16-byte packs.
   const uint32_t tile = kTmaStageBytes / job.nsrc / 16 * 16;
@@ -206,16 +204,7 @@ __device__ void tma_run(const nvlar_allreduce_args &a, const TmaJob<T> &job, Tma
           for (int p = 0; p < NVLAR_MAX_RANKS; p++) {
             if (p < job.nsrc) in[p].raw = reinterpret_cast<const uint4 *>(slots + (size_t)p * tile)[i];
           }
-          Pack<T> out;
-#pragma unroll
-          for (int k = 0; k < V; k++) {
-            Acc acc = E::to_acc(in[0].elems[k]);
-#pragma unroll
-            for (int p = 1; p < NVLAR_MAX_RANKS; p++) {
-              if (p < job.nsrc) acc = R::combine(acc, E::to_acc(in[p].elems[k]));
-            }
-            out.elems[k] = E::from_acc(R::finish(acc, job.nsrc));
-          }
+          const Pack<T> out = reduce_packs<T, Op, NVLAR_MAX_RANKS>([&](int p) { return in[p]; }, job.nsrc);
           reinterpret_cast<uint4 *>(slots)[i] = out.raw;
           if (plain != nullptr) {
 #pragma unroll
@@ -249,17 +238,70 @@ __device__ __forceinline__ void tma_stores_done(TmaPipe &pipe) {
   }
 }
 
+// The TMA two-shot's moves (twoshot_schedule): each range's 16-byte-multiple part through the
+// pipeline, its tail and any user buffer that is not 16-byte aligned by the threads.
+template <typename T, int Op> struct TmaMoves {
+  static constexpr size_t V = Pack<T>::kElems;
+  const nvlar_allreduce_args &a;
+  TmaPipe &pipe;
+  int block;
+  CtaWait *cta;
+  bool input_aligned, output_aligned;
+
+  __device__ void copy_in(T *staging, const T *input, size_t n) {
+    size_t bulk = input_aligned ? n / V * V : 0;
+    if (bulk > 0) {
+      TmaJob<T> job = {};
+      job.src[0] = reinterpret_cast<const unsigned char *>(input);
+      job.nsrc = 1;
+      job.dst[0] = reinterpret_cast<unsigned char *>(staging);
+      job.bytes = bulk * sizeof(T);
+      tma_run<T, Op>(a, job, pipe, block, cta);
+    }
+    copy_to_staging(staging + bulk, input + bulk, n - bulk);
+  }
+  __device__ void reduce(T *output, T *result, T *const *stage, size_t at, size_t n) {
+    size_t bulk = n / V * V;
+    if (bulk > 0) {
+      TmaJob<T> job = {};
+      for (int p = 0; p < a.nranks; p++) job.src[p] = reinterpret_cast<const unsigned char *>(stage[p] + at);
+      job.nsrc = a.nranks;
+      job.dst[0] = reinterpret_cast<unsigned char *>(result);
+      if (output_aligned) {
+        job.dst[1] = reinterpret_cast<unsigned char *>(output);
+      } else {
+        job.plain_out = output;
+      }
+      job.bytes = bulk * sizeof(T);
+      tma_run<T, Op>(a, job, pipe, block, cta);
+    }
+    reduce_staged<T, Op>(output + bulk, result + bulk, stage, at + bulk, n - bulk, a.nranks);
+  }
+  __device__ void gather(T *output, const T *result, size_t n) {
+    size_t bulk = output_aligned ? n / V * V : 0;
+    if (bulk > 0) {
+      TmaJob<T> job = {};
+      job.src[0] = reinterpret_cast<const unsigned char *>(result);
+      job.nsrc = 1;
+      job.dst[0] = reinterpret_cast<unsigned char *>(output);
+      job.bytes = bulk * sizeof(T);
+      tma_run<T, Op>(a, job, pipe, block, cta);
+    }
+    copy_from_staging(output + bulk, result + bulk, n - bulk);
+  }
+  __device__ void settle() { tma_stores_done(pipe); }
+  // The next chunk's reads of this chunk's half come after its first barrier, which waits
+  // for this CTA's reads to be done: the consumers consumed every tile they were sent.
+  __device__ bool chunk_done(CtaWait *waits) {
+    tma_stores_done(pipe);
+    __syncthreads();
+    return waits->gave_up == 0;
+  }
+};
+
 template <typename T, int Op>
 __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblocks, uint64_t seq0,
                             uint64_t chunk0, CtaWait *cta, uint64_t *chunks_out) {
-  constexpr size_t V = Pack<T>::kElems;
-  const size_t chunk_elems = twoshot_chunk_elems<T>(a);
-  const T *input = static_cast<const T *>(a.input);
-  T *output = static_cast<T *>(a.output);
-  uint64_t chunks = (a.count + chunk_elems - 1) / chunk_elems;
-  *chunks_out = chunks;
-  const bool input_aligned = aligned16(input), output_aligned = aligned16(output);
-
   extern __shared__ __align__(128) unsigned char tma_shared[];
   TmaPipe pipe;
   pipe.full = reinterpret_cast<uint64_t *>(tma_shared);
@@ -276,73 +318,8 @@ __device__ void tma_twoshot(const nvlar_allreduce_args &a, int block, int nblock
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
   __syncthreads();
-
-  for (uint64_t j = 0; j < chunks; j++) {
-    const StagedChunk<T> c = staged_chunk<T>(a, chunk_elems, chunk0, j);
-    const size_t offset = c.offset, length = c.length;
-    T *const *stage = c.stage;
-
-    // Copy in: this CTA's range of the input into this rank's staging.
-    Range in = split(length, block, nblocks, V);
-    size_t bulk = input_aligned ? in.size() / V * V : 0;
-    if (bulk > 0) {
-      TmaJob<T> job = {};
-      job.src[0] = reinterpret_cast<const unsigned char *>(input + offset + in.begin);
-      job.nsrc = 1;
-      job.dst[0] = reinterpret_cast<unsigned char *>(stage[a.rank] + in.begin);
-      job.bytes = bulk * sizeof(T);
-      tma_run<T, Op>(a, job, pipe, block, cta);
-    }
-    copy_to_staging(stage[a.rank] + in.begin + bulk, input + offset + in.begin + bulk,
-                    in.size() - bulk);
-    tma_stores_done(pipe);
-    if (!barrier(a, block, nblocks, seq0 + 2 * j + 1, cta)) return;
-
-    // Reduce this rank's slice from every rank's staging into the output and the result area.
-    Range part = owned_piece(length, a.nranks, a.rank, block, nblocks, V);
-    size_t at = part.begin;
-    bulk = part.size() / V * V;
-    if (bulk > 0) {
-      TmaJob<T> job = {};
-      for (int p = 0; p < a.nranks; p++) job.src[p] = reinterpret_cast<const unsigned char *>(stage[p] + at);
-      job.nsrc = a.nranks;
-      job.dst[0] = reinterpret_cast<unsigned char *>(stage[a.rank] + chunk_elems + at);
-      if (output_aligned) {
-        job.dst[1] = reinterpret_cast<unsigned char *>(output + offset + at);
-      } else {
-        job.plain_out = output + offset + at;
-      }
-      job.bytes = bulk * sizeof(T);
-      tma_run<T, Op>(a, job, pipe, block, cta);
-    }
-    reduce_staged<T, Op>(output + offset + at + bulk, stage[a.rank] + chunk_elems + at + bulk,
-                         stage, at + bulk, part.size() - bulk, a.nranks);
-    tma_stores_done(pipe);
-    if (!barrier(a, block, nblocks, seq0 + 2 * j + 2, cta)) return;
-
-    // Gather every other rank's reduced slice from its result area.
-    for (int s = 1; s < a.nranks; s++) {
-      int owner = (a.rank + s) % a.nranks;
-      Range piece = owned_piece(length, a.nranks, owner, block, nblocks, V);
-      size_t from = piece.begin;
-      bulk = output_aligned ? piece.size() / V * V : 0;
-      if (bulk > 0) {
-        TmaJob<T> job = {};
-        job.src[0] = reinterpret_cast<const unsigned char *>(stage[owner] + chunk_elems + from);
-        job.nsrc = 1;
-        job.dst[0] = reinterpret_cast<unsigned char *>(output + offset + from);
-        job.bytes = bulk * sizeof(T);
-        tma_run<T, Op>(a, job, pipe, block, cta);
-      }
-      copy_from_staging(output + offset + from + bulk, stage[owner] + chunk_elems + from + bulk,
-                        piece.size() - bulk);
-    }
-    // The next chunk's reads of this chunk's half come after its first barrier, which waits
-    // for this CTA's reads to be done: the consumers consumed every tile they were sent.
-    tma_stores_done(pipe);
-    __syncthreads();
-    if (cta->gave_up) return;
-  }
+  TmaMoves<T, Op> moves{a, pipe, block, cta, aligned16(a.input), aligned16(a.output)};
+  twoshot_schedule<T>(a, block, nblocks, seq0, chunk0, cta, chunks_out, moves);
 }
 
 #else  // below sm_90: no bulk copies; the host never selects this kernel there
