@@ -352,7 +352,8 @@ static Launch ll_any(int k, size_t bytes, int blocks, int flags, bool pdl) {
 }
 
 // nvlar's CTA rule for the push one-shot: one per RULE_BYTES, at most RULE_MOST (the kernels'
-// own table row; pass -DRULE_BYTES=2048 -DRULE_MOST=32 for the kernels before issue 15).
+// own table row; pass -DRULE_BYTES=2048 -DRULE_MOST=32 for the kernels before 2026-11-30's
+// latency work, `073f448`).
 #ifndef RULE_MOST
 #define RULE_MOST 128
 #endif

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plots issue 15's latency figures from one device run (docs/data/runs/2026-11-30-2xh200/latency-2xh200/, run 25).
+"""Plots the latency path's figures from one device run (docs/data/runs/2026-11-30-2xh200/latency-2xh200/, run 25).
 
   plot_latency.py DATA_DIR OUT.png
 
@@ -7,7 +7,7 @@ Left: time per call in graphs (nvlar-bench's graph mode: device time per call of
 one graph, one process per GPU, bf16; nccl-tests -G 10: host-timed launches of a graph of 100
 iterations, float32), with the floors measured in the same run (latency_floor: an empty kernel,
 and one flag exchange between the GPUs). Right: eager calls, host-timed (nvlar-bench --procs
-eager, nccl-tests without graphs), with half of NCCL's time, the issue's target.
+eager, nccl-tests without graphs), with half of NCCL's time, the target.
 Needs matplotlib."""
 import csv
 import os

@@ -1,4 +1,4 @@
-/* Bad input meets a clear WARN or error (issue 25, item 4), seen in nvlar's own log:
+/* Bad input meets a clear WARN or error, seen in nvlar's own log:
  *   - rejected environment values are WARNs that quote the value escaped and cut, and the
  *     default is kept (NVLAR_BUFFER_BYTES that the kernels would refuse on every rank included);
  *   - no log line carries a control byte, and an over-long line is cut visibly;
