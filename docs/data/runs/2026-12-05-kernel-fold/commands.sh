@@ -5,11 +5,12 @@
 # before the fold in base-src/ (git archive BASE | tar x -C base-src; ignored by git):
 #   BASE=<hash> COMMIT=<hash> bash docs/data/runs/2026-12-05-kernel-fold/commands.sh STEP...
 # Steps: build (build-dev/ from this tree, build-base/ from base-src/: nvlar-bench only);
-# timing (nvlar-bench --emulate 2 and 8, every kernel, 16 CTAs per rank, 8 KiB-32 MiB,
+# timing (nvlar-bench --emulate 2 and 8, every kernel, 16 CTAs per rank, 64 KiB-32 MiB,
 # base/new/base/new, then compare.py: each kernel and size, new against base, beside the
 # spread between the two runs of each); full (the gpu suite in full mode: the emulated
 # matrix at 2-8 ranks and every other gpu test); memcheck (compute-sanitizer memcheck over
-# the emulated matrix, quick, per folded algorithm).
+# the emulated matrix, quick, per folded algorithm, MEMCHECK_ALGOS to narrow); mutations (the
+# GPU lines of test/mutations/mutations.tsv, each caught or not).
 # Logs in /tmp/logs, packed into $OUT/logs.tgz. NVLink multicast off.
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -34,8 +35,8 @@ for step in "$@"; do
         for run in 1 2; do
           for tree in base new; do
             dir=$B; [ "$tree" = base ] && dir=$BB
-            timeout 200 "$dir/scripts/nvlar-bench" --emulate "$n" --algo all --blocks 16 --min-bytes 8K \
-              --max-bytes 32M --step 8 --trials 7 --csv "$L/time-$n-$tree-$run.csv" >"$L/time-$n-$tree-$run.txt" 2>&1
+            timeout 200 "$dir/scripts/nvlar-bench" --emulate "$n" --algo all --blocks 16 --min-bytes 64K \
+              --max-bytes 32M --step 8 --trials 5 --csv "$L/time-$n-$tree-$run.csv" >"$L/time-$n-$tree-$run.txt" 2>&1
             echo "emulate $n $tree run $run exit $? at $SECONDS s"
           done
         done
@@ -45,11 +46,16 @@ for step in "$@"; do
       (cd "$B" && timeout "${FULL_LIMIT:-470}" meson test --suite gpu --no-rebuild --print-errorlogs) >"$L/gpu-full.txt" 2>&1
       echo "full gpu suite exit $?"; grep -E '^ *[0-9]+/[0-9]+ ' "$L/gpu-full.txt" ;;
     memcheck)
-      for algo in 0 1 3 4 5; do
-        NVLAR_TEST_QUICK=1 NVLAR_TEST_ALGO=$algo NVLAR_TIMEOUT_MS=60000 timeout 150 compute-sanitizer --tool memcheck \
+      for algo in ${MEMCHECK_ALGOS:-0 1 3 4 5}; do
+        NVLAR_TEST_QUICK=1 NVLAR_TEST_ALGO=$algo NVLAR_TIMEOUT_MS=60000 timeout "${MEMCHECK_LIMIT:-150}" compute-sanitizer --tool memcheck \
           --report-api-errors no --error-exitcode 99 "$B/test/gpu/test_gpu_allreduce" >"$L/memcheck-algo$algo.txt" 2>&1
         echo "memcheck algo $algo exit $?: $(grep 'ERROR SUMMARY' "$L/memcheck-algo$algo.txt" | tail -1)"
       done ;;
+    mutations)
+      # The tests against deliberate bugs (test/mutations): the GPU ones, MUTATIONS to narrow.
+      timeout "${MUTATION_LIMIT:-300}" python3 test/mutations/run-mutations "$B" --gpu --log "$L" \
+        ${MUTATIONS:+--only $MUTATIONS} 2>&1 | tee "$L/mutations.txt" ;;
   esac
+  pack
 done
 echo "done at $SECONDS s"
