@@ -1,5 +1,5 @@
-/* libFuzzer harness of the parsing of every NVLAR_* value (plugin/params.c) and of how values
- * reach the log (plugin/log.c). The first byte picks the parameter, the rest is its value, cut
+/* libFuzzer harness of the parsing of every NVLAR_* value (common/params.c) and of how values
+ * reach the log (common/log.c). The first byte picks the parameter, the rest is its value, cut
  * at the first NUL as the environment cuts it. Beyond "no crash, no sanitizer report" it checks:
  * an accepted number obeys its table row (range, multiple, choice count, 0/1); a refusal says
  * why; loading the value into every parameter at once keeps each default where refused, with a
