@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "log.h"
+#include "escape.h"
 
 const struct nvlar_param_desc nvlar_param_descs[NVLAR_PARAM_COUNT] = {
 #define NVLAR_PARAM_DESC(name, type, def, choices, min, max, multiple_of, doc)                \
@@ -139,7 +139,7 @@ void nvlar_params_load(struct nvlar_params *params, nvlar_env_lookup_fn lookup, 
          * WARN line nor flood it. */
         char quoted[68];
         snprintf(value->error, sizeof(value->error), "%s=\"%s\" ignored: %s; using %s",
-                 desc->env_name, nvlar_log_quotable(text, quoted, sizeof(quoted)), why,
+                 desc->env_name, nvlar_quotable(text, quoted, sizeof(quoted)), why,
                  desc->default_text[0] ? desc->default_text : "\"\"");
       }
       text = desc->default_text;

@@ -122,7 +122,7 @@ struct nvlar_param_value {
   const char *text; /* STRING; also the text the value was parsed from; never NULL */
   bool from_env;    /* false: the default */
   char error[256];  /* non-empty: the environment's value was rejected, default kept; the
-                       value in it quoted (nvlar_log_quotable) and cut to 64 characters */
+                       value in it quoted (nvlar_quotable) and cut to 64 characters */
 };
 
 struct nvlar_params {

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "log.h"
 #include "params.h"
 
@@ -266,7 +267,7 @@ int nvlar_tuning_parse_bytes(const char *text, size_t length, const char *source
                              void *ctx) {
   memset(table, 0, sizeof(*table));
   /* Every message names the source as quoted here: a path is the user's bytes. */
-  nvlar_log_quotable(source, table->source, sizeof(table->source));
+  nvlar_quotable(source, table->source, sizeof(table->source));
   table->hash = 0xcbf29ce484222325ull;
   int line_number = 0;
   for (size_t offset = 0; offset < length;) {
@@ -436,7 +437,7 @@ static void load_process_table(void) {
     return;
   }
   NVLAR_WARN("NVLAR_TUNING_FILE=\"%s\" %s; using the built-in table",
-             nvlar_log_quotable(path, quoted, sizeof(quoted)), why);
+             nvlar_quotable(path, quoted, sizeof(quoted)), why);
 }
 
 const struct nvlar_tuning_table *nvlar_tuning_table(void) {

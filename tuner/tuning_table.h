@@ -45,7 +45,7 @@ struct nvlar_tuning_table {
   struct nvlar_tuning_row rows[NVLAR_TUNING_MAX_ROWS];
   uint64_t hash;            /* of the rows as parsed: ranks compare it at setup */
   char source[256];         /* "built-in" or the file's path, quoted for messages (its
-                               non-printable bytes escaped, a long path cut: log.h) */
+                               non-printable bytes escaped, a long path cut: escape.h) */
 };
 
 /* Called for every malformed line: `line` is 1-based. */
