@@ -63,7 +63,7 @@ const char *nvlar_tuning_collective_name(int collective) {
   return collective >= 0 && collective < COUNT_OF(collective_names) ? collective_names[collective] : "?";
 }
 const char *nvlar_tuning_kernel_name(int kernel) {
-  return kernel == NVLAR_KERNEL_NCCL ? "nccl" : nvlar_algo_name(kernel);
+  return kernel == NVLAR_ALGO_NCCL ? "nccl" : nvlar_algo_name(kernel);
 }
 const char *nvlar_tuning_proto_name(int proto) {
   return proto >= 0 && proto < COUNT_OF(proto_names) ? proto_names[proto] : "?";
@@ -78,7 +78,7 @@ static int find_word(const char *const *words, int n, const char *word) {
 
 /* A KERNEL value, or -1. */
 static int find_kernel(const char *word) {
-  return strcasecmp(word, "nccl") == 0 ? NVLAR_KERNEL_NCCL : nvlar_algo_from_name(word);
+  return strcasecmp(word, "nccl") == 0 ? NVLAR_ALGO_NCCL : nvlar_algo_from_name(word);
 }
 
 /* A byte count with an optional K/M/G suffix; "inf" is the largest. */
