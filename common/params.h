@@ -17,7 +17,7 @@
 enum nvlar_param_type {
   NVLAR_PARAM_BOOL,   /* 0/1, also false/true, no/yes, off/on */
   NVLAR_PARAM_INT,    /* a decimal integer within [min, max] */
-  NVLAR_PARAM_SIZE,   /* bytes, with an optional K, M or G suffix (powers of 1024) */
+  NVLAR_PARAM_SIZE,   /* a byte count as bytes.h reads it: 65536, 64K, 64KiB (powers of 1024) */
   NVLAR_PARAM_CHOICE, /* one word of a |-separated list, case-insensitive; value = its index */
   NVLAR_PARAM_STRING, /* any text */
 };

@@ -10,7 +10,7 @@ static const char *type_name(enum nvlar_param_type type) {
   switch (type) {
     case NVLAR_PARAM_BOOL: return "0 or 1";
     case NVLAR_PARAM_INT: return "integer";
-    case NVLAR_PARAM_SIZE: return "bytes (K, M, G suffixes)";
+    case NVLAR_PARAM_SIZE: return "bytes (65536, 64K, 64KiB, 64KB)";
     case NVLAR_PARAM_CHOICE: return "one of";
     case NVLAR_PARAM_STRING: return "text";
   }
@@ -24,6 +24,11 @@ static void write_doc(FILE *out) {
           "nvlar reads these once, at the first NCCL call. A value it cannot parse is reported\n"
           "as a WARN line and the default is used instead. NCCL's own variables (`NCCL_*`)\n"
           "keep their meaning for every call that nvlar passes to NCCL.\n\n"
+          "A size in bytes is a whole number, then optionally K, M or G (powers of 1024), then\n"
+          "optionally i and B, or B alone: 65536, 64K, 64k, 64KiB and 64KB are one value. Case\n"
+          "does not matter; blanks may stand around the value, not inside it; a sign, a fraction\n"
+          "or a value above 2^64 - 1 is refused. Tuning tables (docs/tuning.md) and nvlar-bench's\n"
+          "options read sizes the same way.\n\n"
           "| variable | value | default |\n| --- | --- | --- |\n");
   for (int id = 0; id < NVLAR_PARAM_COUNT; id++) {
     const struct nvlar_param_desc *desc = &nvlar_param_descs[id];

@@ -1,6 +1,5 @@
 #include "tuning_table.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "escape.h"
 #include "log.h"
 #include "params.h"
@@ -81,29 +81,17 @@ static int find_kernel(const char *word) {
   return strcasecmp(word, "nccl") == 0 ? NVLAR_ALGO_NCCL : nvlar_algo_from_name(word);
 }
 
-/* A byte count with an optional K/M/G suffix; "inf" is the largest. */
+/* A byte count (bytes.h: 65536, 64K, 64KiB, ...); "inf" is the largest. */
 static bool parse_bytes(const char *text, uint64_t *value) {
   if (strcasecmp(text, "inf") == 0) {
     *value = UINT64_MAX;
     return true;
   }
-  if (!isdigit((unsigned char)text[0])) return false;
-  errno = 0;
-  char *end = NULL;
-  unsigned long long number = strtoull(text, &end, 10);
-  if (errno != 0) return false;
-  int shift = 0;
-  switch (toupper((unsigned char)*end)) {
-    case '\0': break;
-    case 'K': shift = 10; end++; break;
-    case 'M': shift = 20; end++; break;
-    case 'G': shift = 30; end++; break;
-    default: return false;
-  }
-  if (*end != '\0' || (shift && number > (UINT64_MAX >> shift))) return false;
-  *value = (uint64_t)number << shift;
-  return true;
+  return nvlar_parse_bytes(text, value) == NULL;
 }
+
+/* The message of a BYTES field that is not "MIN-MAX" of byte counts. */
+#define BAD_BYTE_RANGE "bad byte range (MIN-MAX in bytes, K, M, G, KiB, MiB, GiB; MAX may be inf)"
 
 /* "MIN-MAX" of byte counts. */
 static bool parse_byte_range(char *text, uint64_t *min, uint64_t *max) {
@@ -176,7 +164,7 @@ static const char *parse_row(char **fields, int n, struct nvlar_tuning_row *row)
   if (strcasecmp(fields[0], "nvlar") == 0) {
     row->kind = NVLAR_ROW_KERNEL;
     if (n != 5 && n != 6) return "an nvlar row has 4 or 5 fields: BYTES RANKS ARCH KERNEL [ctas=N]";
-    if (!parse_byte_range(fields[1], &row->min_bytes, &row->max_bytes)) return "bad byte range (MIN-MAX, K/M/G, inf)";
+    if (!parse_byte_range(fields[1], &row->min_bytes, &row->max_bytes)) return BAD_BYTE_RANGE;
     if (!parse_int_range(fields[2], &row->min_ranks, &row->max_ranks)) return "bad rank range (*, N or N-M)";
     if (!parse_arch(fields[3], &row->arch)) return "bad architecture (*, sm90, 90)";
     row->kernel = find_kernel(fields[4]);
@@ -192,7 +180,7 @@ static const char *parse_row(char **fields, int n, struct nvlar_tuning_row *row)
     if (row->collective < -1 || (row->collective == -1 && strcmp(fields[1], "*") != 0)) {
       return "bad collective (allreduce, allgather, reducescatter, broadcast, reduce, *)";
     }
-    if (!parse_byte_range(fields[2], &row->min_bytes, &row->max_bytes)) return "bad byte range (MIN-MAX, K/M/G, inf)";
+    if (!parse_byte_range(fields[2], &row->min_bytes, &row->max_bytes)) return BAD_BYTE_RANGE;
     if (!parse_int_range(fields[3], &row->min_ranks, &row->max_ranks)) return "bad rank range (*, N or N-M)";
     if (!parse_int_range(fields[4], &row->min_nodes, &row->max_nodes)) return "bad node range (*, N or N-M)";
     row->algo = find_word(algo_names, COUNT_OF(algo_names), fields[5]);
