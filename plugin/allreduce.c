@@ -150,7 +150,7 @@ ncclResult_t nvlar_allreduce(const struct nvlar_real_nccl *nccl, const void *sen
       nvlar_lifecycle_end_call(&call);
       return result;
     }
-    atomic_fetch_add_explicit(&call.route->calls[NVLAR_PATH_NCCL], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&call.route->calls[NVLAR_ALGO_NCCL], 1, memory_order_relaxed);
   }
   if (path == NVLAR_CALL_SINGLE_RANK &&
       copy_on_single_rank(call.entry->single_rank_device, sendbuff, recvbuff, count, datatype,

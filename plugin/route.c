@@ -149,7 +149,7 @@ static void log_route_end(const struct nvlar_route *route) {
   NVLAR_INFO("comm %p rank %d/%d %s: %llu all-reduces on nvlar (%s), %llu on NCCL",
              (void *)route->comm, route->args.rank, route->args.nranks,
              atomic_load(&route->aborting) ? "aborted" : "destroyed", on_nvlar, per_algo,
-             (unsigned long long)atomic_load(&route->calls[NVLAR_PATH_NCCL]));
+             (unsigned long long)atomic_load(&route->calls[NVLAR_ALGO_NCCL]));
 }
 
 /* Every other rank takes part in the departures, those this process drives as well: their

@@ -28,9 +28,6 @@
 #include "peer_buffers.h"
 #include "selection.h"
 
-/* Call counters: calls[algo] for each enum nvlar_algo, calls[NVLAR_PATH_NCCL] for NCCL. */
-enum nvlar_path { NVLAR_PATH_NCCL = NVLAR_ALGO_COUNT, NVLAR_PATHS };
-
 struct nvlar_route;
 
 /* Where a route meets the device. Production routes use nvlar_cuda_route_ops (CUDA); the unit
@@ -79,7 +76,8 @@ struct nvlar_route {
   atomic_bool aborting;      /* the communicator was aborted: do not wait long for anyone */
   atomic_uint_fast64_t eager_ctas;   /* CTAs of eager launches (the kernels count theirs) */
   atomic_ullong graph_id;    /* the capture that last took a reference (0: none) */
-  atomic_uint_fast64_t calls[NVLAR_PATHS];
+  /* Calls by where they ran: calls[algo] for each algorithm, calls[NVLAR_ALGO_NCCL] on NCCL. */
+  atomic_uint_fast64_t calls[NVLAR_ALGO_NCCL + 1];
   atomic_int error_reported;
 
   /* The release thread's own, once the last reference is gone. */

@@ -7,11 +7,12 @@ static int clamp_blocks(size_t wanted, int limit) {
   return wanted > (size_t)limit ? limit : (int)wanted;
 }
 
-/* The algorithm of each forced NVLAR_ALGO value (the rows' order is not the values' order). */
-static const int forced_algos[NVLAR_FORCE_NCCL] = {
+/* Where each forced NVLAR_ALGO value runs calls (the rows' order is not the values' order). */
+static const int forced_algos[NVLAR_FORCE_NCCL + 1] = {
 #define NVLAR_FORCED_ALGO(id, ...) [NVLAR_FORCE_##id] = NVLAR_ALGO_##id,
     NVLAR_ALGOS(NVLAR_FORCED_ALGO)
 #undef NVLAR_FORCED_ALGO
+    [NVLAR_FORCE_NCCL] = NVLAR_ALGO_NCCL,
 };
 
 /* What runs where `algo` was chosen: its descriptor hands a GPU older than it needs, or a
@@ -32,7 +33,7 @@ static int runnable_algo(int algo, int arch, size_t bytes) {
 }
 
 int nvlar_forced_value(int algo) {
-  for (int forced = NVLAR_FORCE_AUTO + 1; forced < NVLAR_FORCE_NCCL; forced++) {
+  for (int forced = NVLAR_FORCE_AUTO + 1; forced <= NVLAR_FORCE_NCCL; forced++) {
     if (forced_algos[forced] == algo) return forced;
   }
   return NVLAR_FORCE_AUTO;
@@ -40,18 +41,19 @@ int nvlar_forced_value(int algo) {
 
 struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes) {
   struct nvlar_choice choice = {false, NVLAR_ALGO_ONESHOT, 1};
-  if (policy->forced == NVLAR_FORCE_NCCL || bytes == 0) return choice;
+  if (bytes == 0) return choice;
   if (policy->max_bytes != 0 && bytes > policy->max_bytes) return choice;
   int algo, ctas = 0;
-  if (policy->forced > NVLAR_FORCE_AUTO && policy->forced < NVLAR_FORCE_NCCL) {
+  if (policy->forced > NVLAR_FORCE_AUTO && policy->forced <= NVLAR_FORCE_NCCL) {
     algo = forced_algos[policy->forced];
   } else {
     const struct nvlar_tuning_row *row =
         nvlar_tuning_find_kernel(policy->table, bytes, policy->nranks, policy->arch);
-    if (row == NULL || row->kernel == NVLAR_KERNEL_NCCL) return choice;
+    if (row == NULL) return choice;
     algo = row->kernel;
     ctas = row->count;
   }
+  if (algo == NVLAR_ALGO_NCCL) return choice;
   algo = runnable_algo(algo, policy->arch, bytes);
   if (policy->ctas > 0) ctas = policy->ctas;
   /* NCCL's limits bound every count, NVLAR_CTAS and table rows included: the SMs are the

@@ -12,8 +12,11 @@
 #include "nvlar_algos.h"
 #include "tuning_table.h"
 
-/* NVLAR_ALGO's values: the index of its word in NVLAR_ALGO_CHOICES (params.h), that is auto,
- * NVLAR_FORCE_<ID> for every algorithm in the order of nvlar_algos.h's rows, nccl. */
+/* NVLAR_ALGO's setting, as the parameter reads it: the index of its word in NVLAR_ALGO_CHOICES
+ * (params.h), that is auto, NVLAR_FORCE_<ID> for every algorithm in the order of
+ * nvlar_algos.h's rows, nccl. Not a place to run: NVLAR_FORCE_<X> forces NVLAR_ALGO_<X>
+ * (NVLAR_FORCE_NCCL: NVLAR_ALGO_NCCL, tuning_table.h), and 0 is auto, so a zeroed policy or
+ * rank record follows the table. */
 enum nvlar_forced_algo {
   NVLAR_FORCE_AUTO = 0,
 #define NVLAR_FORCE_ENUM(id, ...) NVLAR_FORCE_##id,
@@ -52,7 +55,8 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
 void nvlar_policy_limit_ctas(struct nvlar_policy *policy, int nranks,
                              const struct nvlar_rank_info *infos);
 
-/* The NVLAR_ALGO value that forces `algo` (enum nvlar_algo), or NVLAR_FORCE_AUTO if none. */
+/* The NVLAR_ALGO value that forces `algo` (enum nvlar_algo or NVLAR_ALGO_NCCL), or
+ * NVLAR_FORCE_AUTO if none. */
 int nvlar_forced_value(int algo);
 
 #endif

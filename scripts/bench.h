@@ -45,7 +45,6 @@ extern const char *const bench_type_names[];
 extern const size_t bench_type_sizes[];
 extern const char *const bench_op_names[];
 
-size_t bench_parse_bytes(const char *text);
 int bench_compare_floats(const void *a, const void *b);
 
 /* Real mode: nvlar against NCCL on `gpus` GPUs driven by this process. */

@@ -7,7 +7,6 @@
  * for emulated ranks, which all share this GPU's memory) and an empty kernel of the same grid
  * (the launch floor), and reports the kernels' memory traffic as a fraction of the copy
  * bandwidth. */
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 
 #include "bench.h"
 #include "bench_overlap.h"
+#include "bytes.h"
 #include "nvlar_emulation.h"
 #include "nvlar_kernels.h"
 #include "params.h"
@@ -77,7 +77,7 @@ static void usage(FILE *out) {
           "  --gemm N           the overlap GEMM's side (default 8192: N x N x N)\n"
           "  --fail-above R     real mode: exit 1 if any size's nvlar/NCCL time ratio is above\n"
           "                     R (the last lines name each mode's worst ratio and its size)\n"
-          "Sizes take K, M, G suffixes. Emulated output: one row per size and kernel with the\n"
+          "Sizes are bytes, or with K, M or G (KiB, KB: powers of 1024). Emulated output: one row per size and kernel with the\n"
           "device time per call, the empty-kernel time of the same grid, the kernel's memory\n"
           "traffic (GB/s) and its ratio to the same run's device-to-device copy bandwidth.\n"
           "CSV rows name their series: size, sweep, pdl-b2b / pdl-after (--pdl-gain), or overlap\n"
@@ -86,18 +86,19 @@ static void usage(FILE *out) {
           "Real mode keeps NCCL_NVLS_ENABLE=0 unless it is set.\n");
 }
 
-size_t bench_parse_bytes(const char *text) {
-  char *end = NULL;
-  errno = 0;
-  double value = strtod(text, &end);
-  if (errno != 0 || end == text || value < 0) return 0;
-  switch (*end) {
-    case 'K': case 'k': value *= 1024; break;
-    case 'M': case 'm': value *= 1024 * 1024; break;
-    case 'G': case 'g': value *= 1024.0 * 1024 * 1024; break;
-    default: break;
+_Static_assert(sizeof(size_t) == sizeof(uint64_t), "a byte count fits in a size_t");
+
+/* The byte count of `option` (bytes.h, as NVLAR_BUFFER_BYTES and tuning tables read one), or
+ * false with a message. */
+static bool parse_bytes_option(const char *option, const char *value, size_t *bytes) {
+  uint64_t parsed = 0;
+  const char *bad = nvlar_parse_bytes(value, &parsed);
+  if (bad != NULL) {
+    fprintf(stderr, "nvlar-bench: %s %s: %s\n", option, value, bad);
+    return false;
   }
-  return (size_t)value;
+  *bytes = (size_t)parsed;
+  return true;
 }
 
 static int find_name(const char *const *names, int n, const char *text) {
@@ -163,16 +164,16 @@ static int parse_options(int argc, char **argv, struct options *o) {
         o->nalgos = 0;
       }
     } else if (strcmp(arg, "--min-bytes") == 0) {
-      o->min_bytes = bench_parse_bytes(value);
+      if (!parse_bytes_option(arg, value, &o->min_bytes)) return -1;
     } else if (strcmp(arg, "--max-bytes") == 0) {
-      o->max_bytes = bench_parse_bytes(value);
+      if (!parse_bytes_option(arg, value, &o->max_bytes)) return -1;
       o->max_bytes_given = 1;
     } else if (strcmp(arg, "--step") == 0) {
       o->step = atoi(value);
     } else if (strcmp(arg, "--blocks") == 0) {
       o->blocks = atoi(value);
     } else if (strcmp(arg, "--buffer-bytes") == 0) {
-      o->buffer_bytes = bench_parse_bytes(value);
+      if (!parse_bytes_option(arg, value, &o->buffer_bytes)) return -1;
     } else if (strcmp(arg, "--pdl") == 0) {
       o->pdl = atoi(value);
     } else if (strcmp(arg, "--trials") == 0) {

@@ -1,6 +1,5 @@
 #include "tuning_table.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
+#include "escape.h"
 #include "log.h"
 #include "params.h"
 
@@ -62,7 +63,7 @@ const char *nvlar_tuning_collective_name(int collective) {
   return collective >= 0 && collective < COUNT_OF(collective_names) ? collective_names[collective] : "?";
 }
 const char *nvlar_tuning_kernel_name(int kernel) {
-  return kernel == NVLAR_KERNEL_NCCL ? "nccl" : nvlar_algo_name(kernel);
+  return kernel == NVLAR_ALGO_NCCL ? "nccl" : nvlar_algo_name(kernel);
 }
 const char *nvlar_tuning_proto_name(int proto) {
   return proto >= 0 && proto < COUNT_OF(proto_names) ? proto_names[proto] : "?";
@@ -77,32 +78,20 @@ static int find_word(const char *const *words, int n, const char *word) {
 
 /* A KERNEL value, or -1. */
 static int find_kernel(const char *word) {
-  return strcasecmp(word, "nccl") == 0 ? NVLAR_KERNEL_NCCL : nvlar_algo_from_name(word);
+  return strcasecmp(word, "nccl") == 0 ? NVLAR_ALGO_NCCL : nvlar_algo_from_name(word);
 }
 
-/* A byte count with an optional K/M/G suffix; "inf" is the largest. */
+/* A byte count (bytes.h: 65536, 64K, 64KiB, ...); "inf" is the largest. */
 static bool parse_bytes(const char *text, uint64_t *value) {
   if (strcasecmp(text, "inf") == 0) {
     *value = UINT64_MAX;
     return true;
   }
-  if (!isdigit((unsigned char)text[0])) return false;
-  errno = 0;
-  char *end = NULL;
-  unsigned long long number = strtoull(text, &end, 10);
-  if (errno != 0) return false;
-  int shift = 0;
-  switch (toupper((unsigned char)*end)) {
-    case '\0': break;
-    case 'K': shift = 10; end++; break;
-    case 'M': shift = 20; end++; break;
-    case 'G': shift = 30; end++; break;
-    default: return false;
-  }
-  if (*end != '\0' || (shift && number > (UINT64_MAX >> shift))) return false;
-  *value = (uint64_t)number << shift;
-  return true;
+  return nvlar_parse_bytes(text, value) == NULL;
 }
+
+/* The message of a BYTES field that is not "MIN-MAX" of byte counts. */
+#define BAD_BYTE_RANGE "bad byte range (MIN-MAX in bytes, K, M, G, KiB, MiB, GiB; MAX may be inf)"
 
 /* "MIN-MAX" of byte counts. */
 static bool parse_byte_range(char *text, uint64_t *min, uint64_t *max) {
@@ -175,7 +164,7 @@ static const char *parse_row(char **fields, int n, struct nvlar_tuning_row *row)
   if (strcasecmp(fields[0], "nvlar") == 0) {
     row->kind = NVLAR_ROW_KERNEL;
     if (n != 5 && n != 6) return "an nvlar row has 4 or 5 fields: BYTES RANKS ARCH KERNEL [ctas=N]";
-    if (!parse_byte_range(fields[1], &row->min_bytes, &row->max_bytes)) return "bad byte range (MIN-MAX, K/M/G, inf)";
+    if (!parse_byte_range(fields[1], &row->min_bytes, &row->max_bytes)) return BAD_BYTE_RANGE;
     if (!parse_int_range(fields[2], &row->min_ranks, &row->max_ranks)) return "bad rank range (*, N or N-M)";
     if (!parse_arch(fields[3], &row->arch)) return "bad architecture (*, sm90, 90)";
     row->kernel = find_kernel(fields[4]);
@@ -191,7 +180,7 @@ static const char *parse_row(char **fields, int n, struct nvlar_tuning_row *row)
     if (row->collective < -1 || (row->collective == -1 && strcmp(fields[1], "*") != 0)) {
       return "bad collective (allreduce, allgather, reducescatter, broadcast, reduce, *)";
     }
-    if (!parse_byte_range(fields[2], &row->min_bytes, &row->max_bytes)) return "bad byte range (MIN-MAX, K/M/G, inf)";
+    if (!parse_byte_range(fields[2], &row->min_bytes, &row->max_bytes)) return BAD_BYTE_RANGE;
     if (!parse_int_range(fields[3], &row->min_ranks, &row->max_ranks)) return "bad rank range (*, N or N-M)";
     if (!parse_int_range(fields[4], &row->min_nodes, &row->max_nodes)) return "bad node range (*, N or N-M)";
     row->algo = find_word(algo_names, COUNT_OF(algo_names), fields[5]);
@@ -266,7 +255,7 @@ int nvlar_tuning_parse_bytes(const char *text, size_t length, const char *source
                              void *ctx) {
   memset(table, 0, sizeof(*table));
   /* Every message names the source as quoted here: a path is the user's bytes. */
-  nvlar_log_quotable(source, table->source, sizeof(table->source));
+  nvlar_quotable(source, table->source, sizeof(table->source));
   table->hash = 0xcbf29ce484222325ull;
   int line_number = 0;
   for (size_t offset = 0; offset < length;) {
@@ -436,7 +425,7 @@ static void load_process_table(void) {
     return;
   }
   NVLAR_WARN("NVLAR_TUNING_FILE=\"%s\" %s; using the built-in table",
-             nvlar_log_quotable(path, quoted, sizeof(quoted)), why);
+             nvlar_quotable(path, quoted, sizeof(quoted)), why);
 }
 
 const struct nvlar_tuning_table *nvlar_tuning_table(void) {

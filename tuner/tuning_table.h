@@ -20,9 +20,10 @@
 #define NVLAR_TUNING_MAX_FILE_BYTES ((size_t)16 << 20)
 
 enum nvlar_row_kind { NVLAR_ROW_KERNEL, NVLAR_ROW_NCCL };
-/* The KERNEL of an nvlar row: an algorithm of nvlar_algos.h (enum nvlar_algo, its name the
- * word) or this value, the word "nccl". */
-enum { NVLAR_KERNEL_NCCL = NVLAR_ALGO_COUNT };
+/* Where an all-reduce runs: an algorithm of nvlar_algos.h (enum nvlar_algo, its name the word)
+ * or NCCL, this value beside them (the word "nccl"). An nvlar row's KERNEL, what NVLAR_ALGO
+ * forces and the per-communicator call counters all take these values. */
+enum { NVLAR_ALGO_NCCL = NVLAR_ALGO_COUNT };
 
 /* The word of a KERNEL value, or "?". */
 const char *nvlar_tuning_kernel_name(int kernel);
@@ -34,7 +35,7 @@ struct nvlar_tuning_row {
   int min_ranks, max_ranks;
   int min_nodes, max_nodes; /* nccl rows */
   int arch;                 /* compute capability x 10 (90), 0 for any */
-  int kernel;               /* nvlar rows: enum nvlar_algo or NVLAR_KERNEL_NCCL */
+  int kernel;               /* nvlar rows: enum nvlar_algo or NVLAR_ALGO_NCCL */
   int collective;           /* nccl rows: NCCL's ncclFunc_t value, -1 for any */
   int algo, proto;          /* nccl rows: NCCL_ALGO_* / NCCL_PROTO_* values */
   int count;                /* CTAs (nvlar) or channels (nccl); 0: the default */
@@ -45,7 +46,7 @@ struct nvlar_tuning_table {
   struct nvlar_tuning_row rows[NVLAR_TUNING_MAX_ROWS];
   uint64_t hash;            /* of the rows as parsed: ranks compare it at setup */
   char source[256];         /* "built-in" or the file's path, quoted for messages (its
-                               non-printable bytes escaped, a long path cut: log.h) */
+                               non-printable bytes escaped, a long path cut: escape.h) */
 };
 
 /* Called for every malformed line: `line` is 1-based. */

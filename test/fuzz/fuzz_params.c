@@ -1,5 +1,5 @@
-/* libFuzzer harness of the parsing of every NVLAR_* value (plugin/params.c) and of how values
- * reach the log (plugin/log.c). The first byte picks the parameter, the rest is its value, cut
+/* libFuzzer harness of the parsing of every NVLAR_* value (common/params.c) and of how values
+ * reach the log (common/log.c). The first byte picks the parameter, the rest is its value, cut
  * at the first NUL as the environment cuts it. Beyond "no crash, no sanitizer report" it checks:
  * an accepted number obeys its table row (range, multiple, choice count, 0/1); a refusal says
  * why; loading the value into every parameter at once keeps each default where refused, with a
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "log.h"
 #include "params.h"
 
@@ -56,7 +57,7 @@ static bool printable(const char *text) {
   return true;
 }
 
-/* Undoes nvlar_log_quotable; false if `quoted` is not something it writes. */
+/* Undoes nvlar_quotable; false if `quoted` is not something it writes. */
 static bool unquote(const char *quoted, char *out, size_t out_size) {
   size_t used = 0;
   for (const char *p = quoted; *p != '\0'; used++) {
@@ -129,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   nvlar_params_release(&params);
 
   char quoted[68], back[68];
-  nvlar_log_quotable(text, quoted, sizeof(quoted));
+  nvlar_quotable(text, quoted, sizeof(quoted));
   CHECK(strlen(quoted) < sizeof(quoted) && printable(quoted));
   if (quoted_length(text) < sizeof(quoted)) {
     CHECK(unquote(quoted, back, sizeof(back)) && strcmp(back, text) == 0);

@@ -38,7 +38,7 @@ static void check_row(const struct nvlar_tuning_row *row, int lines) {
   CHECK(row->min_ranks >= 1 && row->min_ranks <= row->max_ranks && row->max_ranks <= (1 << 30));
   CHECK(row->arch == 0 || (row->arch >= 10 && row->arch <= 1000));
   if (row->kind == NVLAR_ROW_KERNEL) {
-    CHECK(row->kernel >= 0 && row->kernel <= NVLAR_KERNEL_NCCL);
+    CHECK(row->kernel >= 0 && row->kernel <= NVLAR_ALGO_NCCL);
     CHECK(row->count >= 0 && row->count <= 128);
   } else {
     CHECK(row->kind == NVLAR_ROW_NCCL);

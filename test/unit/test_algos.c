@@ -103,8 +103,8 @@ static void test_tuning_table_words(void **state) {
     assert_int_equal(table.rows[0].kernel, algo);
   }
   table_of("nccl", &table);
-  assert_int_equal(table.rows[0].kernel, NVLAR_KERNEL_NCCL);
-  assert_string_equal(nvlar_tuning_kernel_name(NVLAR_KERNEL_NCCL), "nccl");
+  assert_int_equal(table.rows[0].kernel, NVLAR_ALGO_NCCL);
+  assert_string_equal(nvlar_tuning_kernel_name(NVLAR_ALGO_NCCL), "nccl");
   assert_string_equal(nvlar_tuning_kernel_name(-1), "?");
   assert_int_equal(nvlar_tuning_parse("nvlar 0-inf * * threeshot\n", "test", &table, NULL, NULL),
                    0);
@@ -181,7 +181,8 @@ static void test_default_ctas(void **state) {
   }
 }
 
-/* nvlar_forced_value is the inverse of forcing: the value that selects each algorithm. */
+/* nvlar_forced_value is the inverse of forcing: the value that selects each algorithm, and
+ * NCCL. */
 static void test_forced_value_round_trip(void **state) {
   (void)state;
   for (int algo = 0; algo < NVLAR_ALGO_COUNT; algo++) {
@@ -190,7 +191,9 @@ static void test_forced_value_round_trip(void **state) {
     struct nvlar_policy policy = policy_for(forced, NULL, NEWEST_ARCH);
     assert_int_equal(nvlar_select(&policy, 1).algo, algo);
   }
-  assert_int_equal(nvlar_forced_value(NVLAR_ALGO_COUNT), NVLAR_FORCE_AUTO);
+  assert_int_equal(nvlar_forced_value(NVLAR_ALGO_NCCL), NVLAR_FORCE_NCCL);
+  assert_int_equal(nvlar_forced_value(NVLAR_ALGO_NCCL + 1), NVLAR_FORCE_AUTO);
+  assert_int_equal(nvlar_forced_value(-1), NVLAR_FORCE_AUTO);
 }
 
 /* NVLAR_CTAS replaces every rule and tuning row's count, within the SM cap. */

@@ -22,6 +22,7 @@
 #include "allreduce.h"
 #include "comm_registry.h"
 #include "eligibility.h"
+#include "escape.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "params.h"
@@ -100,15 +101,15 @@ static void test_log_lines_are_printable(void **state) {
 static void test_quotable(void **state) {
   (void)state;
   char out[16];
-  assert_string_equal(nvlar_log_quotable("plain", out, sizeof(out)), "plain");
-  assert_string_equal(nvlar_log_quotable("a\"b\\c", out, sizeof(out)), "a\\\"b\\\\c");
+  assert_string_equal(nvlar_quotable("plain", out, sizeof(out)), "plain");
+  assert_string_equal(nvlar_quotable("a\"b\\c", out, sizeof(out)), "a\\\"b\\\\c");
   /* 15 characters fit exactly; 16 do not: 12 and "...". */
-  assert_string_equal(nvlar_log_quotable("123456789012345", out, sizeof(out)), "123456789012345");
-  assert_string_equal(nvlar_log_quotable("1234567890123456", out, sizeof(out)), "123456789012...");
+  assert_string_equal(nvlar_quotable("123456789012345", out, sizeof(out)), "123456789012345");
+  assert_string_equal(nvlar_quotable("1234567890123456", out, sizeof(out)), "123456789012...");
   /* Never half an escape: "\x01" does not fit after 10 characters and 3 dots. */
-  assert_string_equal(nvlar_log_quotable("1234567890\x01zzzzzz", out, sizeof(out)), "1234567890...");
+  assert_string_equal(nvlar_quotable("1234567890\x01zzzzzz", out, sizeof(out)), "1234567890...");
   char tiny[3];
-  assert_string_equal(nvlar_log_quotable("abcdef", tiny, sizeof(tiny)), "..");
+  assert_string_equal(nvlar_quotable("abcdef", tiny, sizeof(tiny)), "..");
 }
 
 static void test_tuning_file_directory_warns(void **state) {

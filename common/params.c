@@ -9,7 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "log.h"
+#include "bytes.h"
+#include "escape.h"
 
 const struct nvlar_param_desc nvlar_param_descs[NVLAR_PARAM_COUNT] = {
 #define NVLAR_PARAM_DESC(name, type, def, choices, min, max, multiple_of, doc)                \
@@ -34,34 +35,35 @@ static bool parse_bool(const char *text, int64_t *number) {
   return false;
 }
 
-/* Decimal integer with an optional K/M/G suffix (only when `allow_suffix`); rejects signs
- * where the range is non-negative, trailing junk and overflow. */
-static bool parse_integer(const char *text, bool allow_suffix, int64_t *number) {
+/* A decimal integer, blanks around it allowed; rejects trailing junk and overflow. (Signs
+ * pass: the range says whether a negative number is refused.) */
+static bool parse_integer(const char *text, int64_t *number) {
   while (isspace((unsigned char)*text)) text++;
   if (*text == '\0') return false;
   errno = 0;
   char *end = NULL;
   long long value = strtoll(text, &end, 10);
   if (errno != 0 || end == text) return false;
-  int shift = 0;
-  if (allow_suffix && *end != '\0') {
-    switch (toupper((unsigned char)*end)) {
-      case 'K': shift = 10; break;
-      case 'M': shift = 20; break;
-      case 'G': shift = 30; break;
-      default: return false;
-    }
-    end++;
-    if (*end == 'i') end++; /* KiB, MiB, GiB */
-    if (toupper((unsigned char)*end) == 'B') end++;
-  }
   while (isspace((unsigned char)*end)) end++;
   if (*end != '\0') return false;
-  if (shift != 0) {
-    if (value > (INT64_MAX >> shift) || value < (INT64_MIN >> shift)) return false;
-    value *= (long long)1 << shift;
-  }
   *number = value;
+  return true;
+}
+
+/* Whether a parsed number lies within the parameter's range and is a multiple of what it must
+ * be; if not, `why` says so and the number is 0. */
+static bool number_allowed(const struct nvlar_param_desc *desc, int64_t *number, char *why,
+                           size_t why_size) {
+  if (*number < desc->min || *number > desc->max) {
+    snprintf(why, why_size, "out of range [%" PRId64 ", %" PRId64 "]", desc->min, desc->max);
+    *number = 0;
+    return false;
+  }
+  if (desc->multiple_of > 0 && *number % desc->multiple_of != 0) {
+    snprintf(why, why_size, "not a multiple of %" PRId64, desc->multiple_of);
+    *number = 0;
+    return false;
+  }
   return true;
 }
 
@@ -96,25 +98,24 @@ bool nvlar_param_parse(const struct nvlar_param_desc *desc, const char *text, in
       snprintf(why, why_size, "not one of %s", desc->choices);
       return false;
     case NVLAR_PARAM_INT:
+      if (!parse_integer(text, number)) {
+        snprintf(why, why_size, "not a decimal integer");
+        return false;
+      }
+      return number_allowed(desc, number, why, why_size);
     case NVLAR_PARAM_SIZE: {
-      bool is_size = desc->type == NVLAR_PARAM_SIZE;
-      if (!parse_integer(text, is_size, number)) {
-        snprintf(why, why_size, is_size ? "not a size in bytes (e.g. 65536, 64K, 32M, 1G)"
-                                        : "not a decimal integer");
+      uint64_t bytes = 0;
+      const char *bad = nvlar_parse_bytes(text, &bytes);
+      if (bad != NULL) {
+        snprintf(why, why_size, "not a size in bytes: %s", bad);
         return false;
       }
-      if (*number < desc->min || *number > desc->max) {
-        snprintf(why, why_size, "out of range [%" PRId64 ", %" PRId64 "]", desc->min,
-                 desc->max);
-        *number = 0;
+      if (bytes > (uint64_t)desc->max) { /* also whatever int64_t cannot hold */
+        snprintf(why, why_size, "out of range [%" PRId64 ", %" PRId64 "]", desc->min, desc->max);
         return false;
       }
-      if (desc->multiple_of > 0 && *number % desc->multiple_of != 0) {
-        snprintf(why, why_size, "not a multiple of %" PRId64, desc->multiple_of);
-        *number = 0;
-        return false;
-      }
-      return true;
+      *number = (int64_t)bytes;
+      return number_allowed(desc, number, why, why_size);
     }
   }
   snprintf(why, why_size, "unknown parameter type");
@@ -139,7 +140,7 @@ void nvlar_params_load(struct nvlar_params *params, nvlar_env_lookup_fn lookup, 
          * WARN line nor flood it. */
         char quoted[68];
         snprintf(value->error, sizeof(value->error), "%s=\"%s\" ignored: %s; using %s",
-                 desc->env_name, nvlar_log_quotable(text, quoted, sizeof(quoted)), why,
+                 desc->env_name, nvlar_quotable(text, quoted, sizeof(quoted)), why,
                  desc->default_text[0] ? desc->default_text : "\"\"");
       }
       text = desc->default_text;

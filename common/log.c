@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "params.h"
 
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
@@ -66,7 +67,7 @@ static void log_init(void) {
     char quoted[160];
     log_during_init(NVLAR_LOG_WARN,
                     "NVLAR_DEBUG_FILE: cannot open \"%s\"; logging to standard output",
-                    nvlar_log_quotable(file_name, quoted, sizeof(quoted)));
+                    nvlar_quotable(file_name, quoted, sizeof(quoted)));
   }
 }
 
@@ -75,61 +76,13 @@ enum nvlar_log_level nvlar_log_level(void) {
   return log_level;
 }
 
-/* How `byte` is written: itself, or as an escape of 2 (\" \\) or 4 (\xHH) characters. Only
- * printable ASCII passes; `quote` also escapes what would end or confuse a quoted value. */
-static size_t escape_byte(unsigned char byte, bool quote, char piece[4]) {
-  static const char hex[] = "0123456789abcdef";
-  if (quote && (byte == '"' || byte == '\\')) {
-    piece[0] = '\\';
-    piece[1] = (char)byte;
-    return 2;
-  }
-  if (byte < 0x20 || byte > 0x7e) {
-    piece[0] = '\\';
-    piece[1] = 'x';
-    piece[2] = hex[byte >> 4];
-    piece[3] = hex[byte & 15];
-    return 4;
-  }
-  piece[0] = (char)byte;
-  return 1;
-}
-
-/* Writes `length` bytes of `text` escaped into `out`. When the escaped text does not fit, or
- * `cut` says `text` itself was already cut, it ends in "..." instead, so a shortened value
- * never passes for the whole one. */
-static void escape_into(const char *text, size_t length, bool quote, bool cut, char *out,
-                        size_t out_size) {
-  if (out_size == 0) return;
-  char piece[4];
-  size_t needed = 0;
-  for (size_t i = 0; i < length; i++) needed += escape_byte((unsigned char)text[i], quote, piece);
-  cut = cut || needed >= out_size;
-  const size_t ellipsis = cut ? (out_size > 3 ? 3 : out_size - 1) : 0;
-  const size_t room = out_size - 1 - ellipsis;
-  size_t used = 0;
-  for (size_t i = 0; i < length; i++) {
-    size_t piece_length = escape_byte((unsigned char)text[i], quote, piece);
-    if (used + piece_length > room) break; /* never half an escape */
-    memcpy(out + used, piece, piece_length);
-    used += piece_length;
-  }
-  memset(out + used, '.', ellipsis);
-  out[used + ellipsis] = '\0';
-}
-
-const char *nvlar_log_quotable(const char *text, char *out, size_t out_size) {
-  escape_into(text, strlen(text), true, false, out, out_size);
-  return out;
-}
-
 static void write_line(enum nvlar_log_level level, const char *fmt, va_list args) {
   static const char *const level_names[] = {"NONE", "WARN", "INFO", "TRACE"};
   char message[1024], line[1024];
   int length = vsnprintf(message, sizeof(message), fmt, args);
   if (length < 0) return;
   bool cut = (size_t)length >= sizeof(message);
-  escape_into(message, cut ? sizeof(message) - 1 : (size_t)length, false, cut, line, sizeof(line));
+  nvlar_escape(message, cut ? sizeof(message) - 1 : (size_t)length, false, cut, line, sizeof(line));
   pthread_mutex_lock(&log_lock);
   fprintf(log_file, "%s:%d:%ld NVLAR %s %s\n", log_host, (int)getpid(), (long)syscall(SYS_gettid),
           level_names[level], line);

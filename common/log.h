@@ -3,8 +3,6 @@
 #ifndef NVLAR_LOG_H
 #define NVLAR_LOG_H
 
-#include <stddef.h>
-
 enum nvlar_log_level {
   NVLAR_LOG_NONE = 0,
   NVLAR_LOG_WARN = 1,
@@ -21,11 +19,6 @@ enum nvlar_log_level nvlar_log_level(void);
  * a terminal (however the caller formatted it). */
 void nvlar_log(enum nvlar_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-
-/* `text` made fit to quote in a message: bytes that are not printable ASCII become \xHH, a
- * double quote \" and a backslash \\, so that the quoted value reads back unambiguously; a
- * text that does not fit in `out_size` bytes is cut and ends in "...". Returns `out`. */
-const char *nvlar_log_quotable(const char *text, char *out, size_t out_size);
 
 #define NVLAR_WARN(...) nvlar_log(NVLAR_LOG_WARN, __VA_ARGS__)
 #define NVLAR_INFO(...)                                                                      \

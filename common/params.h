@@ -17,7 +17,7 @@
 enum nvlar_param_type {
   NVLAR_PARAM_BOOL,   /* 0/1, also false/true, no/yes, off/on */
   NVLAR_PARAM_INT,    /* a decimal integer within [min, max] */
-  NVLAR_PARAM_SIZE,   /* bytes, with an optional K, M or G suffix (powers of 1024) */
+  NVLAR_PARAM_SIZE,   /* a byte count as bytes.h reads it: 65536, 64K, 64KiB (powers of 1024) */
   NVLAR_PARAM_CHOICE, /* one word of a |-separated list, case-insensitive; value = its index */
   NVLAR_PARAM_STRING, /* any text */
 };
@@ -122,7 +122,7 @@ struct nvlar_param_value {
   const char *text; /* STRING; also the text the value was parsed from; never NULL */
   bool from_env;    /* false: the default */
   char error[256];  /* non-empty: the environment's value was rejected, default kept; the
-                       value in it quoted (nvlar_log_quotable) and cut to 64 characters */
+                       value in it quoted (nvlar_quotable) and cut to 64 characters */
 };
 
 struct nvlar_params {
