@@ -130,6 +130,9 @@ __device__ __forceinline__ size_t push_twoshot_slice_elems(const nvlar_allreduce
 template <typename T, int Op, int kMaxRanks, bool kToPeers = true>
 __device__ void reduce_and_push(T *dst, T *const *to_peer, const T *own, T *const *received,
                                 size_t n, int rank, int nranks) {
+  using E = Elem<T>;
+  using R = Reduce<T, Op>;
+  using Acc = typename E::Acc;
   constexpr int V = Pack<T>::kElems;
   constexpr int kUnroll = kMaxRanks <= 2 ? kPushTwoshotDepth : 2;
   const size_t packs = aligned16(own) ? n / V : 0;
@@ -155,7 +158,8 @@ __device__ void reduce_and_push(T *dst, T *const *to_peer, const T *own, T *cons
     for (int u = 0; u < kUnroll; u++) {
       const size_t i = base + u * stride;
       if (i >= packs) break;
-      const Pack<T> out = reduce_packs<T, Op, kMaxRanks>([&](int p) { return in[u][p]; }, nranks);
+      Pack<T> out;
+      reduce_packs<T, Op>(in[u], nranks, out);
       if (dst_aligned) {
         reinterpret_cast<uint4 *>(dst)[i] = out.raw;
       } else {
@@ -171,8 +175,10 @@ __device__ void reduce_and_push(T *dst, T *const *to_peer, const T *own, T *cons
     }
   }
   for (size_t i = packs * V + threadIdx.x; i < n; i += blockDim.x) {
-    const T value = reduce_one<T, Op>(
-        [=](int p) { return p == rank ? own[i] : load_staged_one(received[p] + i); }, nranks);
+    auto source = [&](int p) { return p == rank ? own[i] : load_staged_one(received[p] + i); };
+    Acc acc = E::to_acc(source(0));
+    for (int p = 1; p < nranks; p++) acc = R::combine(acc, E::to_acc(source(p)));
+    T value = E::from_acc(R::finish(acc, nranks));
     dst[i] = value;
     if constexpr (kToPeers) {
       for (int p = 0; p < nranks; p++) {

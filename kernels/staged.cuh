@@ -21,29 +21,32 @@ template <typename T> struct Pack {
 
 // The kernels' one reduction, in the rank order 0..n-1 that every kernel folds in, so that
 // all of them (and every rank) give the same bits: element k of the result is the fold of
-// element k of source(0), source(1), ... source(nsrc - 1), where source(p) gives rank p's
-// pack, typically an element of the caller's array of loaded packs. kMaxSources bounds nsrc
-// at compile time: the loop unrolls over it, so the array stays in registers.
-template <typename T, int Op, int kMaxSources, typename Source>
-__device__ __forceinline__ Pack<T> reduce_packs(Source source, int nsrc) {
+// element k of in[0], in[1], ... in[nsrc - 1], the caller's packs, loaded before the call so
+// that their loads are in flight together. kMaxSources bounds nsrc at compile time. (Written
+// with a lambda for the source instead, the PTX of the push two-shot changed and its 2-rank
+// calls took up to 1.24x as long, emulated; returning the pack by value changed the 16-bit
+// types' PTX too; this form gives the PTX of the folds it replaced:
+// docs/data/runs/2026-12-05-kernel-fold.)
+template <typename T, int Op, int kMaxSources>
+__device__ __forceinline__ void reduce_packs(const Pack<T> (&in)[kMaxSources], int nsrc,
+                                             Pack<T> &out) {
   using E = Elem<T>;
   using R = Reduce<T, Op>;
-  Pack<T> out;
 #pragma unroll
   for (int k = 0; k < Pack<T>::kElems; k++) {
-    typename E::Acc acc = E::to_acc(source(0).elems[k]);
+    typename E::Acc acc = E::to_acc(in[0].elems[k]);
 #pragma unroll
     for (int p = 1; p < kMaxSources; p++) {
-      if (p < nsrc) acc = R::combine(acc, E::to_acc(source(p).elems[k]));
+      if (p < nsrc) acc = R::combine(acc, E::to_acc(in[p].elems[k]));
     }
     out.elems[k] = E::from_acc(R::finish(acc, nsrc));
   }
-  return out;
 }
 
-// The same fold for one element: source(p) gives rank p's value (the kernels' tails, fewer
-// than a pack). Callers capture by value: a lambda that captured the push two-shot's
-// arguments by reference took their addresses, and the kernel went to 480 bytes of stack.
+// The same fold for one element: source(p) gives rank p's value (a tail of fewer than a
+// pack). Callers capture by value: a lambda capturing by reference took the addresses of the
+// push two-shot's arguments and put 480 bytes of its state on the stack (ptxas -v); that
+// kernel keeps its own loop for its tail, which leaves its PTX as it was.
 template <typename T, int Op, typename Source>
 __device__ __forceinline__ T reduce_one(Source source, int nsrc) {
   using E = Elem<T>;
@@ -154,7 +157,8 @@ __device__ void reduce_staged(T *dst, T *also, T *const *src, size_t at, size_t 
     for (int p = 0; p < NVLAR_MAX_RANKS; p++) {
       if (p < nranks) in[p] = load_staged(src[p] + at + i * V);
     }
-    const Pack<T> out = reduce_packs<T, Op, NVLAR_MAX_RANKS>([&](int p) { return in[p]; }, nranks);
+    Pack<T> out;
+    reduce_packs<T, Op>(in, nranks, out);
     if (dst_aligned) {
       reinterpret_cast<uint4 *>(dst)[i] = out.raw;
     } else {

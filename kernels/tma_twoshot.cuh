@@ -204,7 +204,8 @@ __device__ void tma_run(const nvlar_allreduce_args &a, const TmaJob<T> &job, Tma
           for (int p = 0; p < NVLAR_MAX_RANKS; p++) {
             if (p < job.nsrc) in[p].raw = reinterpret_cast<const uint4 *>(slots + (size_t)p * tile)[i];
           }
-          const Pack<T> out = reduce_packs<T, Op, NVLAR_MAX_RANKS>([&](int p) { return in[p]; }, job.nsrc);
+          Pack<T> out;
+          reduce_packs<T, Op>(in, job.nsrc, out);
           reinterpret_cast<uint4 *>(slots)[i] = out.raw;
           if (plain != nullptr) {
 #pragma unroll
