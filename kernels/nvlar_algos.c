@@ -8,9 +8,9 @@
 /* Two rows with one value fail to compile (-Woverride-init), and so does a value past the
  * count; with as many slots as rows, every value 0 .. NVLAR_ALGO_COUNT - 1 has its row. */
 const struct nvlar_algo_desc nvlar_algo_descs[NVLAR_ALGO_COUNT] = {
-#define NVLAR_ALGO_DESC(id, value, name, min_arch, below_arch, max_bytes, above_max,           \
+#define NVLAR_ALGO_DESC(id, value, name, title, min_arch, below_arch, max_bytes, above_max,    \
                         bytes_per_cta, most_ctas)                                               \
-  [NVLAR_ALGO_##id] = {name,      min_arch, NVLAR_ALGO_##below_arch, max_bytes,                 \
+  [NVLAR_ALGO_##id] = {name,      title, min_arch, NVLAR_ALGO_##below_arch, max_bytes,          \
                        NVLAR_ALGO_##above_max, bytes_per_cta, most_ctas},
     NVLAR_ALGOS(NVLAR_ALGO_DESC)
 #undef NVLAR_ALGO_DESC

@@ -4,14 +4,17 @@
  * number the kernels dispatch on), its name (the word of NVLAR_ALGO, of tuning-table rows and
  * of log lines), the GPUs and message sizes it serves and what runs in its place elsewhere,
  * and its default CTA count. plugin/ and tuner/ derive their enums, word lists, parsing,
- * demotions and defaults from this table, so a new algorithm is a row here plus its kernel
- * and its test (docs/design.md, "Selection and tuning").
+ * demotions and defaults from this table, and the scripts read it as `nvlar-table
+ * --algorithms` prints it, so a new algorithm is a row here plus its kernel and its test
+ * (docs/design.md, "Selection and tuning").
  *
- * X(ID, value, name, min_arch, below_arch, max_bytes, above_max, bytes_per_cta, most_ctas)
+ * X(ID, value, name, title, min_arch, below_arch, max_bytes, above_max, bytes_per_cta,
+ *   most_ctas)
  *   ID             makes NVLAR_ALGO_<ID>
  *   value          its enum value. The values are fixed (kernels and their tests use them, and
  *                  a new algorithm takes the next free one); they need not follow the rows.
  *   name           a lower-case word
+ *   title          what docs, tables and plots call it ("push two-shot")
  *   min_arch       compute capability x 10 that the kernel needs; 0: any
  *   below_arch     the ID that runs instead on an older GPU (its own ID when min_arch is 0)
  *   max_bytes      message bytes per call above which `above_max` runs instead; 0: no cap.
@@ -25,43 +28,50 @@
  * below_arch needs an older GPU than the row, and its above_max a larger cap or none
  * (test/unit/test_algos.c checks both).
  *
- * Rows are in the order of NVLAR_ALGO's words (auto, the rows, nccl) and of the word lists in
- * messages; a new row goes last. The kernels dispatch on the value themselves
+ * Rows are in the order of NVLAR_ALGO's words (auto, the rows, nccl), of the word lists in
+ * messages and of `nvlar-table --algorithms`; a new row goes last. The kernels dispatch on the value themselves
  * (kernels/allreduce.cuh), so the table carries no kernel entry point. */
 #ifndef NVLAR_ALGOS_H
 #define NVLAR_ALGOS_H
 
 #include <stddef.h>
 
-#define NVLAR_ALGOS(X)                                                                         \
-  /* Copy in, barrier, every rank reduces everything: latency-bound sizes. More CTAs mean      \
-   * more flags to wait for per barrier. */                                                    \
-  X(ONESHOT, 0, "oneshot", 0,  ONESHOT, 0,                      ONESHOT, 32u << 10, 16)        \
-  /* Copy in, barrier, reduce own slice, barrier, gather slices: bandwidth-bound sizes. Its   \
-   * CTA rule is the best of the emulated sweep (docs/results.md). */                          \
-  X(TWOSHOT, 1, "twoshot", 0,  TWOSHOT, 0,                      TWOSHOT, 64u << 10, 32)        \
-  /* The two-shot with bulk copies (cp.async.bulk) through shared-memory stages, which need   \
-   * sm_90; elsewhere the plain two-shot does its job. Each CTA streams through 224 KiB of    \
-   * stages, so few CTAs. */                                                                   \
-  X(TMA,     3, "tma",     90, TWOSHOT, 0,                      TMA,       2u << 20, 8)        \
-  /* Packets with inline flags written into every peer, no barrier: for latency-bound         \
-   * messages, up to one chunk (1 MiB). A thread waits for each of its packets in turn, so a  \
-   * CTA carries little: one per KiB, up to 128, was within 0.05 us of the best CTA count of  \
-   * the sweep on two H200s at every size from 2 KiB to 1 MiB (docs/results.md, issue 15). */  \
-  X(PUSH,    2, "push",    0,  PUSH,    NVLAR_PUSH_CHUNK_BYTES, ONESHOT, 1u << 10,  128)       \
-  /* Stores into peers' staging (scatter, reduce and store the result into every peer,       \
-   * gather), each CTA a channel that meets only the same CTA of the peers: the bandwidth     \
-   * path for real NVLink, where stores reach the link from few CTAs and loads need most of   \
-   * the GPU (docs/design.md, "Real NVLink"). Each CTA is bound by its round trips (about     \
-   * 11 GB/s per CTA on two H200s), so the link fills only from about 64 CTAs: one per 32 KiB \
-   * up to 128 was the best of the CTA sweep at every size from 512 KiB to 256 MiB. */        \
-  X(PUSH_TWOSHOT, 4, "pushtwoshot", 0, PUSH_TWOSHOT, 0,         PUSH_TWOSHOT, 32u << 10, 128)  \
-  /* The copy-engine two-shot (kernels/ce_twoshot.cuh): peers' slices and results cross the   \
-   * link by copy engine (0 SMs), a few CTAs reduce in local memory, chunk by chunk through   \
-   * the staging buffer. Not yet measured on NVLink: no built-in routing row names it, only   \
-   * NVLAR_ALGO or a tuning row. The CTA rule (one per 4 MiB, up to 16) is a first guess that \
-   * keeps within the budget of a model running beside it. */                                 \
-  X(CETWOSHOT, 5, "cetwoshot", 0, CETWOSHOT, 0,                 CETWOSHOT, 4u << 20,  16)
+#define NVLAR_ALGOS(X)                                                                             \
+  /* Copy in, barrier, every rank reduces everything: latency-bound sizes. More CTAs mean          \
+   * more flags to wait for per barrier. */                                                        \
+  X(ONESHOT, 0, "oneshot", "one-shot",                                                             \
+    0, ONESHOT, 0, ONESHOT, 32u << 10, 16)                                                         \
+  /* Copy in, barrier, reduce own slice, barrier, gather slices: bandwidth-bound sizes. Its        \
+   * CTA rule is the best of the emulated sweep (docs/results.md). */                              \
+  X(TWOSHOT, 1, "twoshot", "two-shot",                                                             \
+    0, TWOSHOT, 0, TWOSHOT, 64u << 10, 32)                                                         \
+  /* The two-shot with bulk copies (cp.async.bulk) through shared-memory stages, which need        \
+   * sm_90; elsewhere the plain two-shot does its job. Each CTA streams through 224 KiB of         \
+   * stages, so few CTAs. */                                                                       \
+  X(TMA,     3, "tma",     "TMA two-shot",                                                         \
+    90, TWOSHOT, 0, TMA, 2u << 20, 8)                                                              \
+  /* Packets with inline flags written into every peer, no barrier: for latency-bound              \
+   * messages, up to one chunk (1 MiB). A thread waits for each of its packets in turn, so a       \
+   * CTA carries little: one per KiB, up to 128, was within 0.05 us of the best CTA count of       \
+   * the sweep on two H200s at every size from 2 KiB to 1 MiB (docs/results.md, issue 15). */      \
+  X(PUSH,    2, "push",    "push one-shot",                                                        \
+    0, PUSH, NVLAR_PUSH_CHUNK_BYTES, ONESHOT, 1u << 10, 128)                                       \
+  /* Stores into peers' staging (scatter, reduce and store the result into every peer,             \
+   * gather), each CTA a channel that meets only the same CTA of the peers: the bandwidth          \
+   * path for real NVLink, where stores reach the link from few CTAs and loads need most of        \
+   * the GPU (docs/design.md, "Real NVLink"). Each CTA is bound by its round trips (about          \
+   * 11 GB/s per CTA on two H200s), so the link fills only from about 64 CTAs: one per 32 KiB      \
+   * up to 128 was the best of the CTA sweep at every size from 512 KiB to 256 MiB. */             \
+  X(PUSH_TWOSHOT, 4, "pushtwoshot", "push two-shot",                                               \
+    0, PUSH_TWOSHOT, 0, PUSH_TWOSHOT, 32u << 10, 128)                                              \
+  /* The copy-engine two-shot (kernels/ce_twoshot.cuh): peers' slices and results cross the        \
+   * link by copy engine (0 SMs), a few CTAs reduce in local memory, chunk by chunk through        \
+   * the staging buffer. Not yet measured on NVLink: no built-in routing row names it, only        \
+   * NVLAR_ALGO or a tuning row (scripts/tune measures it as it measures every row). The CTA       \
+   * rule (one per 4 MiB, up to 16) is a first guess that keeps within the budget of a model       \
+   * running beside it. */                                                                         \
+  X(CETWOSHOT, 5, "cetwoshot", "copy-engine two-shot",                                             \
+    0, CETWOSHOT, 0, CETWOSHOT, 4u << 20, 16)
 
 enum nvlar_algo {
 #define NVLAR_ALGO_ENUM(id, value, ...) NVLAR_ALGO_##id = value,
@@ -77,6 +87,7 @@ enum { NVLAR_ALGO_COUNT = 0 NVLAR_ALGOS(NVLAR_ALGO_PLUS_ONE) };
 /* One row of the table as data (sizes in bytes, algorithms as enum nvlar_algo values). */
 struct nvlar_algo_desc {
   const char *name;
+  const char *title;
   int min_arch;
   int below_arch;
   size_t max_bytes;

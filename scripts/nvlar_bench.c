@@ -596,6 +596,21 @@ static int run_quietly(char *const argv[], bool quiet) {
   return WEXITSTATUS(status);
 }
 
+/* The nvlar-table built and installed next to this program (scripts/plot reads the algorithm
+ * table from it), in `path`; "" if this program's own path is unknown. */
+static void nvlar_table_beside(char *path, size_t size) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  path[0] = '\0';
+  if (n <= 0) return;
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  if (slash == NULL) return;
+  *slash = '\0';
+  int written = snprintf(path, size, "%s/nvlar-table", self);
+  if (written < 0 || (size_t)written >= size) path[0] = '\0';
+}
+
 /* --plot: scripts/plot on the CSV just written, with the first Python that has matplotlib
  * (a user's python3 may lack it where the system's has it: install-deps installs Debian's).
  * A plot that cannot be made is reported, and leaves the benchmark's exit status alone. */
@@ -607,12 +622,15 @@ static void plot_csv(const struct options *o) {
            "source tree)\n", script, o->csv, o->plot);
     return;
   }
+  char table[4096 + 16];
+  nvlar_table_beside(table, sizeof(table));
   static const char *const interpreters[] = {"python3", "/usr/bin/python3"};
   for (int i = 0; i < 2; i++) {
     char *check[] = {(char *)interpreters[i], "-c", "import matplotlib", NULL};
     if (run_quietly(check, true) != 0) continue;
     char *plot[] = {(char *)interpreters[i], (char *)script, (char *)o->csv, "--out",
-                    (char *)o->plot, NULL};
+                    (char *)o->plot, "--nvlar-table", table, NULL};
+    if (table[0] == '\0') plot[5] = NULL; /* scripts/plot's own default */
     if (run_quietly(plot, false) != 0) printf("nvlar-bench: scripts/plot failed on %s\n", o->csv);
     return;
   }

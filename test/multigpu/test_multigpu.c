@@ -57,6 +57,7 @@
 
 #include "allreduce_check.h"
 #include "gpu_test.h"
+#include "nvlar_algos.h"
 #include "spawn.h"
 
 #define MAX_GPUS 8
@@ -804,14 +805,12 @@ int main(int argc, char **argv) {
     printf("SKIP: needs 2 GPUs, found %d\n", n);
     return GPU_TEST_SKIP;
   }
+  /* One process for all GPUs with every algorithm of kernels/nvlar_algos.h forced in turn
+   * (where its row hands a size on, push above 1 MiB, the replacement runs). */
+#define SINGLE_SCENARIO(id, value, name, ...) {"single", name, NULL, 1, NULL, 0},
   const struct scenario scenarios[] = {
       {"single", "auto", NULL, 1, NULL, 0},
-      {"single", "oneshot", NULL, 1, NULL, 0},
-      {"single", "twoshot", NULL, 1, NULL, 0},
-      {"single", "tma", NULL, 1, NULL, 0},
-      {"single", "push", NULL, 1, NULL, 0}, /* sizes > 256 KiB: one-shot */
-      {"single", "pushtwoshot", NULL, 1, NULL, 0},
-      {"single", "cetwoshot", NULL, 1, NULL, 0},
+      NVLAR_ALGOS(SINGLE_SCENARIO)
       {"single", "nccl", NULL, 0, NULL, 0},
       {"procs", "auto", NULL, 1, NULL, 0},
       {"procs", "tma", NULL, 1, NULL, 0},
@@ -834,6 +833,7 @@ int main(int argc, char **argv) {
       {"setup-oom-scratch", "auto", "NVLAR_TIMEOUT_MS=3000", 0,
        "reports ncclSystemError", -2},
   };
+#undef SINGLE_SCENARIO
   const char *only = getenv("NVLAR_TEST_SCENARIOS"); /* e.g. "stress,churn": run just those */
   int failures = 0, ran = 0;
   for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {

@@ -1,8 +1,10 @@
 /* The algorithm table (kernels/nvlar_algos.h) walked row by row: every algorithm's name reaches
- * it through the tuning-table parser and through NVLAR_ALGO, and selection demotes it exactly
- * as its row says. A new row is covered without touching this file. */
+ * it through the tuning-table parser and through NVLAR_ALGO, selection demotes it exactly as
+ * its row says, and `nvlar-table --algorithms` prints it for the scripts. A new row is covered
+ * without touching this file. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "nvlar_kernels.h"
 #include "params.h"
 #include "selection.h"
+#include "spawn.h"
 #include "tuning_table.h"
 
 /* Above every algorithm's min_arch (compute capability x 10). */
@@ -52,6 +55,12 @@ static void test_values_and_names(void **state) {
     assert_int_equal(nvlar_algo_from_name(name), algo);
     /* Each name once, and none that the tuning table or NVLAR_ALGO already use. */
     for (int other = 0; other < algo; other++) assert_string_not_equal(desc(other)->name, name);
+    /* A title for tables and plots, each its own, without the tab that separates the columns
+     * of nvlar-table --algorithms. */
+    const char *title = desc(algo)->title;
+    assert_non_null(title);
+    assert_true(title[0] != '\0' && strchr(title, '\t') == NULL && strchr(title, '\n') == NULL);
+    for (int other = 0; other < algo; other++) assert_string_not_equal(desc(other)->title, title);
     assert_string_not_equal(name, "nccl");
     assert_string_not_equal(name, "auto");
     assert_true(desc(algo)->bytes_per_cta > 0);
@@ -210,6 +219,44 @@ static void test_forced_ctas(void **state) {
   }
 }
 
+/* Whether a row of the built-in tuning table names `algo`. */
+static bool builtin_names(int algo) {
+  struct nvlar_tuning_table table;
+  assert_true(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &table, NULL, NULL) > 0);
+  for (int i = 0; i < table.nrows; i++) {
+    if (table.rows[i].kind == NVLAR_ROW_KERNEL && table.rows[i].kernel == algo) return true;
+  }
+  return false;
+}
+
+/* nvlar-table --algorithms, what the scripts read instead of lists of their own: a header, then
+ * every row of the table, once, in the order of NVLAR_ALGO's words, with every column. */
+static void test_nvlar_table_algorithms(void **state) {
+  (void)state;
+  char output[8192];
+  char *argv[] = {NVLAR_TEST_NVLAR_TABLE, "--algorithms", NULL};
+  const char *env[] = {NULL};
+  assert_int_equal(nvlar_test_run(argv, env, output, sizeof(output)), 0);
+  char want[8192];
+  int used = snprintf(want, sizeof(want), "name\tvalue\ttitle\tmin_arch\tbelow_arch\tmax_bytes\t"
+                                          "above_max\tbytes_per_cta\tmost_ctas\tbuiltin\n");
+  for (int row = 0; row < NVLAR_ALGO_COUNT; row++) {
+    int algo = 0;
+    while (algo < NVLAR_ALGO_COUNT && nvlar_forced_value(algo) != NVLAR_FORCE_AUTO + 1 + row) {
+      algo++;
+    }
+    assert_true(algo < NVLAR_ALGO_COUNT);
+    const struct nvlar_algo_desc *d = desc(algo);
+    used += snprintf(want + used, sizeof(want) - (size_t)used,
+                     "%s\t%d\t%s\t%d\t%s\t%zu\t%s\t%zu\t%d\t%s\n", d->name, algo, d->title,
+                     d->min_arch, desc(d->below_arch)->name, d->max_bytes,
+                     desc(d->above_max)->name, d->bytes_per_cta, d->most_ctas,
+                     builtin_names(algo) ? "yes" : "no");
+    assert_true(used > 0 && (size_t)used < sizeof(want));
+  }
+  assert_string_equal(output, want);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_values_and_names),
@@ -220,6 +267,7 @@ int main(void) {
       cmocka_unit_test(test_default_ctas),
       cmocka_unit_test(test_forced_ctas),
       cmocka_unit_test(test_forced_value_round_trip),
+      cmocka_unit_test(test_nvlar_table_algorithms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,13 +2,18 @@
 """scripts/compare-nccl-tests against a stand-in for all_reduce_perf (it prints nccl-tests'
 table, faster when libnvlar is preloaded, and a wrong result on request), scripts/plot on
 synthetic benchmark CSVs, and scripts/bench-table's three tables on a synthetic emulated
-CSV."""
+CSV. plot and bench-table name kernels from `nvlar-table --algorithms`: every algorithm it lists
+gets its column and its title, and without nvlar-table they say so instead of guessing."""
 import os
 import subprocess
 import sys
 import tempfile
 
-compare, plot, libnvlar, bench_table = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+compare, plot, libnvlar, bench_table, nvlar_table = sys.argv[1:6]
+TABLE = ["--nvlar-table", nvlar_table]
+# [(name, title)] in the table's order.
+ALGORITHMS = [tuple(line.split("\t")[0:3:2]) for line in subprocess.run(
+    [nvlar_table, "--algorithms"], capture_output=True, text=True, check=True).stdout.splitlines()[1:]]
 
 FAKE = r'''#!/usr/bin/env python3
 import os, sys
@@ -70,9 +75,10 @@ with tempfile.TemporaryDirectory() as tmp:
                 [candidate, "-c", "import matplotlib"], capture_output=True).returncode == 0:
             interpreter = candidate
             break
-    def plot_failures(label, arguments, pngs):
+    def plot_failures(label, arguments, pngs, table=TABLE):
         """Runs scripts/plot; one failure per PNG it did not write (or wrote empty)."""
-        result = subprocess.run([interpreter, plot, *arguments], capture_output=True, text=True)
+        result = subprocess.run([interpreter, plot, *arguments, *table], capture_output=True,
+                                text=True)
         missing = 0
         for name in pngs:
             path = os.path.join(tmp, name)
@@ -91,8 +97,10 @@ with tempfile.TemporaryDirectory() as tmp:
             for size in (8, 1024, 1 << 20):
                 for mode in ("eager", "graph"):
                     f.write(f"GPU,8,bfloat16,sum,{size},{size // 2},oneshot,{mode},5,10,0.5,1,1.75,0.5,0.875\n")
+        # Real mode's ratio and busBW plots name no kernel: no nvlar-table needed.
         failures += plot_failures("plot", [bench_csv, "--out", os.path.join(tmp, "p")],
-                                  ("p-ratio.png", "p-busbw.png"))
+                                  ("p-ratio.png", "p-busbw.png"),
+                                  table=["--nvlar-table", os.path.join(tmp, "none")])
         sweep_csv = os.path.join(tmp, "sweep.csv")
         with open(sweep_csv, "w") as f:
             f.write("device,nranks,dtype,op,bytes,count,algo,ctas,time_us,empty_us,traffic_gbps,"
@@ -120,12 +128,19 @@ with tempfile.TemporaryDirectory() as tmp:
         with open(emulated_csv, "w") as f:
             f.write("device,nranks,dtype,op,bytes,count,algo,ctas,time_us,empty_us,traffic_gbps,"
                     "copy_gbps,ratio,series,pdl\n")
-            for algo in ("oneshot", "twoshot"):
+            for algo, _ in ALGORITHMS:
                 for size in (8, 1024, 1 << 20):
                     f.write(f"GPU,8,float32,sum,{size},{size // 4},{algo},4,5,1,1,3000,0.001,size,1\n")
             f.write("GPU,8,float32,sum,67108864,16777216,tma,8,990,1.7,2713,3000,0.905,sweep,1\n")
         failures += plot_failures("plot (emulated)", [emulated_csv, "--out", os.path.join(tmp, "e")],
                                   ("e-time.png",))
+        # Its kernels' titles come from nvlar-table: without it, a message that says so.
+        result = subprocess.run([interpreter, plot, emulated_csv, "--out", os.path.join(tmp, "n"),
+                                 "--nvlar-table", os.path.join(tmp, "none")],
+                                capture_output=True, text=True)
+        if result.returncode == 0 or "no nvlar-table at" not in result.stderr:
+            print("plot (emulated) without nvlar-table:", result.returncode, result.stderr)
+            failures += 1
         # --overlap rows: emulated (against CTAs) and real (nvlar and NCCL against size).
         overlap_csv = os.path.join(tmp, "emulated-overlap.csv")
         with open(overlap_csv, "w") as f:
@@ -167,15 +182,36 @@ with tempfile.TemporaryDirectory() as tmp:
     expectations = {
         (): ["| 8 B | 4.45 (1) | 3.10 (1) | 1.01 | 0.00 | 0.00 |"],
         ("--sweep",): ["| 8 | 2713 | 0.905 |"],
-        ("--pdl",): ["| 8 B | push | 1 | 3.61 | 3.10 | +0.51 | 4.65 | 4.53 | +0.12 |"],
+        ("--pdl",): ["| 8 B | push one-shot | 1 | 3.61 | 3.10 | +0.51 | 4.65 | 4.53 | +0.12 |"],
     }
     for option, lines in expectations.items():
-        result = subprocess.run([sys.executable, bench_table, *option, emulated],
+        result = subprocess.run([sys.executable, bench_table, *option, emulated, *TABLE],
                                 capture_output=True, text=True)
         missing = [line for line in lines if line not in result.stdout]
         if result.returncode != 0 or missing:
             print("bench-table", *option, ":", result.returncode, result.stderr, result.stdout,
                   "missing:", missing)
             failures += 1
+    # Every algorithm that nvlar-table lists gets its column, titled and in the table's order,
+    # and a kernel the table lacks (a CSV from another build) comes last under its own name.
+    every = os.path.join(tmp, "every.csv")
+    with open(every, "w") as f:
+        f.write("device,nranks,dtype,op,bytes,count,algo,ctas,time_us,empty_us,traffic_gbps,"
+                "copy_gbps,ratio,series,pdl\n")
+        for algo in ["futureshot"] + [name for name, _ in reversed(ALGORITHMS)]:
+            f.write(f"GPU,8,float32,sum,8,2,{algo},1,4.45,1.01,0.2,3000,0.0001,size,1\n")
+    result = subprocess.run([sys.executable, bench_table, every, *TABLE], capture_output=True,
+                            text=True)
+    header = ("| bytes per rank | " + " | ".join(f"{title} µs (CTAs)" for _, title in ALGORITHMS)
+              + " | futureshot µs (CTAs) | empty kernel µs |")
+    if result.returncode != 0 or header not in result.stdout:
+        print("bench-table, every algorithm:", result.returncode, result.stderr, result.stdout,
+              "wanted:", header)
+        failures += 1
+    result = subprocess.run([sys.executable, bench_table, every, "--nvlar-table",
+                             os.path.join(tmp, "none")], capture_output=True, text=True)
+    if result.returncode == 0 or "no nvlar-table at" not in result.stderr:
+        print("bench-table without nvlar-table:", result.returncode, result.stderr)
+        failures += 1
 print("scripts:", "ok" if failures == 0 else f"{failures} failures")
 sys.exit(1 if failures else 0)

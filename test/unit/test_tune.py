@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """scripts/tune --from-csv on synthetic measurements: the table it writes picks the fastest
-path per size, merges neighbouring sizes, and parses cleanly with nvlar-table."""
+path per size, merges neighbouring sizes, and parses cleanly with nvlar-table. With a stand-in
+nvlar-bench it measures every algorithm that `nvlar-table --algorithms` lists, and no other."""
 import csv
 import os
 import subprocess
@@ -8,20 +9,32 @@ import sys
 import tempfile
 
 tune, nvlar_table = sys.argv[1], sys.argv[2]
+# tune finds nvlar-table next to nvlar-bench by default; the stand-ins below are elsewhere.
+TABLE = ["--nvlar-table", nvlar_table]
+ALGORITHMS = [line.split("\t")[0] for line in subprocess.run(
+    [nvlar_table, "--algorithms"], capture_output=True, text=True, check=True).stdout.splitlines()[1:]]
+if "oneshot" not in ALGORITHMS:
+    print(f"{nvlar_table} --algorithms lists no one-shot: {ALGORITHMS}", file=sys.stderr)
+    sys.exit(1)
 FIELDS = ["device", "ngpus", "dtype", "op", "bytes", "count", "kernel", "ctas", "mode", "nvlar_us",
           "nccl_us", "ratio", "nvlar_algbw", "nvlar_busbw", "nccl_algbw", "nccl_busbw"]
 SIZES = [8, 1024, 65536, 1 << 20, 16 << 20, 256 << 20]
 
 
 def write(path, times, ctas=8):
-    """times: {size: (nvlar_us, nccl_us)}"""
+    """times: {size: (nvlar_us, nccl_us[, kernel])}; the kernel column (what routing ran) is
+    the file's algorithm unless the size says another (ctas-<kernel>-N.csv: <kernel>;
+    nccl-*.csv: nccl)."""
+    name = os.path.basename(path)[:-4]
+    own = "nccl" if name.startswith("nccl-") else name.split("-")[1] if name.startswith("ctas-") else name
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
         writer.writeheader()
-        for size, (nvlar_us, nccl_us) in times.items():
+        for size, (nvlar_us, nccl_us, *kernel) in times.items():
             for mode in ("eager", "graph"):
                 writer.writerow({"device": "GPU", "ngpus": 8, "dtype": "bfloat16", "op": "sum",
-                                 "bytes": size, "count": size // 2, "kernel": "x", "ctas": ctas, "mode": mode,
+                                 "bytes": size, "count": size // 2, "kernel": kernel[0] if kernel else own,
+                                 "ctas": ctas, "mode": mode,
                                  "nvlar_us": nvlar_us, "nccl_us": nccl_us, "ratio": 1,
                                  "nvlar_algbw": 0, "nvlar_busbw": 0, "nccl_algbw": 0,
                                  "nccl_busbw": 0})
@@ -34,9 +47,16 @@ with tempfile.TemporaryDirectory() as tmp:
     write(os.path.join(tmp, "twoshot.csv"),
           {8: (9, 20), 1024: (9, 20), 65536: (12, 25), 1 << 20: (20, 50), 16 << 20: (200, 300), 256 << 20: (6000, 5000)})
     # Push wins up to 1 KiB; its 16 MiB row is the one-shot in disguise (above its largest
-    # message, 1 MiB, NVLAR_ALGO=push runs the one-shot) and must be ignored.
+    # message, 1 MiB, NVLAR_ALGO=push runs the one-shot, and the kernel column says so) and
+    # must be ignored.
     write(os.path.join(tmp, "push.csv"),
-          {8: (2, 20), 1024: (2, 20), 65536: (6, 25), 1 << 20: (60, 50), 16 << 20: (1, 300)})
+          {8: (2, 20), 1024: (2, 20), 65536: (6, 25), 1 << 20: (60, 50), 16 << 20: (1, 300, "oneshot")})
+    # The TMA two-shot on a GPU below sm_90: the two-shot ran in its place at every size, so
+    # its fast times count for nothing.
+    write(os.path.join(tmp, "tma.csv"), {s: (1, 300, "twoshot") for s in SIZES})
+    # The copy-engine two-shot ran (no faster than the push two-shot) at 16 MiB; nvlar was not
+    # set up at 256 MiB (kernel nccl), where its time is NCCL's own and must not count.
+    write(os.path.join(tmp, "cetwoshot.csv"), {16 << 20: (160, 300), 256 << 20: (1, 5000, "nccl")})
     # The push two-shot wins from 16 MiB, NCCL included.
     write(os.path.join(tmp, "pushtwoshot.csv"),
           {65536: (14, 25), 1 << 20: (25, 50), 16 << 20: (150, 300), 256 << 20: (4000, 5000)})
@@ -54,7 +74,8 @@ with tempfile.TemporaryDirectory() as tmp:
             best_large = algo == "tree" and proto == "Simple"
             write(os.path.join(tmp, f"nccl-{algo}-{proto}.csv"),
                   {s: (0, (10 if best_small else 30) if s <= 65536 else (100 if best_large else 300)) for s in SIZES})
-    table = subprocess.run([tune, "--from-csv", tmp], capture_output=True, text=True, check=True).stdout
+    table = subprocess.run([tune, "--from-csv", tmp, *TABLE], capture_output=True, text=True,
+                           check=True).stdout
     rows = [line for line in table.splitlines() if line and not line.startswith("#")]
     expected = [
         "nvlar 0-1K 8 * push",
@@ -81,7 +102,8 @@ with tempfile.TemporaryDirectory() as tmp:
 with tempfile.TemporaryDirectory() as tmp:
     write(os.path.join(tmp, "push.csv"), {8: (5.0, 20), 1024: (5.0, 20), 65536: (5.0, 20)})
     write(os.path.join(tmp, "oneshot.csv"), {8: (5.2, 20), 1024: (4.95, 20), 65536: (4.5, 20)})
-    table = subprocess.run([tune, "--from-csv", tmp], capture_output=True, text=True, check=True).stdout
+    table = subprocess.run([tune, "--from-csv", tmp, *TABLE], capture_output=True, text=True,
+                           check=True).stdout
     rows = [line for line in table.splitlines() if line and not line.startswith("#")]
     if rows != ["nvlar 0-1K 8 * push", "nvlar 1025-inf 8 * oneshot"]:
         print("unexpected table (noise margin between kernels):\n" + table, file=sys.stderr)
@@ -170,8 +192,8 @@ with tempfile.TemporaryDirectory() as tmp:
         print("--no-check table:\n" + unchecked.stdout + unchecked.stderr, file=sys.stderr)
         sys.exit(1)
     # The same table again from the files it kept, and nvlar-table accepts it.
-    again = subprocess.run([tune, "--from-csv", os.path.join(tmp, "w")], capture_output=True,
-                           text=True)
+    again = subprocess.run([tune, "--from-csv", os.path.join(tmp, "w"), *TABLE],
+                           capture_output=True, text=True)
     if again.returncode != 0 or [l for l in again.stdout.splitlines() if l and not l.startswith("#")] != expected:
         print("--from-csv of nccl-tests outputs:\n" + again.stdout + again.stderr, file=sys.stderr)
         sys.exit(1)
@@ -184,8 +206,9 @@ with tempfile.TemporaryDirectory() as tmp:
         sys.exit(1)
 
 # --kernels-only with a stand-in nvlar-bench: push wins 1K-64K, the push two-shot 256K-1M, and
-# the push two-shot is 25% faster with 16 CTAs; tune must time CTA counts of each winner over
-# the sizes it won only, run no NCCL-forced configuration, and write the ctas=16 row.
+# the push two-shot is 25% faster with 16 CTAs; tune must time every algorithm of nvlar-table
+# --algorithms at its default CTAs, CTA counts of each winner over the sizes it won only, run
+# no NCCL-forced configuration, and write the ctas=16 row.
 FAKE_BENCH = r'''#!/usr/bin/env python3
 import csv, os, sys
 args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
@@ -214,17 +237,15 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(bench, "w") as f:
         f.write(FAKE_BENCH)
     os.chmod(bench, 0o755)
-    result = subprocess.run([tune, "--bench", bench, "--kernels-only", "--min-bytes", "1024",
+    result = subprocess.run([tune, "--bench", bench, *TABLE, "--kernels-only", "--min-bytes", "1024",
                              "--max-bytes", "1048576", "--step", "4", "--ctas", "4,16",
                              "--workdir", os.path.join(tmp, "w")], capture_output=True, text=True)
     rows = [line for line in result.stdout.splitlines() if line and not line.startswith("#")]
     expected = ["nvlar 0-64K 2 * push", "nvlar 65537-inf 2 * pushtwoshot ctas=16"]
     with open(os.path.join(tmp, "invocations")) as f:
         runs = sorted(f.read().splitlines())
-    expected_runs = sorted(["oneshot - 1024 1048576 4", "twoshot - 1024 1048576 4",
-                            "push - 1024 1048576 4", "tma - 1024 1048576 4",
-                            "pushtwoshot - 1024 1048576 4",
-                            "push 4 1024 65536 4", "push 16 1024 65536 4",
+    expected_runs = sorted([f"{name} - 1024 1048576 4" for name in ALGORITHMS] +
+                           ["push 4 1024 65536 4", "push 16 1024 65536 4",
                             "pushtwoshot 4 262144 1048576 4", "pushtwoshot 16 262144 1048576 4"])
     if result.returncode != 0 or rows != expected or runs != expected_runs:
         print("--kernels-only:\n" + result.stdout + result.stderr + "\nruns:\n" + "\n".join(runs),
@@ -235,4 +256,18 @@ with tempfile.TemporaryDirectory() as tmp:
     if clash.returncode == 0:
         print("--kernels-only with --nccl-tests was accepted", file=sys.stderr)
         sys.exit(1)
-print("tune: tables as expected, and nvlar-table accepts them")
+
+# Without nvlar-table tune does not guess a list: it says where it looked (by default next to
+# --bench) and how to get one.
+with tempfile.TemporaryDirectory() as tmp:
+    for options, where in ((["--from-csv", tmp, "--nvlar-table", os.path.join(tmp, "none")],
+                            os.path.join(tmp, "none")),
+                           (["--bench", os.path.join(tmp, "nvlar-bench"), "--kernels-only"],
+                            os.path.join(tmp, "nvlar-table"))):
+        missing = subprocess.run([tune, *options], capture_output=True, text=True)
+        if missing.returncode == 0 or f"no nvlar-table at {where}" not in missing.stderr:
+            print(f"tune {' '.join(options)} without nvlar-table:\n" + missing.stdout +
+                  missing.stderr, file=sys.stderr)
+            sys.exit(1)
+print("tune: tables as expected, every algorithm of nvlar-table measured, and nvlar-table "
+      "accepts the tables")
