@@ -11,7 +11,7 @@ import subprocess
 
 HERE = os.path.dirname(os.path.realpath(__file__))
 # Where `meson setup build && ninja -C build` puts it; every script takes --nvlar-table PATH.
-DEFAULT_NVLAR_TABLE = os.path.normpath(os.path.join(HERE, "..", "build", "scripts", "nvlar-table"))
+DEFAULT_NVLAR_TABLE = os.path.normpath(os.path.join(HERE, "..", "build", "tools", "nvlar-table"))
 NUMBERS = ("value", "min_arch", "max_bytes", "bytes_per_cta", "most_ctas")
 COLUMNS = ("name", "title", "below_arch", "above_max", "builtin") + NUMBERS
 

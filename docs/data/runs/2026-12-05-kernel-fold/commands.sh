@@ -34,8 +34,8 @@ for step in "$@"; do
       for n in 2 8; do
         for run in 1 2; do
           for tree in base new; do
-            dir=$B; [ "$tree" = base ] && dir=$BB
-            timeout 200 "$dir/scripts/nvlar-bench" --emulate "$n" --algo all --blocks 16 --min-bytes 64K \
+            bench=$B/tools/nvlar-bench; [ "$tree" = base ] && bench=$BB/scripts/nvlar-bench
+            timeout 200 "$bench" --emulate "$n" --algo all --blocks 16 --min-bytes 64K \
               --max-bytes 32M --step 8 --trials 5 --csv "$L/time-$n-$tree-$run.csv" >"$L/time-$n-$tree-$run.txt" 2>&1
             echo "emulate $n $tree run $run exit $? at $SECONDS s"
           done

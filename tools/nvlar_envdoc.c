@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
                memcmp(have, want, have_length) == 0;
     if (!same) {
       fprintf(stderr, "%s is out of date with common/params.h; regenerate it with: "
-                      "build/scripts/nvlar-envdoc > docs/env.md\n", argv[2]);
+                      "build/tools/nvlar-envdoc > docs/env.md\n", argv[2]);
     }
     free(have);
     free(want);

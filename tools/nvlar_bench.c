@@ -1,6 +1,6 @@
 /* nvlar-bench: device time of nvlar's all-reduce kernels.
  *
- * On several GPUs (real mode, scripts/bench_real.c) it times nvlar against NCCL in the same
+ * On several GPUs (real mode, tools/bench_real.c) it times nvlar against NCCL in the same
  * run. --emulate N (or a machine with one GPU) runs N ranks on this one GPU, all in one
  * launch, and times each kernel per message size with CUDA graphs (so host launch cost does
  * not count). In the same run it measures a device-to-device cudaMemcpy (the bandwidth ceiling
