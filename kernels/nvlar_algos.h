@@ -41,8 +41,8 @@
    * more flags to wait for per barrier. */                                                        \
   X(ONESHOT, 0, "oneshot", "one-shot",                                                             \
     0, ONESHOT, 0, ONESHOT, 32u << 10, 16)                                                         \
-  /* Copy in, barrier, reduce own slice, barrier, gather slices: bandwidth-bound sizes. Its        \
-   * CTA rule is the best of the emulated sweep (docs/results.md). */                              \
+  /* Copy in, barrier, reduce own slice, barrier, gather slices: bandwidth-bound sizes. Its CTA   \
+   * rule: docs/tuning.md, "Kernels and their CTAs". */                                            \
   X(TWOSHOT, 1, "twoshot", "two-shot",                                                             \
     0, TWOSHOT, 0, TWOSHOT, 64u << 10, 32)                                                         \
   /* The two-shot with bulk copies (cp.async.bulk) through shared-memory stages, which need        \
@@ -52,24 +52,20 @@
     90, TWOSHOT, 0, TMA, 2u << 20, 8)                                                              \
   /* Packets with inline flags written into every peer, no barrier: for latency-bound              \
    * messages, up to one chunk (1 MiB). A thread waits for each of its packets in turn, so a       \
-   * CTA carries little: one per KiB, up to 128, was within 0.05 us of the best CTA count of       \
-   * the sweep on two H200s at every size from 2 KiB to 1 MiB (docs/results.md, issue 15). */      \
+   * CTA carries little (its CTA rule: docs/tuning.md, "Kernels and their CTAs"). */               \
   X(PUSH,    2, "push",    "push one-shot",                                                        \
     0, PUSH, NVLAR_PUSH_CHUNK_BYTES, ONESHOT, 1u << 10, 128)                                       \
   /* Stores into peers' staging (scatter, reduce and store the result into every peer,             \
    * gather), each CTA a channel that meets only the same CTA of the peers: the bandwidth          \
    * path for real NVLink, where stores reach the link from few CTAs and loads need most of        \
-   * the GPU (docs/design.md, "Real NVLink"). Each CTA is bound by its round trips (about          \
-   * 11 GB/s per CTA on two H200s), so the link fills only from about 64 CTAs: one per 32 KiB      \
-   * up to 128 was the best of the CTA sweep at every size from 512 KiB to 256 MiB. */             \
+   * the GPU (docs/design.md, "Real NVLink"). Each CTA is bound by its round trips, so the         \
+   * link fills only from many CTAs (its CTA rule: docs/tuning.md, "Kernels and their CTAs"). */   \
   X(PUSH_TWOSHOT, 4, "pushtwoshot", "push two-shot",                                               \
     0, PUSH_TWOSHOT, 0, PUSH_TWOSHOT, 32u << 10, 128)                                              \
   /* The copy-engine two-shot (kernels/ce_twoshot.cuh): peers' slices and results cross the        \
    * link by copy engine (0 SMs), a few CTAs reduce in local memory, chunk by chunk through        \
-   * the staging buffer. Not yet measured on NVLink: no built-in routing row names it, only        \
-   * NVLAR_ALGO or a tuning row (scripts/tune measures it as it measures every row). The CTA       \
-   * rule (one per 4 MiB, up to 16) is a first guess that keeps within the budget of a model       \
-   * running beside it. */                                                                         \
+   * the staging buffer. No built-in routing row names it, only NVLAR_ALGO or a tuning row         \
+   * (docs/tuning.md, "Kernels and their CTAs"). */                                                \
   X(CETWOSHOT, 5, "cetwoshot", "copy-engine two-shot",                                             \
     0, CETWOSHOT, 0, CETWOSHOT, 4u << 20, 16)
 
