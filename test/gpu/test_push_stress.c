@@ -27,7 +27,6 @@
 #include <stdlib.h>
 
 #include "allreduce_check.h"
-#include "config.h"
 #include "emulation.h"
 #include "gpu_test.h"
 
