@@ -28,6 +28,8 @@ for step in "$@"; do
     build)
       [ -d "$B" ] || meson setup "$B" -Dnccl_home="$nccl_dir" >"$L/setup.log" 2>&1
       ninja -C "$B" >"$L/build.log" 2>&1 || { tail -30 "$L/build.log"; exit 1; }
+      # The base tree is needed by the timing step only; without base-src/ it is not built.
+      [ -d base-src ] || { echo "no base-src/: base not built"; continue; }
       [ -d "$BB" ] || (cd base-src && meson setup "$BB" -Dnccl_home="$nccl_dir" -Dtests=disabled) >"$L/setup-base.log" 2>&1
       ninja -C "$BB" scripts/nvlar-bench >"$L/build-base.log" 2>&1 || { tail -30 "$L/build-base.log"; exit 1; } ;;
     timing)
