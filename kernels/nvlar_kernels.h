@@ -36,6 +36,15 @@ extern "C" {
 #define NVLAR_PUSH_AREA_BYTES \
   ((size_t)NVLAR_PUSH_BUFFERS * NVLAR_MAX_RANKS * (NVLAR_PUSH_CHUNK_BYTES / 8) * 16)
 
+/* Push two-shot: steps a CTA scatters ahead of the one it reduces (a build-time constant, for
+ * experiments), and so the slots of its staging region (kernels/push_twoshot.cuh says why
+ * ahead + 2). With 0 a CTA waits for its peers' "scattered" flag of a step right after
+ * scattering it; ahead, that flag was raised a step earlier, at the price of smaller slices. */
+#ifndef NVLAR_PUSH_TWOSHOT_AHEAD
+#define NVLAR_PUSH_TWOSHOT_AHEAD 0
+#endif
+#define NVLAR_PUSH_TWOSHOT_SLOTS (NVLAR_PUSH_TWOSHOT_AHEAD + 2)
+
 /* Signal area of one rank: one 64-bit flag per (source rank, CTA). Flag [src][b] is written
  * only by CTA b of rank src, with the barrier sequence number it has reached; sequence numbers
  * only grow, so flags are never reset. Zero it once when allocating. */

@@ -14,28 +14,38 @@
 //            output and stores it into every peer's gather area [r], then raises "reduced";
 //   gather:  waits for every peer's "reduced" flag and copies their slices from its gather
 //            areas into its output.
-// A CTA scatters step j before it gathers step j - 1, so that its stores of step j cross the
-// link while it waits for its peers' results of step j - 1.
+// Iteration j of a CTA: it scatters step j + A (A steps ahead, NVLAR_PUSH_TWOSHOT_AHEAD, 0 by
+// default; steps 0..A-1 are scattered before the first iteration), gathers step j - 1, then
+// reduces step j. Its stores of the step ahead cross the link while it waits for its peers'
+// results of step j - 1, and with A > 0 the peers' "scattered" flags of step j were raised an
+// iteration earlier, so the reduce does not wait a round trip for them.
 //
 // Memory: CTA b owns the b-th of NVLAR_MAX_BLOCKS equal regions of every rank's staging
-// buffer, whatever the launch's CTA count; a region holds two slots (steps alternate between
-// them), each with nranks receive areas and nranks gather areas (the own rank's are unused,
-// for simple indexing). The layout depends only on the staging size and nranks, never on the
-// call, so that only CTA b of any call ever touches region b.
+// buffer, whatever the launch's CTA count; a region holds D = A + 2 slots (step j uses slot
+// j mod D), each with nranks receive areas and nranks gather areas (the own rank's are unused,
+// for simple indexing). Where the staging buffer is too small for D slots of 16 bytes, D = 2
+// and A = 0. The layout depends only on the staging size and nranks, never on the call, so that
+// only CTA b of any call ever touches region b.
 //
 // Flags: the barrier flags of the other kernels, one 64-bit word per (source rank, CTA) in
 // every rank's signal area, carrying the CTA's sequence number, which only grows. CTA b of rank
-// q raises, in this order, "arrived" (seq0 + 1), then for its j-th step "scattered"
-// (seq0 + 2 + 2j) and "reduced" (seq0 + 3 + 2j); a waiter compares with >=. Every CTA of a
-// launch ends at seq0 + 1 + 2 * (most steps of any CTA), so all progress slots stay equal
-// (nvlar_kernels.h) and no flag is ever ahead of what a later kernel waits for.
+// q raises "arrived" (seq0 + 1), then one flag per event of its steps, in a fixed order that is
+// the same for CTA b of every rank (it has the same steps): "scattered" for steps 0..A'-1
+// (A' = min(A, its steps)), then per iteration j "scattered j + A'" (if that step exists) and
+// "reduced j". The k-th event raises seq0 + 1 + k, so a waiter for an event compares with >=
+// (push_twoshot_events below; with A = 0, "scattered j" is seq0 + 2 + 2j and "reduced j"
+// seq0 + 3 + 2j). Every CTA of a launch ends at seq0 + 1 + 2 * (most steps of any CTA), so all
+// progress slots stay equal (nvlar_kernels.h) and no flag is ever ahead of what a later kernel
+// waits for.
 //
-// Why a slot may be overwritten (D = 2 slots, steps j and j - 2 share one):
-// - Receive area [r] of rank q, step j: q read it for step j - 2 in its reduce, before raising
-//   "reduced j - 2"; rank r waited for that flag (its gather of j - 2) before scattering j.
-// - Gather area [r] of rank q, step j: q read it for step j - 2 in its gather of j - 2, which
-//   comes before it scatters step j and raises "scattered j"; r waits for that flag before it
-//   writes the area in its reduce of j.
+// Why a slot may be overwritten (steps j and j - D share one; D = A + 2):
+// - Receive area [r] of rank q, step j (rank r stores it in iteration j - A, or before the
+//   first): q read it for step j - D in its reduce of j - D, before raising "reduced j - D";
+//   rank r waited for that flag in iteration j - D + 1 = j - A - 1 (before its gather of
+//   j - D), so before iteration j - A.
+// - Gather area [r] of rank q, step j (rank r stores it in its reduce of j): q read it for step
+//   j - D in its gather of j - D, in iteration j - A - 1, before iteration j - A in which it
+//   raises "scattered j"; r waits for that flag before its reduce of j.
 // - After another kernel (the others read peers' staging and do not all end in a barrier):
 //   "arrived" is raised by every CTA after the rank's previous kernel completed (stream order;
 //   with PDL after griddepcontrol.wait), and every CTA waits for it from every peer before its
@@ -97,15 +107,31 @@ __device__ __forceinline__ bool wait_for_peers(const nvlar_allreduce_args &a, in
   return cta->gave_up == 0;
 }
 
-// The fixed layout: bytes of a CTA's region, and of one receive or gather area in it (2 slots
+// The fixed layout: bytes of a CTA's region, its slots (NVLAR_PUSH_TWOSHOT_SLOTS where each
+// area then holds 16 bytes, else 2), and the bytes of one receive or gather area in it (slots
 // x 2 kinds x nranks areas per region), at most the cap. At least 16: staging_bytes >= 64 KiB.
 __device__ __forceinline__ size_t push_twoshot_region_bytes(const nvlar_allreduce_args &a) {
   return a.staging_bytes / NVLAR_MAX_BLOCKS / 256 * 256;
 }
+__device__ __forceinline__ int push_twoshot_slots(const nvlar_allreduce_args &a) {
+  constexpr size_t kSlots = NVLAR_PUSH_TWOSHOT_SLOTS;
+  if constexpr (kSlots == 2) return 2;
+  return push_twoshot_region_bytes(a) / (kSlots * 2 * (size_t)a.nranks) >= 16 ? (int)kSlots : 2;
+}
 __device__ __forceinline__ size_t push_twoshot_area_bytes(const nvlar_allreduce_args &a) {
-  size_t fit = push_twoshot_region_bytes(a) / (2 * 2 * (size_t)a.nranks) / 16 * 16;
+  size_t fit = push_twoshot_region_bytes(a) / ((size_t)push_twoshot_slots(a) * 2 * a.nranks) / 16 * 16;
   return fit < kPushTwoshotSliceCapBytes ? fit : kPushTwoshotSliceCapBytes;
 }
+
+// The order of a CTA's flags (the top of the file): with `mine` steps of which `ahead` are
+// scattered before the first iteration, the number of events up to and including each.
+struct PushTwoshotEvents {
+  uint64_t mine, ahead;
+  __device__ uint64_t scattered(uint64_t j) const { return j < ahead ? j + 1 : 2 * j - ahead + 1; }
+  __device__ uint64_t reduced(uint64_t j) const {
+    return j + ahead < mine ? ahead + 2 * j + 2 : j + mine + 1;
+  }
+};
 
 // Elements per slice (Q) of a call: the message spread over all CTAs' first steps, in whole
 // 16-byte packs, at most an area. The same on every rank.
@@ -216,6 +242,9 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
   if (mine == 0) return consumed;  // no store into peer memory, so no need to meet the peers
 
   const size_t region = push_twoshot_region_bytes(a), area_bytes = push_twoshot_area_bytes(a);
+  const int slots = push_twoshot_slots(a);
+  const uint64_t ahead_most = slots - 2;
+  const PushTwoshotEvents events{mine, ahead_most < mine ? ahead_most : mine};
   // Receive (kind 0) or gather (kind 1) area of source `src` in rank p's slot `slot`.
   auto area = [&](int p, uint64_t slot, int kind, int src) {
     char *base = static_cast<char *>(a.staging[p]) + block * region;
@@ -234,7 +263,7 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
     for (int k = 1; k < nranks; k++) {
       const int p = (rank + k) % nranks;  // start with the next rank: spreads the links' load
       const Range part = s.part(p);
-      copy_to_staging<T, kPushTwoshotDepth>(area(p, j & 1, 0, rank), input + s.offset + part.begin,
+      copy_to_staging<T, kPushTwoshotDepth>(area(p, j % slots, 0, rank), input + s.offset + part.begin,
                                             part.size());
     }
   };
@@ -244,7 +273,7 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
       const int p = (rank + k) % nranks;
       const Range part = s.part(p);
       copy_from_staging<T, kPushTwoshotDepth>(output + s.offset + part.begin,
-                                              area(rank, j & 1, 1, p), part.size());
+                                              area(rank, j % slots, 1, p), part.size());
     }
   };
   auto reduce = [&](uint64_t j) {
@@ -253,8 +282,8 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
     T *to_peer[NVLAR_MAX_RANKS];
     T *received[NVLAR_MAX_RANKS];
     for (int p = 0; p < nranks; p++) {
-      to_peer[p] = area(p, j & 1, 1, rank);
-      received[p] = area(rank, j & 1, 0, p);
+      to_peer[p] = area(p, j % slots, 1, rank);
+      received[p] = area(rank, j % slots, 0, p);
     }
     T *dst = output + s.offset + part.begin;
     const T *own = input + s.offset + part.begin;
@@ -269,18 +298,24 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
     raise_to_peers(a, block, seq0 + 1);
     if (!wait_for_peers(a, block, seq0 + 1, cta)) return consumed;
   }
-  for (uint64_t j = 0; j < mine; j++) {
+  for (uint64_t j = 0; j < events.ahead; j++) {
     scatter(j);
-    raise_to_peers(a, block, seq0 + 2 + 2 * j);
+    raise_to_peers(a, block, seq0 + 1 + events.scattered(j));
+  }
+  for (uint64_t j = 0; j < mine; j++) {
+    if (j + events.ahead < mine) {
+      scatter(j + events.ahead);
+      raise_to_peers(a, block, seq0 + 1 + events.scattered(j + events.ahead));
+    }
     if (j > 0) {
-      if (!wait_for_peers(a, block, seq0 + 1 + 2 * j, cta)) return consumed;  // reduced j - 1
+      if (!wait_for_peers(a, block, seq0 + 1 + events.reduced(j - 1), cta)) return consumed;
       gather(j - 1);
     }
-    if (!wait_for_peers(a, block, seq0 + 2 + 2 * j, cta)) return consumed;  // scattered j
+    if (!wait_for_peers(a, block, seq0 + 1 + events.scattered(j), cta)) return consumed;
     reduce(j);
-    raise_to_peers(a, block, seq0 + 3 + 2 * j);
+    raise_to_peers(a, block, seq0 + 1 + events.reduced(j));
   }
-  if (wait_for_peers(a, block, seq0 + 1 + 2 * mine, cta)) gather(mine - 1);
+  if (wait_for_peers(a, block, seq0 + 1 + events.reduced(mine - 1), cta)) gather(mine - 1);
   return consumed;
 }
 

@@ -144,9 +144,14 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   uint64_t twoshot_chunks = (count + (STAGING_BYTES / 4 / 4) - 1) / (STAGING_BYTES / 4 / 4);
   uint64_t push_chunks = (count * 4 + NVLAR_PUSH_CHUNK_BYTES - 1) / NVLAR_PUSH_CHUNK_BYTES;
   /* The push two-shot (4 CTAs): "arrived", then two flags per step of its busiest CTA; a
-   * slice is an area of a CTA's region (1/128 of the staging) for 2 slots x 2 kinds x 8
-   * ranks, here 64 bytes (below the 64 KiB cap). */
-  uint64_t push_twoshot_slice = (STAGING_BYTES / NVLAR_MAX_BLOCKS) / (2 * 2 * NRANKS) / 4;
+   * slice is an area of a CTA's region (1/128 of the staging) for its slots x 2 kinds x 8
+   * ranks (below the 64 KiB cap), its slots NVLAR_PUSH_TWOSHOT_SLOTS where each area still
+   * holds 16 bytes, else 2 (kernels/push_twoshot.cuh). */
+  const uint64_t push_twoshot_region = STAGING_BYTES / NVLAR_MAX_BLOCKS / 256 * 256;
+  const uint64_t push_twoshot_slots =
+      push_twoshot_region / (NVLAR_PUSH_TWOSHOT_SLOTS * 2 * NRANKS) >= 16 ? NVLAR_PUSH_TWOSHOT_SLOTS : 2;
+  uint64_t push_twoshot_slice =
+      push_twoshot_region / (push_twoshot_slots * 2 * NRANKS) / 16 * 16 / 4;
   uint64_t push_twoshot_steps = (count + push_twoshot_slice * NRANKS - 1) / (push_twoshot_slice * NRANKS);
   uint64_t push_twoshot_seqs = 1 + 2 * ((push_twoshot_steps + 3) / 4);
   /* The copy-engine two-shot: "arrived", then "scattered" and "gathered" per chunk (one area
