@@ -12,7 +12,11 @@
  * leftover later frees it at once. */
 #define NCCL_STOPPED ((struct nvlar_setup_leftover *)(uintptr_t)1)
 
-void nvlar_lifecycle_before_init(void) { nvlar_tuner_expect_agreement(); }
+void nvlar_lifecycle_before_init(void) {
+  nvlar_tuner_expect_agreement();
+  /* NCCL's init allocates on this thread: routes parked for a caller's thread go here. */
+  nvlar_routes_free_parked();
+}
 
 bool nvlar_lifecycle_adopt(ncclComm_t comm, enum nvlar_comm_origin origin, bool nonblocking,
                            struct nvlar_cta_limits ctas) {
@@ -224,6 +228,8 @@ static void restore_capture(enum cudaStreamCaptureMode mode) {
 ncclResult_t nvlar_lifecycle_destroy(const struct nvlar_real_nccl *nccl, ncclComm_t comm) {
   struct nvlar_comm *entry = nvlar_registry_take(comm);
   enum cudaStreamCaptureMode mode = relaxed_capture();
+  /* NCCL's destroy frees on this thread: routes parked for a caller's thread go here. */
+  nvlar_routes_free_parked();
   if (entry != NULL) {
     NVLAR_INFO("comm %p destroyed", (void *)comm);
     cancel_setup(entry);

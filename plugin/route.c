@@ -130,8 +130,11 @@ static struct {
   bool in_cuda;            /* the thread is inside a release step (CUDA calls) */
   pthread_cond_t out_of_cuda;
   pthread_t thread;
+  /* Routes ready to free whose process drives other ranks of their communicator: freed on the
+   * thread of a later destroy or init (free_parked_routes says why); still counted in held. */
+  struct nvlar_route *parked;
 } releaser = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-              NULL, NULL, 0, false, false, false, PTHREAD_COND_INITIALIZER, 0};
+              NULL, NULL, 0, false, false, false, PTHREAD_COND_INITIALIZER, 0, NULL};
 
 static void log_route_end(const struct nvlar_route *route) {
   if (nvlar_log_level() < NVLAR_LOG_INFO) return;
@@ -157,6 +160,14 @@ static void log_route_end(const struct nvlar_route *route) {
  * a peer, one thread destroying its ranks in turn never waits for itself. */
 static bool is_peer(const struct nvlar_route *route, int p) { return p != route->args.rank; }
 
+/* Whether this process drives another rank of the route's communicator (its device is known). */
+static bool drives_other_ranks(const struct nvlar_route *route) {
+  for (int p = 0; p < route->args.nranks; p++) {
+    if (is_peer(route, p) && route->peer_device[p] >= 0) return true;
+  }
+  return false;
+}
+
 static bool process_gone(const struct nvlar_route *route, int p) {
   return route->peer_pid_visible[p] && kill(route->peer_pid[p], 0) != 0 && errno == ESRCH;
 }
@@ -171,29 +182,30 @@ static void list_missing(const struct nvlar_route *route, char *missing, size_t 
   }
 }
 
-/* One step of a route's release; true once the route is finished with (freed, or given up
- * with a WARN: its buffers then stay allocated until the process ends, since some kernel may
- * still use them). */
-static bool release_step(struct nvlar_route *route) {
+/* What one step of a route's release left: more to do, the route finished with (freed, or
+ * given up with a WARN: its buffers then stay allocated until the process ends, since some
+ * kernel may still use them), or parked for a destroy or init to free. */
+enum release_step_result { STEP_AGAIN, STEP_DONE, STEP_PARKED };
+static enum release_step_result release_step(struct nvlar_route *route) {
   const bool aborting = atomic_load(&route->aborting);
   enum nvlar_poll state;
   switch (route->release_stage) {
     case STAGE_KERNELS:
       state = route->ops->kernels_over(route);
-      if (state == NVLAR_POLL_AGAIN && nvlar_now_seconds() <= route->release_deadline) return false;
+      if (state == NVLAR_POLL_AGAIN && nvlar_now_seconds() <= route->release_deadline) return STEP_AGAIN;
       if (state != NVLAR_POLL_DONE) {
         NVLAR_WARN("comm %p rank %d: nvlar's kernels of this communicator are %s; its buffers "
                    "stay allocated until the process ends",
                    (void *)route->comm, route->args.rank,
                    state == NVLAR_POLL_FAILED ? "in an unknown state (a CUDA error)"
                                               : "still queued or running after NVLAR_DESTROY_TIMEOUT_MS");
-        return true;
+        return STEP_DONE;
       }
       route->release_stage = STAGE_ANNOUNCE;
       /* fall through */
     case STAGE_ANNOUNCE:
       state = route->ops->announce_departure(route);
-      if (state == NVLAR_POLL_AGAIN) return false;
+      if (state == NVLAR_POLL_AGAIN) return STEP_AGAIN;
       if (state == NVLAR_POLL_FAILED) {
         NVLAR_WARN("comm %p rank %d: could not tell the other ranks that it left; they find out "
                    "when this process ends", (void *)route->comm, route->args.rank);
@@ -212,7 +224,7 @@ static bool release_step(struct nvlar_route *route) {
         waiting += !route->left[p];
       }
       if (waiting > 0) {
-        if (nvlar_now_seconds() <= route->release_deadline) return false;
+        if (nvlar_now_seconds() <= route->release_deadline) return STEP_AGAIN;
         char missing[64];
         list_missing(route, missing, sizeof(missing));
         NVLAR_WARN("comm %p rank %d: rank%s %s did not leave the communicator (destroy, abort or "
@@ -220,7 +232,7 @@ static bool release_step(struct nvlar_route *route) {
                    "this communicator stay allocated until the process ends",
                    (void *)route->comm, route->args.rank, waiting > 1 ? "s" : "", missing,
                    (long long)nvlar_param_number(NVLAR_P_DESTROY_TIMEOUT_MS));
-        return true;
+        return STEP_DONE;
       }
       route->release_stage = STAGE_FREE;
     }
@@ -228,8 +240,20 @@ static bool release_step(struct nvlar_route *route) {
     case STAGE_FREE:
     default:
       (void)aborting;
+      if (drives_other_ranks(route)) {
+        /* Freeing device memory waits for the whole device and holds CUDA's memory lock
+         * meanwhile: a kernel of this process that waits for a peer rank's launch, which
+         * another thread of this process has yet to make, would wait for a launch that waits
+         * for the free. The free goes to a thread that calls NCCL's destroy or init, where
+         * NCCL frees and allocates too (free_parked_routes). */
+        pthread_mutex_lock(&releaser.lock);
+        route->next_released = releaser.parked;
+        releaser.parked = route;
+        pthread_mutex_unlock(&releaser.lock);
+        return STEP_PARKED;
+      }
       route->ops->free(route);
-      return true;
+      return STEP_DONE;
   }
 }
 
@@ -269,9 +293,10 @@ static void *release_thread_main(void *unused) {
       struct nvlar_route *route = *link;
       struct nvlar_route *next = route->next_released; /* the step may free the route */
       if (route->device >= 0) cudaSetDevice(route->device);
-      if (release_step(route)) {
+      const enum release_step_result result = release_step(route);
+      if (result != STEP_AGAIN) {
         *link = next;
-        finished++;
+        if (result == STEP_DONE) finished++; /* a parked route stays held until freed */
       } else {
         link = &route->next_released;
       }
@@ -385,10 +410,43 @@ int nvlar_routes_being_released(void) {
   return held;
 }
 
+void nvlar_routes_free_parked(void) {
+  pthread_mutex_lock(&releaser.lock);
+  struct nvlar_route *parked = releaser.parked;
+  releaser.parked = NULL;
+  pthread_mutex_unlock(&releaser.lock);
+  if (parked == NULL) return;
+  enum cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  cudaThreadExchangeStreamCaptureMode(&mode);
+  int freed = 0;
+  while (parked != NULL) {
+    struct nvlar_route *route = parked;
+    parked = route->next_released;
+    int current = route->device;
+    if (route->device >= 0) cudaGetDevice(&current);
+    if (current != route->device) cudaSetDevice(route->device);
+    const int device = route->device;
+    route->ops->free(route);
+    if (current != device) cudaSetDevice(current);
+    freed++;
+  }
+  cudaThreadExchangeStreamCaptureMode(&mode);
+  pthread_mutex_lock(&releaser.lock);
+  releaser.held -= freed;
+  if (releaser.held == 0) pthread_cond_broadcast(&releaser.idle);
+  pthread_mutex_unlock(&releaser.lock);
+}
+
 bool nvlar_routes_wait_released(int64_t timeout_ms) {
   double deadline = nvlar_deadline_after_ms(timeout_ms);
   pthread_mutex_lock(&releaser.lock);
   while (releaser.held > 0 && nvlar_now_seconds() < deadline) {
+    if (releaser.parked != NULL) {
+      pthread_mutex_unlock(&releaser.lock);
+      nvlar_routes_free_parked(); /* the caller asked to wait for the frees: its thread does them */
+      pthread_mutex_lock(&releaser.lock);
+      continue;
+    }
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_nsec += 10000000;

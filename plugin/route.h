@@ -14,7 +14,9 @@
  * (eager launches are counted by the host and by the kernels themselves), tells every peer
  * that this rank has left (its departure word in the peer's probe page), waits until every
  * peer has left too or its process has ended (at most NVLAR_DESTROY_TIMEOUT_MS; past it the
- * buffers stay, with a WARN), then unmaps the peers and frees. Since no rank waits for another inside ncclCommDestroy or ncclCommAbort, ranks may
+ * buffers stay, with a WARN), then unmaps the peers and frees; where this process drives other
+ * ranks of the communicator, the free waits for the next destroy or init on a caller's thread
+ * (nvlar_routes_free_parked says why). Since no rank waits for another inside ncclCommDestroy or ncclCommAbort, ranks may
  * destroy their communicators in any order. */
 #ifndef NVLAR_ROUTE_H
 #define NVLAR_ROUTE_H
@@ -130,8 +132,16 @@ uint32_t nvlar_route_failure(struct nvlar_route *route);
 /* How many routes the release thread still holds (waiting for kernels or peers). */
 int nvlar_routes_being_released(void);
 
-/* Waits until the release thread holds no route, or `timeout_ms` passes; false then. For
- * tests and tools that measure memory after destroy. */
+/* Frees, on the calling thread, the routes that are ready to go but were kept from the release
+ * thread because this process drives other ranks of their communicators: freeing device memory
+ * waits for the whole device and blocks CUDA's memory operations on other threads meanwhile,
+ * so a kernel of this process waiting for a launch that another thread of it has yet to make
+ * would wait forever (until NVLAR_TIMEOUT_MS). Called where NCCL itself frees or allocates on
+ * the caller's thread: ncclCommDestroy and the init calls (and nvlar_routes_wait_released). */
+void nvlar_routes_free_parked(void);
+
+/* Waits until the release thread holds no route, or `timeout_ms` passes; false then. Frees
+ * parked routes on the calling thread. For tests and tools that measure memory after destroy. */
 bool nvlar_routes_wait_released(int64_t timeout_ms);
 
 /* A job for the release thread: `free_fn(arg)` once it can run (after NCCL has stopped what

@@ -95,6 +95,8 @@ struct fake_device {
   cudaError_t launch_answer;
   atomic_bool kernels_over;      /* what kernels_over answers */
   atomic_int freed;
+  atomic_int freed_by_test_thread; /* of those, freed on the test's own thread */
+  pthread_t test_thread;
   bool capturing;
 };
 static struct fake_device device;
@@ -136,6 +138,7 @@ static enum nvlar_poll fake_read_departures(struct nvlar_route *route, bool *lef
 }
 static void fake_free(struct nvlar_route *route) {
   atomic_fetch_add(&device.freed, 1);
+  if (pthread_equal(pthread_self(), device.test_thread)) atomic_fetch_add(&device.freed_by_test_thread, 1);
   free(route->own.error_host);
   free(route->abort_host);
   free(route);
@@ -404,6 +407,33 @@ static void test_destroy_in_opposite_orders(void **state) {
   assert_int_equal(atomic_load(&device.freed), 4);
 }
 
+/* One process drives both ranks: their routes are freed on a thread that calls destroy (or
+ * init), never on the release thread, whose free would block this process's launches while a
+ * kernel of one rank waits for the other's launch. */
+static void test_routes_of_a_process_driving_both_ranks_free_on_a_callers_thread(void **state) {
+  (void)state;
+  device.test_thread = pthread_self();
+  atomic_store(&device.freed_by_test_thread, 0);
+  ncclComm_t a0 = fake_comm(40), a1 = fake_comm(41);
+  struct nvlar_route *r0 = fake_route(a0, 2, 0), *r1 = fake_route(a1, 2, 1);
+  r0->peer_device[1] = 0; /* rank 1 is on this process's device 0, and rank 0 too */
+  r1->peer_device[0] = 0;
+  running_comm(a0, r0);
+  running_comm(a1, r1);
+  assert_int_equal(nvlar_lifecycle_destroy(&fake_nccl, a0), ncclSuccess);
+  assert_int_equal(nvlar_lifecycle_destroy(&fake_nccl, a1), ncclSuccess);
+  /* The release thread takes both through kernels and departures, then leaves the frees to
+   * the next destroy: one of a communicator nvlar never saw will do. */
+  for (double until = nvlar_now_seconds() + 5; atomic_load(&device.freed) < 2 && nvlar_now_seconds() < until;) {
+    assert_int_equal(nvlar_lifecycle_destroy(&fake_nccl, fake_comm(49)), ncclSuccess);
+    struct timespec pause = {0, 1000000};
+    nanosleep(&pause, NULL);
+  }
+  assert_int_equal(atomic_load(&device.freed), 2);
+  assert_int_equal(atomic_load(&device.freed_by_test_thread), 2);
+  assert_int_equal(nvlar_routes_being_released(), 0);
+}
+
 static void test_peer_that_never_leaves_leaks_with_a_warn(void **state) {
   (void)state;
   ncclComm_t comm = fake_comm(9);
@@ -565,6 +595,7 @@ int main(void) {
       cmocka_unit_test_setup(test_destroy_waits_for_its_kernels, reset),
       cmocka_unit_test_setup(test_destroy_with_kernels_that_never_end, reset),
       cmocka_unit_test_setup(test_destroy_in_opposite_orders, reset),
+      cmocka_unit_test_setup(test_routes_of_a_process_driving_both_ranks_free_on_a_callers_thread, reset),
       cmocka_unit_test_setup(test_peer_that_never_leaves_leaks_with_a_warn, reset),
       cmocka_unit_test_setup(test_graph_keeps_the_route, reset),
       cmocka_unit_test_setup(test_abort_beside_calls, reset),
