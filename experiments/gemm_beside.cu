@@ -41,11 +41,10 @@ __device__ __forceinline__ uint64_t global_ns() {
 }
 
 // Holds its SM until `ns` have passed, sleeping: no memory traffic, no issue slots to speak of.
+// (Its dynamic shared memory, when launched with some, is only held.)
 __global__ void hold_sleeping(uint64_t ns) {
-  extern __shared__ char unused[];
   const uint64_t end = global_ns() + ns;
   while (global_ns() < end) __nanosleep(1000);
-  if (ns == 0) unused[threadIdx.x] = 0;  // keeps the shared memory declared
 }
 
 // Polls a word in global memory until `ns` have passed, as a CTA waiting for a peer's flag
@@ -108,11 +107,12 @@ static double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Runs `gemms` GEMMs after two warm-ups; with `neighbour` (which enqueues its work on `side`
-// and returns), keeps only GEMMs that ended before the neighbour did. Returns the median ms
-// per GEMM and the number kept.
+// Runs `gemms` GEMMs after two warm-ups; with a neighbour (`beside`: it enqueues its work on
+// `side` and returns), keeps only GEMMs that ended before the neighbour did. Returns the
+// median ms per GEMM and the number kept.
 template <typename Neighbour>
-static double gemm_ms(Gemm &g, cudaStream_t side, int gemms, Neighbour neighbour, int *kept) {
+static double gemm_ms(Gemm &g, cudaStream_t side, int gemms, Neighbour neighbour, int *kept,
+                      bool beside = true) {
   cudaEvent_t side_start, side_end;
   CHECK(cudaEventCreate(&side_start));
   CHECK(cudaEventCreate(&side_end));
@@ -129,7 +129,7 @@ static double gemm_ms(Gemm &g, cudaStream_t side, int gemms, Neighbour neighbour
   std::vector<double> ms;
   const float side_ms = elapsed(side_start, side_end);
   for (int i = 0; i < gemms; i++) {
-    if (elapsed(side_start, g.marks[i + 1]) <= side_ms) ms.push_back(elapsed(g.marks[i], g.marks[i + 1]));
+    if (!beside || elapsed(side_start, g.marks[i + 1]) <= side_ms) ms.push_back(elapsed(g.marks[i], g.marks[i + 1]));
   }
   *kept = (int)ms.size();
   CHECK(cudaEventDestroy(side_start));
@@ -181,8 +181,8 @@ int main(int argc, char **argv) {
   int kept = 0;
   auto none = [] {};
   // Alone, twice, to see the clocks settle.
-  gemm_ms(g, side, gemms, none, &kept);
-  const double alone_before = gemm_ms(g, side, gemms, none, &kept);
+  gemm_ms(g, side, gemms, none, &kept, false);
+  const double alone_before = gemm_ms(g, side, gemms, none, &kept, false);
   // The neighbour runs long enough to outlast the GEMMs: 40 GEMMs' time alone.
   const uint64_t hold_ns = (uint64_t)(alone_before * 1e6 * 40);
   printf("neighbour\tctas\tthreads\tshared_kib\tgemm_tflops\tshare_of_alone\tgemms_kept\n");
@@ -243,7 +243,7 @@ int main(int argc, char **argv) {
     row("copy engine", 0, 0, 0, ms);
     printf("# copy engine alone: %.1f GB/s read + written\n", 2.0 * copy_bytes / (copy_ms * 1e-3) / 1e9);
   }
-  const double alone_after = gemm_ms(g, side, gemms, none, &kept);
+  const double alone_after = gemm_ms(g, side, gemms, none, &kept, false);
   printf("alone (after)\t0\t0\t0\t%.1f\t%.3f\t%d\n", g.tflops((float)alone_after), alone_before / alone_after, kept);
   return 0;
 }
