@@ -55,9 +55,10 @@ enum nvlar_param_type {
     "Force the all-reduce kernel for eligible calls (whatever their size), or `nccl` to "     \
     "route every call to NCCL. `tma` is the two-shot with bulk copies; on GPUs below "       \
     "compute capability 9.0 the plain two-shot runs instead. `cetwoshot` moves data between " \
-    "GPUs with the copy engine and reduces on a few CTAs (not yet measured on NVLink; no "   \
-    "built-in table row picks it). `auto` follows the tuning table (docs/tuning.md gives "   \
-    "the built-in one).")                                                                     \
+    "GPUs with the copy engine and reduces on a few CTAs; `tmapush` is the push two-shot "  \
+    "with bulk copies, for few CTAs (compute capability 9.0; below it the push two-shot "    \
+    "runs instead). Neither is measured on NVLink yet, and no built-in table row picks "     \
+    "them. `auto` follows the tuning table (docs/tuning.md gives the built-in one).")        \
   X(PDL, NVLAR_PARAM_BOOL, "1", NULL, 0, 1, 0,                                                \
     "1: launch nvlar kernels with programmatic dependent launch (compute capability 9.0 "    \
     "and up), so that a kernel's launch overlaps the end of the previous kernel on the "    \

@@ -10,8 +10,9 @@
 //   staged.cuh     16-byte vector access, copies, the reduction over staged data
 //   chunking.cuh   CTA ranges, slices, chunks through the staging halves
 //   reduce_ops.cuh types and operators
-// oneshot.cuh, twoshot.cuh, push_oneshot.cuh, tma_twoshot.cuh, push_twoshot.cuh and
-// ce_twoshot.cuh each hold one algorithm; this file dispatches between them and launches. The
+//   tma_pipe.cuh   the bulk-copy pipeline of the TMA kernels (sm_90+)
+// oneshot.cuh, twoshot.cuh, push_oneshot.cuh, tma_twoshot.cuh, push_twoshot.cuh, tma_push.cuh
+// and ce_twoshot.cuh each hold one algorithm; this file dispatches between them and launches. The
 // copy-engine two-shot is the one algorithm whose call is several launches (copies and
 // kernels): ce_twoshot.cuh issues them, through this file's launch of each kernel.
 #pragma once
@@ -28,6 +29,7 @@
 #include "push_oneshot.cuh"
 #include "tma_twoshot.cuh"
 #include "push_twoshot.cuh"
+#include "tma_push.cuh"
 #include "ce_twoshot.cuh"
 
 namespace nvlar {
@@ -44,8 +46,14 @@ enum KernelKind {
   kCeReduceKernel = 5,    // copy-engine two-shot: a chunk's reduce (R(j) in ce_twoshot.cuh)
   kCeMeetKernel = 6,      // copy-engine two-shot: one CTA that meets the peers (M0, M(j))
   kCeDoneKernel = 7,      // copy-engine two-shot: a call's last kernel, counts its CTAs if eager
-  kKernelKinds = 8
+  kTmaPushKernel = 8,     // TMA push two-shot (dynamic shared memory)
+  kKernelKinds = 9
 };
+
+// The kernels that run the bulk-copy pipeline, and so get its dynamic shared memory.
+__host__ __device__ constexpr bool uses_tma_pipe(int kind) {
+  return kind == kTmaKernel || kind == kTmaPushKernel;
+}
 
 // The one place where an algorithm becomes a kernel: the kernel of a call of `algo`, whose
 // message is one push chunk or less (several_chunks false) or more. Launch, load and
@@ -56,6 +64,7 @@ __host__ __device__ constexpr int kernel_kind_of(int algo, bool several_chunks) 
          : algo == NVLAR_ALGO_PUSH_TWOSHOT ? kPushTwoshotKernel
          : algo == NVLAR_ALGO_PUSH         ? (several_chunks ? kPushChunksKernel : kPushKernel)
          : algo == NVLAR_ALGO_CETWOSHOT    ? kCeReduceKernel
+         : algo == NVLAR_ALGO_TMA_PUSH     ? kTmaPushKernel
                                            : kPlainKernel;
 }
 
@@ -70,6 +79,7 @@ template <typename Visitor> cudaError_t with_kind(int kind, const Visitor &visit
     case kCeReduceKernel: return visitor.template kind<kCeReduceKernel>();
     case kCeMeetKernel: return visitor.template kind<kCeMeetKernel>();
     case kCeDoneKernel: return visitor.template kind<kCeDoneKernel>();
+    case kTmaPushKernel: return visitor.template kind<kTmaPushKernel>();
     default: return cudaErrorInvalidValue;
   }
 }
@@ -99,7 +109,10 @@ __device__ void allreduce_rank_body(const nvlar_allreduce_args &a, int block, in
   volatile nvlar_rank_state *state = a.state;
   uint64_t seq0 = state->slot[block].barrier_seq, chunk0 = state->slot[block].chunk_seq;
   uint64_t push0 = state->slot[block].push_seq;
-  const bool after_push_twoshot = state->slot[block].last_algo == 1 + NVLAR_ALGO_PUSH_TWOSHOT;
+  // The push two-shots skip their "arrived" after a call of the same algorithm on as many
+  // CTAs, whose staging layout is theirs (push_twoshot.cuh).
+  const bool same_push_layout = state->slot[block].last_algo == 1 + (uint64_t)a.algo &&
+                                state->slot[block].last_ctas == (uint64_t)nblocks;
   bool failed = state->failed != 0;
   __syncthreads();
   if (failed || a.count == 0) return;
@@ -111,7 +124,9 @@ __device__ void allreduce_rank_body(const nvlar_allreduce_args &a, int block, in
     seq1 = seq0 + 2 * chunks;
     chunk1 = chunk0 + chunks;
   } else if (kKind == kPushTwoshotKernel) {
-    seq1 = seq0 + push_twoshot<T, Op>(a, block, nblocks, seq0, !after_push_twoshot, &cta);
+    seq1 = seq0 + push_twoshot<T, Op>(a, block, nblocks, seq0, !same_push_layout, &cta);
+  } else if (kKind == kTmaPushKernel) {
+    seq1 = seq0 + tma_push_twoshot<T, Op>(a, block, nblocks, seq0, !same_push_layout, &cta);
   } else if (kKind == kPushChunksKernel) {
     push1 = push0 + push_oneshot<T, Op, true>(a, block, nblocks, push0, &cta);
   } else if (kKind == kPushKernel) {
@@ -139,6 +154,7 @@ __device__ void allreduce_rank_body(const nvlar_allreduce_args &a, int block, in
     state->slot[slot].chunk_seq = chunk1;
     state->slot[slot].push_seq = push1;
     state->slot[slot].last_algo = 1 + a.algo;
+    state->slot[slot].last_ctas = nblocks;
   }
 }
 
@@ -187,7 +203,7 @@ __global__ void __launch_bounds__(NVLAR_THREADS) allreduce_emulated_kernel(const
   allreduce_rank<T, Op, kKind>(e.ranks[blockIdx.y], blockIdx.x, gridDim.x);
 }
 
-// Launches `kernel` with the TMA kernel's shared memory if it is one, and as a programmatic
+// Launches `kernel` with the TMA pipeline's shared memory if it runs one, and as a programmatic
 // dependent launch if asked.
 template <typename Kernel, typename Arg>
 cudaError_t launch(Kernel kernel, const Arg &arg, dim3 grid, bool tma, bool pdl, cudaStream_t stream) {
@@ -232,7 +248,7 @@ template <typename T, bool kEmulated> struct LaunchVisitor {
   // every emulated rank), args[0].nblocks CTAs per rank.
   template <int Op, int kKind> cudaError_t launch_kind(const nvlar_allreduce_args *args) const {
     dim3 grid(args[0].nblocks, kEmulated ? nranks : 1);
-    const bool tma = kKind == kTmaKernel, pdl = args[0].pdl != 0;
+    const bool tma = uses_tma_pipe(kKind), pdl = args[0].pdl != 0;
     cudaError_t error;
     if constexpr (kEmulated) {
       EmulatedRanks all;
@@ -279,9 +295,9 @@ template <typename T, bool kEmulated> struct LoadVisitor {
   }
   template <int Op, int kKind> static cudaError_t load_kind() {
     if constexpr (kEmulated) {
-      return load(allreduce_emulated_kernel<T, Op, kKind>, kKind == kTmaKernel);
+      return load(allreduce_emulated_kernel<T, Op, kKind>, uses_tma_pipe(kKind));
     } else {
-      return load(allreduce_kernel<T, Op, kKind>, kKind == kTmaKernel);
+      return load(allreduce_kernel<T, Op, kKind>, uses_tma_pipe(kKind));
     }
   }
   template <int Op> struct LoadKind {
@@ -303,7 +319,7 @@ template <typename T, bool kEmulated> struct OccupancyVisitor {
   int algo;
   int *blocks_per_sm;
   template <int Op, int kKind> cudaError_t query(int *blocks) const {
-    size_t shared = kKind == kTmaKernel ? kTmaSharedBytes : 0;
+    size_t shared = uses_tma_pipe(kKind) ? kTmaSharedBytes : 0;
     if constexpr (kEmulated) {
       return cudaOccupancyMaxActiveBlocksPerMultiprocessor(
           blocks, allreduce_emulated_kernel<T, Op, kKind>, NVLAR_THREADS, shared);

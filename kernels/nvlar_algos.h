@@ -67,7 +67,13 @@
    * the staging buffer. No built-in routing row names it, only NVLAR_ALGO or a tuning row         \
    * (docs/tuning.md, "Kernels and their CTAs"). */                                                \
   X(CETWOSHOT, 5, "cetwoshot", "copy-engine two-shot",                                             \
-    0, CETWOSHOT, 0, CETWOSHOT, 4u << 20, 16)
+    0, CETWOSHOT, 0, CETWOSHOT, 4u << 20, 16)                                                      \
+  /* The push two-shot with bulk copies (cp.async.bulk) through shared-memory stages, which need   \
+   * sm_90; elsewhere the push two-shot does its job (kernels/tma_push.cuh). One thread keeps a    \
+   * whole pipeline in flight, so few CTAs: the bandwidth path within a small SM budget. No        \
+   * built-in routing row names it yet, only NVLAR_ALGO or a tuning row (docs/tuning.md). */       \
+  X(TMA_PUSH, 6, "tmapush", "TMA push two-shot",                                                   \
+    90, PUSH_TWOSHOT, 0, TMA_PUSH, 4u << 20, 16)
 
 enum nvlar_algo {
 #define NVLAR_ALGO_ENUM(id, value, ...) NVLAR_ALGO_##id = value,

@@ -44,6 +44,21 @@ extern "C" {
 #define NVLAR_PUSH_TWOSHOT_AHEAD 0
 #endif
 #define NVLAR_PUSH_TWOSHOT_SLOTS (NVLAR_PUSH_TWOSHOT_AHEAD + 2)
+/* Its largest slice per rank and step. */
+#define NVLAR_PUSH_TWOSHOT_SLICE_CAP_BYTES ((size_t)64 << 10)
+
+/* TMA push two-shot (kernels/tma_push.cuh): the push two-shot's schedule and flags, its bytes
+ * moved by bulk copies. Steps scattered ahead (a build-time constant, for experiments), its
+ * slots, and its largest slice: a bulk copy keeps a whole pipeline of bytes in flight, so a
+ * CTA's slices are larger than the thread copies' and its round trips fewer per byte. */
+#ifndef NVLAR_TMA_PUSH_AHEAD
+#define NVLAR_TMA_PUSH_AHEAD 1
+#endif
+#define NVLAR_TMA_PUSH_SLOTS (NVLAR_TMA_PUSH_AHEAD + 2)
+#ifndef NVLAR_TMA_PUSH_SLICE_CAP_KIB
+#define NVLAR_TMA_PUSH_SLICE_CAP_KIB 256
+#endif
+#define NVLAR_TMA_PUSH_SLICE_CAP_BYTES ((size_t)NVLAR_TMA_PUSH_SLICE_CAP_KIB << 10)
 
 /* Signal area of one rank: one 64-bit flag per (source rank, CTA). Flag [src][b] is written
  * only by CTA b of rank src, with the barrier sequence number it has reached; sequence numbers
@@ -62,6 +77,7 @@ struct nvlar_rank_progress {
   uint64_t chunk_seq;   /* chunks staged so far; its parity picks the staging half */
   uint64_t push_seq;    /* push chunks sent so far; picks the receive buffer and the flag */
   uint64_t last_algo;   /* 1 + the algo of the last kernel that completed; 0: none yet */
+  uint64_t last_ctas;   /* that kernel's CTAs per rank (the push two-shots' layout follows it) */
 };
 struct nvlar_rank_state {
   uint32_t failed;      /* set once a wait timed out; later launches return at once */

@@ -20,12 +20,24 @@
 // results of step j - 1, and with A > 0 the peers' "scattered" flags of step j were raised an
 // iteration earlier, so the reduce does not wait a round trip for them.
 //
-// Memory: CTA b owns the b-th of NVLAR_MAX_BLOCKS equal regions of every rank's staging
-// buffer, whatever the launch's CTA count; a region holds D = A + 2 slots (step j uses slot
-// j mod D), each with nranks receive areas and nranks gather areas (the own rank's are unused,
-// for simple indexing). Where the staging buffer is too small for D slots of 16 bytes, D = 2
-// and A = 0. The layout depends only on the staging size and nranks, never on the call, so that
-// only CTA b of any call ever touches region b.
+// Moves: the schedule below is one for two movers (as the pull two-shots share theirs,
+// twoshot.cuh): the CTA's threads (PushThreadMoves, NVLAR_ALGO_PUSH_TWOSHOT) or bulk copies
+// through shared memory (kernels/tma_push.cuh, NVLAR_ALGO_TMA_PUSH). A mover states the slots
+// it wants (A + 2) and its largest slice, and moves:
+//   scatter(peer_area, src, n)                   n input elements into a peer's receive area
+//   reduce(dst, to_peer, own, received, n)       reduce_and_push below
+//   gather(dst, area, n)                         n reduced elements from a gather area
+//   settle(cta)                                  this CTA's moves so far are complete and
+//                                                ordered before its next flag; false: a wait
+//                                                of the mover gave up
+//
+// Memory (kernels/push_twoshot_geometry.h): in a launch of nblocks CTAs, CTA b owns the b-th
+// of nblocks equal regions of every rank's staging buffer; a region holds D = A + 2 slots
+// (step j uses slot j mod D), each with nranks receive areas and nranks gather areas (the own
+// rank's are unused, for simple indexing). Where the region is too small for D slots of 16
+// bytes, D = 2 and A = 0. The layout depends on the staging size, nranks, nblocks and the
+// mover, never on the count: in calls of one variant on as many CTAs only CTA b ever touches
+// region b.
 //
 // Flags: the barrier flags of the other kernels, one 64-bit word per (source rank, CTA) in
 // every rank's signal area, carrying the CTA's sequence number, which only grows. CTA b of rank
@@ -51,9 +63,9 @@
 //   with PDL after griddepcontrol.wait), and every CTA waits for it from every peer before its
 //   first store into peer memory. So no rank still reads or writes any staging for an earlier
 //   call.
-// - After a push two-shot (the rank state records the last kernel; every rank has made the
-//   same calls), no "arrived": a peer's previous push two-shot may still run, but only its
-//   CTA b touches region b. It has read every receive area of region b that this rank wrote
+// - After a call of the same variant on as many CTAs (the rank state records the last
+//   kernel and its CTA count; every rank has made the same calls), so of the same layout, no
+//   "arrived": a peer's previous call may still run, but only its CTA b touches region b. It has read every receive area of region b that this rank wrote
 //   (this rank's CTA b waited for its "reduced" flag of every step before its kernel ended),
 //   and this rank writes the peer's gather areas only after the peer's "scattered" flag of the
 //   new call, which its new kernel raises. Kernels older than the previous call are over: in
@@ -64,19 +76,17 @@
 // A __syncthreads() precedes every flag, so a flag covers the reads and stores of all threads
 // of the CTA (bar.sync, then a release store at system scope, which is cumulative); a waiter
 // acquires the flag, and the CTA's other threads read after the following __syncthreads().
-// Reads of the receive and gather areas bypass L1 (__ldcg): peers rewrite them.
+// Reads of the receive and gather areas bypass L1 (__ldcg): peers rewrite them. A mover's
+// settle() precedes every flag, so a flag also covers moves that complete asynchronously.
 #pragma once
 
 #include "chunking.cuh"
+#include "push_twoshot_geometry.h"
 #include "reduce_ops.cuh"
 #include "staged.cuh"
 #include "wait.cuh"
 
 namespace nvlar {
-
-// Largest slice per rank and step: bigger slices mean fewer flag round trips per byte; the
-// slots must also fit the CTA's region of the staging buffer.
-constexpr size_t kPushTwoshotSliceCapBytes = 64u << 10;
 
 // 16-byte packs each thread keeps in flight in the copies (scatter, gather), and per source in
 // the reduce with 2 ranks. A build-time knob for experiments: on two H200s 8 raised one CTA
@@ -107,22 +117,6 @@ __device__ __forceinline__ bool wait_for_peers(const nvlar_allreduce_args &a, in
   return cta->gave_up == 0;
 }
 
-// The fixed layout: bytes of a CTA's region, its slots (NVLAR_PUSH_TWOSHOT_SLOTS where each
-// area then holds 16 bytes, else 2), and the bytes of one receive or gather area in it (slots
-// x 2 kinds x nranks areas per region), at most the cap. At least 16: staging_bytes >= 64 KiB.
-__device__ __forceinline__ size_t push_twoshot_region_bytes(const nvlar_allreduce_args &a) {
-  return a.staging_bytes / NVLAR_MAX_BLOCKS / 256 * 256;
-}
-__device__ __forceinline__ int push_twoshot_slots(const nvlar_allreduce_args &a) {
-  constexpr size_t kSlots = NVLAR_PUSH_TWOSHOT_SLOTS;
-  if constexpr (kSlots == 2) return 2;
-  return push_twoshot_region_bytes(a) / (kSlots * 2 * (size_t)a.nranks) >= 16 ? (int)kSlots : 2;
-}
-__device__ __forceinline__ size_t push_twoshot_area_bytes(const nvlar_allreduce_args &a) {
-  size_t fit = push_twoshot_region_bytes(a) / ((size_t)push_twoshot_slots(a) * 2 * a.nranks) / 16 * 16;
-  return fit < kPushTwoshotSliceCapBytes ? fit : kPushTwoshotSliceCapBytes;
-}
-
 // The order of a CTA's flags (the top of the file): with `mine` steps of which `ahead` are
 // scattered before the first iteration, the number of events up to and including each.
 struct PushTwoshotEvents {
@@ -132,17 +126,6 @@ struct PushTwoshotEvents {
     return j + ahead < mine ? ahead + 2 * j + 2 : j + mine + 1;
   }
 };
-
-// Elements per slice (Q) of a call: the message spread over all CTAs' first steps, in whole
-// 16-byte packs, at most an area. The same on every rank.
-template <typename T>
-__device__ __forceinline__ size_t push_twoshot_slice_elems(const nvlar_allreduce_args &a) {
-  constexpr size_t V = Pack<T>::kElems;
-  const size_t fit_elems = push_twoshot_area_bytes(a) / sizeof(T);
-  const size_t per_rank = (a.count + (size_t)a.nranks * a.nblocks - 1) / ((size_t)a.nranks * a.nblocks);
-  const size_t wanted = (per_rank + V - 1) / V * V;
-  return wanted < fit_elems ? wanted : fit_elems;
-}
 
 // Reduces n elements: `own` (this rank's input, any alignment) at position `rank`, and the
 // peers' slices `received[q]` (staging, aligned) elsewhere, in rank order; writes the result
@@ -223,26 +206,51 @@ struct PushStep {
   }
 };
 
-// Returns the number of sequence numbers every CTA of the launch consumed. `meet_first`: raise
-// and wait for "arrived" before the first store into peer memory (the previous kernel was not
-// a push two-shot).
-template <typename T, int Op>
-__device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int nblocks,
-                                 uint64_t seq0, bool meet_first, CtaWait *cta) {
+// The push two-shot's moves by the CTA's own threads (NVLAR_ALGO_PUSH_TWOSHOT).
+template <typename T, int Op> struct PushThreadMoves {
+  static constexpr int kSlots = NVLAR_PUSH_TWOSHOT_SLOTS;
+  static constexpr size_t kSliceCapBytes = NVLAR_PUSH_TWOSHOT_SLICE_CAP_BYTES;
+  int rank, nranks;
+  __device__ void scatter(T *peer_area, const T *src, size_t n) {
+    copy_to_staging<T, kPushTwoshotDepth>(peer_area, src, n);
+  }
+  __device__ void reduce(T *dst, T *const *to_peer, const T *own, T *const *received, size_t n) {
+    if (nranks == 2) {
+      reduce_and_push<T, Op, 2>(dst, to_peer, own, received, n, rank, nranks);
+    } else {
+      reduce_and_push<T, Op, NVLAR_MAX_RANKS>(dst, to_peer, own, received, n, rank, nranks);
+    }
+  }
+  __device__ void gather(T *dst, const T *area, size_t n) {
+    copy_from_staging<T, kPushTwoshotDepth>(dst, area, n);
+  }
+  // Thread stores are ordered by the flag's own __syncthreads() and release.
+  __device__ bool settle(CtaWait *) { return true; }
+};
+
+// The schedule (the top of the file). Returns the number of sequence numbers every CTA of the
+// launch consumed. `meet_first`: raise and wait for "arrived" before the first store into peer
+// memory (the previous kernel was not this variant on as many CTAs).
+template <typename T, typename Moves>
+__device__ uint64_t push_twoshot_schedule(const nvlar_allreduce_args &a, int block, int nblocks,
+                                          uint64_t seq0, bool meet_first, CtaWait *cta, Moves &moves) {
   constexpr size_t V = Pack<T>::kElems;
+  constexpr int kWanted = Moves::kSlots;
+  constexpr size_t kCap = Moves::kSliceCapBytes;
   const int rank = a.rank, nranks = a.nranks;
   const T *input = static_cast<const T *>(a.input);
   T *output = static_cast<T *>(a.output);
-  const size_t q = push_twoshot_slice_elems<T>(a);
+  const size_t q = nvlar_push_slice_elems(a.count, sizeof(T), a.staging_bytes, nranks, nblocks, kWanted, kCap);
   const size_t step_elems = q * nranks;
-  const uint64_t steps = (a.count + step_elems - 1) / step_elems;
-  const uint64_t most_steps = (steps + nblocks - 1) / nblocks;
+  const uint64_t steps = nvlar_push_steps(a.count, q, nranks);
+  const uint64_t most_steps = nvlar_push_most_steps(steps, nblocks);
   const uint64_t mine = steps > (uint64_t)block ? (steps - block + nblocks - 1) / nblocks : 0;
   const uint64_t consumed = 1 + 2 * most_steps;
   if (mine == 0) return consumed;  // no store into peer memory, so no need to meet the peers
 
-  const size_t region = push_twoshot_region_bytes(a), area_bytes = push_twoshot_area_bytes(a);
-  const int slots = push_twoshot_slots(a);
+  const size_t region = nvlar_push_region_bytes(a.staging_bytes, nblocks);
+  const size_t area_bytes = nvlar_push_area_bytes(a.staging_bytes, nranks, nblocks, kWanted, kCap);
+  const int slots = nvlar_push_slots(a.staging_bytes, nranks, nblocks, kWanted);
   const uint64_t ahead_most = slots - 2;
   const PushTwoshotEvents events{mine, ahead_most < mine ? ahead_most : mine};
   // Receive (kind 0) or gather (kind 1) area of source `src` in rank p's slot `slot`.
@@ -263,8 +271,7 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
     for (int k = 1; k < nranks; k++) {
       const int p = (rank + k) % nranks;  // start with the next rank: spreads the links' load
       const Range part = s.part(p);
-      copy_to_staging<T, kPushTwoshotDepth>(area(p, j % slots, 0, rank), input + s.offset + part.begin,
-                                            part.size());
+      moves.scatter(area(p, j % slots, 0, rank), input + s.offset + part.begin, part.size());
     }
   };
   auto gather = [&](uint64_t j) {
@@ -272,8 +279,7 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
     for (int k = 1; k < nranks; k++) {
       const int p = (rank + k) % nranks;
       const Range part = s.part(p);
-      copy_from_staging<T, kPushTwoshotDepth>(output + s.offset + part.begin,
-                                              area(rank, j % slots, 1, p), part.size());
+      moves.gather(output + s.offset + part.begin, area(rank, j % slots, 1, p), part.size());
     }
   };
   auto reduce = [&](uint64_t j) {
@@ -285,13 +291,8 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
       to_peer[p] = area(p, j % slots, 1, rank);
       received[p] = area(rank, j % slots, 0, p);
     }
-    T *dst = output + s.offset + part.begin;
-    const T *own = input + s.offset + part.begin;
-    if (nranks == 2) {
-      reduce_and_push<T, Op, 2>(dst, to_peer, own, received, part.size(), rank, nranks);
-    } else {
-      reduce_and_push<T, Op, NVLAR_MAX_RANKS>(dst, to_peer, own, received, part.size(), rank, nranks);
-    }
+    moves.reduce(output + s.offset + part.begin, to_peer, input + s.offset + part.begin, received,
+                 part.size());
   };
 
   if (meet_first) {
@@ -300,11 +301,13 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
   }
   for (uint64_t j = 0; j < events.ahead; j++) {
     scatter(j);
+    if (!moves.settle(cta)) return consumed;
     raise_to_peers(a, block, seq0 + 1 + events.scattered(j));
   }
   for (uint64_t j = 0; j < mine; j++) {
     if (j + events.ahead < mine) {
       scatter(j + events.ahead);
+      if (!moves.settle(cta)) return consumed;
       raise_to_peers(a, block, seq0 + 1 + events.scattered(j + events.ahead));
     }
     if (j > 0) {
@@ -313,10 +316,19 @@ __device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int n
     }
     if (!wait_for_peers(a, block, seq0 + 1 + events.scattered(j), cta)) return consumed;
     reduce(j);
+    if (!moves.settle(cta)) return consumed;
     raise_to_peers(a, block, seq0 + 1 + events.reduced(j));
   }
   if (wait_for_peers(a, block, seq0 + 1 + events.reduced(mine - 1), cta)) gather(mine - 1);
   return consumed;
+}
+
+// The push two-shot (NVLAR_ALGO_PUSH_TWOSHOT): its threads move every byte.
+template <typename T, int Op>
+__device__ uint64_t push_twoshot(const nvlar_allreduce_args &a, int block, int nblocks,
+                                 uint64_t seq0, bool meet_first, CtaWait *cta) {
+  PushThreadMoves<T, Op> moves{a.rank, a.nranks};
+  return push_twoshot_schedule<T>(a, block, nblocks, seq0, meet_first, cta, moves);
 }
 
 }  // namespace nvlar

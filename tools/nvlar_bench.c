@@ -48,13 +48,13 @@ static void usage(FILE *out) {
           "  --dtype T          int8 uint8 int32 uint32 int64 uint64 float16 float32 float64\n"
           "                     bfloat16 fp8e4m3 fp8e5m2 (default float32)\n"
           "  --op OP            sum prod max min avg (default sum)\n"
-          "  --algo A           emulated: oneshot, twoshot, push, tma, pushtwoshot, cetwoshot or\n"
-          "                     all (default all)\n"
+          "  --algo A           emulated: oneshot, twoshot, push, tma, pushtwoshot, cetwoshot,\n"
+          "                     tmapush or all (default all)\n"
           "  --min-bytes B      smallest message per rank (default 8)\n"
           "  --max-bytes B      largest message per rank (default 1G, emulated 256M)\n"
           "  --step F           size multiplier (default 4)\n"
           "  --blocks C         emulated: CTAs per rank (default: per size, at most what fits)\n"
-          "  --sweep-blocks     emulated: also time the two-shots (pull, TMA, push, CE) at\n"
+          "  --sweep-blocks     emulated: also time the two-shots (pull, TMA, push, CE, TMA push) at\n"
           "                     --max-bytes for 1, 2, 4, ... CTAs per rank, up to all that fit;\n"
           "                     real: time every size with 1, 2, 4, ... CTAs per rank up to the\n"
           "                     SM count (the kernel that NVLAR_ALGO or the table picks), each\n"
@@ -289,9 +289,9 @@ static double traffic_bytes(int algo, int nranks, size_t bytes) {
   /* Push: read input twice (send, own share), write 2S of packets to each of n-1 peers, read
    * them back, write S. */
   if (algo == NVLAR_ALGO_PUSH) return n * (2 * s + 4 * (n - 1) * s + s);
-  /* Push two-shot: scatter reads and writes S(n-1)/n, reduce reads S, writes S/n to the output
+  /* Push two-shots: scatter reads and writes S(n-1)/n, reduce reads S, writes S/n to the output
    * and S(n-1)/n to peers, gather reads and writes S(n-1)/n. */
-  if (algo == NVLAR_ALGO_PUSH_TWOSHOT) return n * (6 * (n - 1) / n + 2 / n) * s;
+  if (algo == NVLAR_ALGO_PUSH_TWOSHOT || algo == NVLAR_ALGO_TMA_PUSH) return n * (6 * (n - 1) / n + 2 / n) * s;
   /* Copy-engine two-shot: scatter copies read and write S(n-1)/n, the reduce reads S and
    * writes S/n, the gather copies read the result n-1 times and write S(n-1)/n, the local
    * copies read and write S(n-1)/n. */
@@ -301,8 +301,7 @@ static double traffic_bytes(int algo, int nranks, size_t bytes) {
 
 /* CTAs per rank for a size when --blocks is not given. */
 static int default_blocks(int algo, size_t bytes, int fit, int nranks, int arch) {
-  if (algo == NVLAR_ALGO_TMA || algo == NVLAR_ALGO_PUSH || algo == NVLAR_ALGO_PUSH_TWOSHOT ||
-      algo == NVLAR_ALGO_CETWOSHOT) {
+  if (algo != NVLAR_ALGO_ONESHOT && algo != NVLAR_ALGO_TWOSHOT) {
     /* Routing's own rule (plugin/selection.c), capped at what fits here. */
     struct nvlar_policy policy = {
         .nranks = nranks, .arch = arch,
@@ -498,8 +497,7 @@ static int bench_emulated(struct options o) {
       if (count == 0) continue;
       for (int a = 0; a < o.nalgos; a++) {
         int algo = o.algos[a], fit = fits[algo];
-        if (pass == 1 && algo != NVLAR_ALGO_TWOSHOT && algo != NVLAR_ALGO_TMA &&
-            algo != NVLAR_ALGO_PUSH_TWOSHOT && algo != NVLAR_ALGO_CETWOSHOT) {
+        if (pass == 1 && (algo == NVLAR_ALGO_ONESHOT || algo == NVLAR_ALGO_PUSH)) {
           continue;
         }
         int calls = bytes >= (16u << 20) ? 5 : 50;

@@ -1,7 +1,7 @@
 /* The correctness matrix of the all-reduce kernels on one GPU, ranks emulated:
  * every dtype x op x nranks {2,3,4,5,6,7,8} x size {1, 7, 31, 4099, 1 MiB + 5 elements, 64 MiB}
  * x in-place/out-of-place x every algorithm of kernels/nvlar_algos.h (one-shot, two-shot,
- * push, TMA two-shot, push two-shot, copy-engine two-shot),
+ * push, TMA two-shot, push two-shot, copy-engine two-shot, TMA push two-shot),
  * programmatic dependent launch on and off in turn, all ranks in one launch; misaligned
  * pointers (one element past 16-byte alignment) for nranks {3, 8}; and a subset with every rank
  * on its own stream (separate launches, as real ranks run). Each output must match the
@@ -22,7 +22,7 @@
  * sizes 7 and 4099 (which crosses chunks of a 64 KiB staging buffer), one launch for all
  * ranks; the wide cases at 2, 3 and 8 ranks. Where kernels of separate streams do not run at
  * the same time (compute-sanitizer), the wide cases keep to one CTA per SM in all, as the rest
- * of quick mode does, and the TMA two-shot to 16 CTAs per rank (racecheck keeps shadow state
+ * of quick mode does, and the TMA kernels to 16 CTAs per rank (racecheck keeps shadow state
  * for each CTA's 224 KiB of shared memory: 8 ranks x 16 CTAs of them outgrew a 128 GiB host). */
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +96,7 @@ static int wide_most(const struct emulation *e, int nranks, int algo, int serial
   int most = emulation_max_blocks(e, nranks, algo);
   if (serialised) {
     if (most > e->multiprocessors / nranks) most = e->multiprocessors / nranks;
-    if (algo == NVLAR_ALGO_TMA && most > 16) most = 16;
+    if ((algo == NVLAR_ALGO_TMA || algo == NVLAR_ALGO_TMA_PUSH) && most > 16) most = 16;
   }
   if (most > NVLAR_MAX_BLOCKS) most = NVLAR_MAX_BLOCKS;
   CHECK(most >= 1);
@@ -190,7 +190,7 @@ int main(void) {
   const int quick = quick_mode();
   /* Narrowing knobs (racecheck is slow): NVLAR_TEST_NRANKS=N and NVLAR_TEST_ALGO=A (enum
    * nvlar_algo: 0 one-shot, 1 two-shot, 2 push, 3 TMA, 4 push two-shot, 5 copy-engine
-   * two-shot) run only those cases. */
+   * two-shot, 6 TMA push two-shot) run only those cases. */
   const char *only_nranks = getenv("NVLAR_TEST_NRANKS"), *only_algo = getenv("NVLAR_TEST_ALGO");
   /* Whether kernels on separate streams run at the same time (not under compute-sanitizer);
    * only quick mode asks: full mode runs some cases on separate streams regardless. */
@@ -198,7 +198,7 @@ int main(void) {
   for (size_t k = 0; k < sizeof(rank_counts) / sizeof(rank_counts[0]); k++) {
     int nranks = rank_counts[k];
     /* Quick: the matrix at 3 and 8 ranks, the wide cases at 2 as well (where the most CTAs
-     * fit: up to NVLAR_MAX_BLOCKS for every kernel but the TMA two-shot). */
+     * fit: up to NVLAR_MAX_BLOCKS for every kernel but the TMA ones). */
     const int matrix = !quick || nranks == 3 || nranks == 8;
     if (quick && !matrix && nranks != 2) continue;
     if (only_nranks != NULL && atoi(only_nranks) != nranks) continue;
@@ -212,7 +212,7 @@ int main(void) {
       if (serialised) {
         printf("NOTE: kernels on separate streams do not run at the same time here (under "
                "compute-sanitizer): the wide cases keep to one CTA per SM in all, the TMA "
-               "two-shot to 16 per rank\n");
+               "kernels to 16 per rank\n");
       }
     }
     for (int algo = 0; algo < NVLAR_ALGO_COUNT; algo++) {

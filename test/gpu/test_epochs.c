@@ -1,7 +1,7 @@
 /* Epochs carry the kernels from call to call with no host step:
  * - 1000 back-to-back calls on 8 emulated ranks, one launch each, changing algorithm (every
- *   one, and runs of push two-shots), CTA count, size (some messages span several chunks)
- *   and programmatic dependent launch from call to call;
+ *   one, and runs of push two-shots and of TMA push two-shots), CTA count (every third
+ *   call), size (some messages span several chunks) and programmatic dependent launch;
  * - 1000 calls with every rank on its own stream and nothing coupling the streams but the
  *   kernels themselves (ranks drift apart, as real ones do);
  * - a CUDA graph holding a call of every algorithm (the copy-engine two-shot's copies and
@@ -17,6 +17,7 @@
 #include "ce_twoshot_geometry.h"
 #include "emulation.h"
 #include "gpu_test.h"
+#include "push_twoshot_geometry.h"
 
 #define NRANKS 8
 #define STAGING_BYTES (256u << 10) /* small: chunking happens often */
@@ -55,10 +56,11 @@ static size_t call_count(int i) {
   return 1 + (size_t)i * 7919 % MAX_COUNT;
 }
 
-/* Every algorithm in turn, then runs of push two-shots, which skip their start handshake after
- * a push two-shot. */
+/* Every algorithm in turn, then a run of push two-shots or of TMA push two-shots (in turn),
+ * which skip their start handshake after a call of their own variant on as many CTAs. */
 static int algo_of_call(int i) {
-  return i % (2 * NVLAR_ALGO_COUNT) < NVLAR_ALGO_COUNT ? i % NVLAR_ALGO_COUNT : NVLAR_ALGO_PUSH_TWOSHOT;
+  if (i % (2 * NVLAR_ALGO_COUNT) < NVLAR_ALGO_COUNT) return i % NVLAR_ALGO_COUNT;
+  return (i / (2 * NVLAR_ALGO_COUNT)) % 2 == 0 ? NVLAR_ALGO_PUSH_TWOSHOT : NVLAR_ALGO_TMA_PUSH;
 }
 
 static int back_to_back_one_launch(struct emulation *e, struct check_result *results) {
@@ -66,7 +68,9 @@ static int back_to_back_one_launch(struct emulation *e, struct check_result *res
     int algo = algo_of_call(i);
     size_t count = call_count(i);
     int max_blocks = emulation_max_blocks(e, NRANKS, algo);
-    int nblocks = 1 + i % (max_blocks < 12 ? max_blocks : 12);
+    /* CTA counts change from call to call, but three in a row share one: the push two-shots'
+     * runs then both meet (a new layout) and skip the meeting (the same one). */
+    int nblocks = 1 + (i / 3) % (max_blocks < 12 ? max_blocks : 12);
     struct nvlar_allreduce_args args[NRANKS];
     void *outputs[NRANKS];
     CHECK_CUDA(emulation_poison(e, count * 4, e->streams[0]));
@@ -143,17 +147,18 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   uint64_t oneshot_chunks = (count + (STAGING_BYTES / 2 / 4) - 1) / (STAGING_BYTES / 2 / 4);
   uint64_t twoshot_chunks = (count + (STAGING_BYTES / 4 / 4) - 1) / (STAGING_BYTES / 4 / 4);
   uint64_t push_chunks = (count * 4 + NVLAR_PUSH_CHUNK_BYTES - 1) / NVLAR_PUSH_CHUNK_BYTES;
-  /* The push two-shot (4 CTAs): "arrived", then two flags per step of its busiest CTA; a
-   * slice is an area of a CTA's region (1/128 of the staging) for its slots x 2 kinds x 8
-   * ranks (below the 64 KiB cap), its slots NVLAR_PUSH_TWOSHOT_SLOTS where each area still
-   * holds 16 bytes, else 2 (kernels/push_twoshot.cuh). */
-  const uint64_t push_twoshot_region = STAGING_BYTES / NVLAR_MAX_BLOCKS / 256 * 256;
-  const uint64_t push_twoshot_slots =
-      push_twoshot_region / (NVLAR_PUSH_TWOSHOT_SLOTS * 2 * NRANKS) >= 16 ? NVLAR_PUSH_TWOSHOT_SLOTS : 2;
-  uint64_t push_twoshot_slice =
-      push_twoshot_region / (push_twoshot_slots * 2 * NRANKS) / 16 * 16 / 4;
-  uint64_t push_twoshot_steps = (count + push_twoshot_slice * NRANKS - 1) / (push_twoshot_slice * NRANKS);
-  uint64_t push_twoshot_seqs = 1 + 2 * ((push_twoshot_steps + 3) / 4);
+  /* The push two-shots (4 CTAs): "arrived", then two flags per step of the busiest CTA, the
+   * steps as kernels/push_twoshot_geometry.h cuts them for each variant's slots and slices. */
+  uint64_t push_twoshot_seqs = 0;
+  const int push_variants[][2] = {
+      {NVLAR_PUSH_TWOSHOT_SLOTS, (int)(NVLAR_PUSH_TWOSHOT_SLICE_CAP_BYTES >> 10)},
+      {NVLAR_TMA_PUSH_SLOTS, (int)(NVLAR_TMA_PUSH_SLICE_CAP_BYTES >> 10)},
+  };
+  for (int v = 0; v < 2; v++) {
+    size_t slice = nvlar_push_slice_elems(count, 4, STAGING_BYTES, NRANKS, 4, push_variants[v][0],
+                                          (size_t)push_variants[v][1] << 10);
+    push_twoshot_seqs += 1 + 2 * nvlar_push_most_steps(nvlar_push_steps(count, slice, NRANKS), 4);
+  }
   /* The copy-engine two-shot: "arrived", then "scattered" and "gathered" per chunk (one area
    * of the staging per rank). */
   uint64_t ce_chunks = nvlar_ce_chunks(count, nvlar_ce_chunk_elems(STAGING_BYTES, NRANKS, 4));
