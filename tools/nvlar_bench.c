@@ -49,7 +49,7 @@ static void usage(FILE *out) {
           "                     bfloat16 fp8e4m3 fp8e5m2 (default float32)\n"
           "  --op OP            sum prod max min avg (default sum)\n"
           "  --algo A           emulated: oneshot, twoshot, push, tma, pushtwoshot, cetwoshot,\n"
-          "                     tmapush or all (default all)\n"
+          "                     tmapush, several of them (A,B,...) or all (default all)\n"
           "  --min-bytes B      smallest message per rank (default 8)\n"
           "  --max-bytes B      largest message per rank (default 1G, emulated 256M)\n"
           "  --step F           size multiplier (default 4)\n"
@@ -108,6 +108,28 @@ static int find_name(const char *const *names, int n, const char *text) {
   return -1;
 }
 
+/* "--algo A,B,...": the algorithms named, each once, in their order; 0 if a name is none. */
+static int parse_algo_list(const char *text, int *algos) {
+  int n = 0;
+  while (*text != '\0') {
+    size_t len = strcspn(text, ",");
+    int algo = -1;
+    for (int k = 0; k < NVLAR_ALGO_COUNT; k++) {
+      const char *name = nvlar_algo_name(k);
+      if (strlen(name) == len && strncmp(text, name, len) == 0) algo = k;
+    }
+    if (algo < 0) return 0;
+    for (int k = 0; k < n; k++) {
+      if (algos[k] == algo) return 0;
+    }
+    if (n == NVLAR_ALGO_COUNT) return 0;
+    algos[n++] = algo;
+    text += len;
+    if (*text == ',') text++;
+  }
+  return n;
+}
+
 static int parse_options(int argc, char **argv, struct options *o) {
   memset(o, 0, sizeof(*o));
   o->datatype = 7;
@@ -153,16 +175,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
     } else if (strcmp(arg, "--op") == 0) {
       o->op = find_name(bench_op_names, 5, value);
     } else if (strcmp(arg, "--algo") == 0) {
-      int algo = -1;
-      for (int k = 0; k < NVLAR_ALGO_COUNT; k++) {
-        if (strcmp(value, nvlar_algo_name(k)) == 0) algo = k;
-      }
-      if (algo >= 0) {
-        o->algos[0] = algo;
-        o->nalgos = 1;
-      } else if (strcmp(value, "all") != 0) {
-        o->nalgos = 0;
-      }
+      if (strcmp(value, "all") != 0) o->nalgos = parse_algo_list(value, o->algos);
     } else if (strcmp(arg, "--min-bytes") == 0) {
       if (!parse_bytes_option(arg, value, &o->min_bytes)) return -1;
     } else if (strcmp(arg, "--max-bytes") == 0) {
