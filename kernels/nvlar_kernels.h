@@ -44,8 +44,11 @@ extern "C" {
 #define NVLAR_PUSH_TWOSHOT_AHEAD 0
 #endif
 #define NVLAR_PUSH_TWOSHOT_SLOTS (NVLAR_PUSH_TWOSHOT_AHEAD + 2)
-/* Its largest slice per rank and step. */
-#define NVLAR_PUSH_TWOSHOT_SLICE_CAP_BYTES ((size_t)64 << 10)
+/* Its largest slice per rank and step (a build-time constant, for experiments). */
+#ifndef NVLAR_PUSH_TWOSHOT_SLICE_CAP_KIB
+#define NVLAR_PUSH_TWOSHOT_SLICE_CAP_KIB 64
+#endif
+#define NVLAR_PUSH_TWOSHOT_SLICE_CAP_BYTES ((size_t)NVLAR_PUSH_TWOSHOT_SLICE_CAP_KIB << 10)
 
 /* TMA push two-shot (kernels/tma_push.cuh): the push two-shot's schedule and flags, its bytes
  * moved by bulk copies. Steps scattered ahead (a build-time constant, for experiments), its
