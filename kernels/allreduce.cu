@@ -31,7 +31,8 @@ extern "C" cudaError_t nvlar_allreduce_check(const nvlar_allreduce_args *a) {
     return cudaErrorInvalidValue;
   }
   if (a->algo < 0 || a->algo >= NVLAR_ALGO_COUNT) return cudaErrorInvalidValue;
-  if (a->nblocks < 1 || a->nblocks > NVLAR_MAX_BLOCKS || a->timeout_ns == 0) {
+  if (a->nblocks < 1 || a->nblocks > NVLAR_MAX_BLOCKS || a->timeout_ns == 0 ||
+      a->test_skew_ns > 1000000) {
     return cudaErrorInvalidValue;
   }
   // Each staging half must hold a whole number of 16-byte packs for the two-shot's two areas.

@@ -140,6 +140,11 @@ struct nvlar_allreduce_args {
    * layer, whose end destroy waits for). 0: graph captures, whose lifetime the graph holds,
    * and the tests' and benchmark's launches. */
   int counted;
+  /* Tests only (test_push_stress; 0 in every call libnvlar makes): this rank's CTAs other than
+   * CTA 0 pause this many ns, at most 1 ms, between sending their packets of a push one-shot
+   * chunk and reading their peers'. It widens the window in which a peer that no longer waits
+   * for them could overwrite what they have yet to read, so that a broken hand-off shows. */
+  uint32_t test_skew_ns;
 };
 
 /* 1 if the kernels implement this datatype/op pair (all 12 NCCL types; sum, prod, max, min,

@@ -77,6 +77,7 @@ __device__ void push_chunk(const nvlar_allreduce_args &a, int block, uint64_t se
       if (q != a.rank) store_packet(slot(q, a.rank) + pk * 16, payload, flag);
     }
   }
+  if (a.test_skew_ns != 0 && block != 0) test_skew_pause(a.test_skew_ns);
   for (size_t pk = begin + threadIdx.x; pk < end; pk += blockDim.x) {
     // Every peer's packet is loaded at once, so that the first looks cost one round trip in
     // all, not one per peer; only packets that were not there yet are polled again.

@@ -40,6 +40,12 @@ __device__ __forceinline__ uint64_t global_time_ns() {
   return now;
 }
 
+// Holds the calling thread for about `ns` (nvlar_allreduce_args.test_skew_ns: tests only).
+__device__ __forceinline__ void test_skew_pause(uint64_t ns) {
+  const uint64_t start = global_time_ns();
+  while (global_time_ns() - start < ns) __nanosleep(256);
+}
+
 // A CTA's shared wait state, cleared by cta_wait_init at kernel start.
 struct CtaWait {
   volatile int gave_up;                // a thread of this CTA gave up: every wait returns false

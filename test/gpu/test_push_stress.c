@@ -22,8 +22,13 @@
  * once with all ranks in one launch instead: no skew then, but every size and CTA count, the
  * tokens and the buffers' rotation across calls are still checked.
  *
+ * In every other period of 42 calls, rank 0's CTAs but its first also pause between sending
+ * and reading each chunk (SKEW_NS, below): its peers finish and start their next call while
+ * those CTAs still read, which a missing hand-off (the short last chunk's tokens) does not
+ * survive. Once a period the test waits for the GPU and stops at the first kernel error.
+ *
  * Knobs for investigating a failure: NVLAR_TEST_STRESS_CALLS, _BLOCKS (fixed CTA count),
- * _DELAY_NS, _ALGO (0 one-shot, 1 two-shot, 2 push, 4 push two-shot). */
+ * _DELAY_NS, _SKEW_NS (0: none), _ALGO (0 one-shot, 1 two-shot, 2 push, 4 push two-shot). */
 #include <stdlib.h>
 
 #include "allreduce_check.h"
@@ -58,6 +63,12 @@ static const int cta_choices[] = {1, 2, 3, 8, 17, 31, 0};
 #define FULL_CALLS 30000
 #define QUICK_CALLS (50 * PERIOD)
 #define DELAY_NS 3000
+/* Rank 0's CTAs other than CTA 0 pause this long between sending and reading each push chunk
+ * (nvlar_allreduce_args.test_skew_ns), in every other period of calls: long enough for its
+ * peers to finish their call, verify it and start the next, so that a hand-off that lets a
+ * peer run ahead of a CTA still reading (the short last chunk's tokens) is caught, not left to
+ * a rare scheduling accident. */
+#define SKEW_NS 50000
 
 /* The most CTAs per rank that all ranks' kernels of `algo` reliably hold on the GPU at once:
  * one CTA per SM in all. On separate streams that is the measured bound, not occupancy: with
@@ -76,11 +87,13 @@ static int most_blocks(const struct emulation *e, int algo) {
 
 /* Call i on every rank, each on its own stream; rank r's verdict accumulates in results[r]. */
 static void call_on_streams(struct emulation *e, int algo, int nblocks, size_t count,
-                            uint64_t seed, uint64_t delay_ns, struct check_result *results) {
+                            uint64_t seed, uint64_t delay_ns, uint32_t skew_ns,
+                            struct check_result *results) {
   for (int r = 0; r < NRANKS; r++) {
     void *input = emulation_input(e, r, 4, 0), *output = emulation_output(e, r, 4, 0, 0);
     struct nvlar_allreduce_args args;
     emulation_args(e, r, algo, TYPE, OP, nblocks, input, output, count, &args);
+    if (r == 0) args.test_skew_ns = skew_ns;
     CHECK_CUDA(emulation_poison_rank(e, r, count * 4, e->streams[r]));
     CHECK_CUDA(check_fill(input, count, TYPE, OP, r, NRANKS, seed, e->streams[r]));
     if (r == 0 && delay_ns > 0) CHECK_CUDA(check_spin(delay_ns, e->streams[r]));
@@ -105,12 +118,24 @@ static void call_in_one_launch(struct emulation *e, int algo, int nblocks, size_
   CHECK_CUDA(check_verify(outputs, NRANKS, count, TYPE, OP, NRANKS, seed, &results[0], e->streams[0]));
 }
 
+/* Waits for every call so far; 1 if any rank's kernel recorded an error. */
+static int any_kernel_error(struct emulation *e) {
+  CHECK_CUDA(cudaDeviceSynchronize());
+  for (int r = 0; r < NRANKS; r++) {
+    if (e->buffers[r].error_host->code != NVLAR_KERNEL_OK) return 1;
+  }
+  return 0;
+}
+
 int main(void) {
   require_gpus(1);
   const int quick = quick_mode();
   const char *fixed_blocks = getenv("NVLAR_TEST_STRESS_BLOCKS");
   const char *delay_text = getenv("NVLAR_TEST_STRESS_DELAY_NS");
   uint64_t delay_ns = delay_text ? strtoull(delay_text, NULL, 10) : DELAY_NS;
+  const char *skew_text = getenv("NVLAR_TEST_STRESS_SKEW_NS");
+  uint32_t skew_ns = skew_text ? (uint32_t)strtoul(skew_text, NULL, 10) : SKEW_NS;
+  CHECK(skew_ns <= 1000000);
   const char *algo_text = getenv("NVLAR_TEST_STRESS_ALGO");
   int algo = algo_text ? atoi(algo_text) : NVLAR_ALGO_PUSH;
   CHECK(algo >= 0 && algo < NVLAR_ALGO_COUNT);
@@ -146,9 +171,17 @@ int main(void) {
     size_t count = sizes[i % NSIZES];
     uint64_t seed = 900000 + (uint64_t)i;
     if (streams) {
-      call_on_streams(&e, algo, nblocks, count, seed, delay_ns, results);
+      uint32_t skew = (i / PERIOD) % 2 == 1 ? skew_ns : 0;
+      call_on_streams(&e, algo, nblocks, count, seed, delay_ns, skew, results);
     } else {
       call_in_one_launch(&e, algo, nblocks, count, seed, results);
+    }
+    /* Once a period, stop at the first failed kernel: a rank that gave up fails every later
+     * call after a timeout each, and the rest would only take time. */
+    if (i % PERIOD == PERIOD - 1 && any_kernel_error(&e)) {
+      fprintf(stderr, "a kernel failed within calls %d-%d: stopping\n", i + 1 - PERIOD, i);
+      calls = i + 1;
+      break;
     }
   }
   CHECK_CUDA(cudaDeviceSynchronize());

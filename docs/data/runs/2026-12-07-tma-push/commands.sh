@@ -4,13 +4,14 @@
 # mode at HEAD, memcheck, the GPU mutations, and what a GEMM loses to neighbours that only hold
 # SMs (experiments/gemm_beside.cu). Usage on the device machine, from the repository root:
 #   COMMIT=<hash> [DEADLINE=s] bash docs/data/runs/2026-12-07-tma-push/commands.sh STEP...
-# Steps: build (build-dev/); quick (the TMA push two-shot's matrix, epochs and timeout tests in
+# Steps: build (build-dev/); stress (test_push_stress in quick and full mode); quick (the TMA push two-shot's matrix, epochs and timeout tests in
 # quick mode, a short timeout: a first look); full (meson test --suite gpu, full mode); sweep
 # (nvlar-bench --emulate 2 and 8, bf16, 64 MiB per rank, the push two-shot, TMA push two-shot
 # and copy-engine two-shot at 1, 2, 4, ... CTAs); overlap (nvlar-bench --emulate 2 --overlap,
 # bf16, 4 and 64 MiB, those three kernels at 8-128 CTAs); memcheck (compute-sanitizer memcheck
-# over the quick matrix of the push two-shot and TMA push two-shot); mutations (the GPU lines of
-# test/mutations/mutations.tsv); gemm (experiments/gemm_beside.cu). A step that would start
+# over the quick matrix of the push two-shot and TMA push two-shot, or of the algorithms in
+# MEMCHECK_ALGOS); mutations (the GPU lines of test/mutations/mutations.tsv, or those in
+# MUTATIONS=g1,g6); gemm (experiments/gemm_beside.cu). A step that would start
 # after DEADLINE seconds (default 540) is skipped and says so, so the logs come back.
 # Logs in /tmp/logs, packed into $OUT/logs.tgz. NVLink multicast off (one GPU anyway).
 set -u
@@ -50,8 +51,14 @@ for step in "$@"; do
         --overlap --min-bytes 4M --max-bytes 64M --step 16 --trials 3 --csv "$L/overlap-2.csv" \
         --plot "$L/overlap-2" >"$L/overlap-2.txt" 2>&1
       echo "overlap exit $?"; grep -A40 '^# overlap' "$L/overlap-2.txt" | head -40 ;;
+    stress)
+      for mode in quick full; do
+        NVLAR_TEST_QUICK=$([ $mode = quick ] && echo 1 || echo 0) timeout 120 "$B/test/gpu/test_gpu_push_stress" \
+          >"$L/stress-$mode.txt" 2>&1
+        echo "push-stress $mode exit $?: $(tail -1 "$L/stress-$mode.txt")"
+      done ;;
     memcheck)
-      for algo in 4 6; do
+      for algo in ${MEMCHECK_ALGOS:-4 6}; do
         NVLAR_TEST_QUICK=1 NVLAR_TEST_ALGO=$algo NVLAR_TIMEOUT_MS=60000 timeout 150 compute-sanitizer --tool memcheck \
           --report-api-errors no --error-exitcode 99 "$B/test/gpu/test_gpu_allreduce" >"$L/memcheck-algo$algo.txt" 2>&1
         echo "memcheck algo $algo exit $?: $(grep 'ERROR SUMMARY' "$L/memcheck-algo$algo.txt" | tail -1)"
