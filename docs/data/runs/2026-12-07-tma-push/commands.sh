@@ -4,8 +4,9 @@
 # mode at HEAD, memcheck, the GPU mutations, and what a GEMM loses to neighbours that only hold
 # SMs (experiments/gemm_beside.cu). Usage on the device machine, from the repository root:
 #   COMMIT=<hash> [DEADLINE=s] bash docs/data/runs/2026-12-07-tma-push/commands.sh STEP...
-# Steps: build (build-dev/); stress (test_push_stress in quick and full mode); quick (the TMA push two-shot's matrix, epochs and timeout tests in
-# quick mode, a short timeout: a first look); full (meson test --suite gpu, full mode); sweep
+# Steps: build (build-dev/); stress (test_push_stress in quick and full mode); quick (the TMA
+# push two-shot's matrix, or QUICK_ALGO's, epochs and timeout tests in quick mode, a short
+# timeout: a first look); full (meson test --suite gpu, full mode); sweep
 # (nvlar-bench --emulate 2 and 8, bf16, 64 MiB per rank, the push two-shot, TMA push two-shot
 # and copy-engine two-shot at 1, 2, 4, ... CTAs); overlap (nvlar-bench --emulate 2 --overlap,
 # bf16, 4 and 64 MiB, those three kernels at 8-128 CTAs); memcheck (compute-sanitizer memcheck
@@ -34,7 +35,7 @@ for step in "$@"; do
       ninja -C "$B" >"$L/build.log" 2>&1 || { tail -30 "$L/build.log"; exit 1; } ;;
     quick)
       for t in allreduce epochs timeout; do
-        NVLAR_TEST_QUICK=1 NVLAR_TEST_ALGO=6 NVLAR_TIMEOUT_MS=3000 timeout 90 "$B/test/gpu/test_gpu_$t" >"$L/quick-$t.txt" 2>&1
+        NVLAR_TEST_QUICK=1 NVLAR_TEST_ALGO=${QUICK_ALGO:-6} NVLAR_TIMEOUT_MS=3000 timeout 90 "$B/test/gpu/test_gpu_$t" >"$L/quick-$t.txt" 2>&1
         echo "quick $t exit $?: $(tail -1 "$L/quick-$t.txt")"
       done ;;
     full)
@@ -59,7 +60,8 @@ for step in "$@"; do
       done ;;
     memcheck)
       for algo in ${MEMCHECK_ALGOS:-4 6}; do
-        NVLAR_TEST_QUICK=1 NVLAR_TEST_ALGO=$algo NVLAR_TIMEOUT_MS=60000 timeout 150 compute-sanitizer --tool memcheck \
+        limit=$(left); [ "$limit" -gt 150 ] && limit=150; [ "$limit" -le 5 ] && { echo "memcheck algo $algo SKIPPED"; continue; }
+        NVLAR_TEST_QUICK=1 NVLAR_TEST_ALGO=$algo NVLAR_TIMEOUT_MS=60000 timeout "$limit" compute-sanitizer --tool memcheck \
           --report-api-errors no --error-exitcode 99 "$B/test/gpu/test_gpu_allreduce" >"$L/memcheck-algo$algo.txt" 2>&1
         echo "memcheck algo $algo exit $?: $(grep 'ERROR SUMMARY' "$L/memcheck-algo$algo.txt" | tail -1)"
       done ;;
