@@ -150,13 +150,16 @@ static int graph_replays(struct emulation *e, struct check_result *result) {
   /* The push two-shots (4 CTAs): "arrived", then two flags per step of the busiest CTA, the
    * steps as kernels/push_twoshot_geometry.h cuts them for each variant's slots and slices. */
   uint64_t push_twoshot_seqs = 0;
-  const int push_variants[][2] = {
-      {NVLAR_PUSH_TWOSHOT_SLOTS, (int)(NVLAR_PUSH_TWOSHOT_SLICE_CAP_BYTES >> 10)},
-      {NVLAR_TMA_PUSH_SLOTS, (int)(NVLAR_TMA_PUSH_SLICE_CAP_BYTES >> 10)},
+  const struct {
+    int slots;
+    size_t slice_cap_bytes;
+  } push_variants[] = {
+      {NVLAR_PUSH_TWOSHOT_SLOTS, NVLAR_PUSH_TWOSHOT_SLICE_CAP_BYTES},
+      {NVLAR_TMA_PUSH_SLOTS, NVLAR_TMA_PUSH_SLICE_CAP_BYTES},
   };
-  for (int v = 0; v < 2; v++) {
-    size_t slice = nvlar_push_slice_elems(count, 4, STAGING_BYTES, NRANKS, 4, push_variants[v][0],
-                                          (size_t)push_variants[v][1] << 10);
+  for (size_t v = 0; v < sizeof(push_variants) / sizeof(push_variants[0]); v++) {
+    size_t slice = nvlar_push_slice_elems(count, 4, STAGING_BYTES, NRANKS, 4, push_variants[v].slots,
+                                          push_variants[v].slice_cap_bytes);
     push_twoshot_seqs += 1 + 2 * nvlar_push_most_steps(nvlar_push_steps(count, slice, NRANKS), 4);
   }
   /* The copy-engine two-shot: "arrived", then "scattered" and "gathered" per chunk (one area

@@ -1,8 +1,9 @@
 /* Ranks in separate processes on one GPU, sharing staging and signal buffers through CUDA IPC
  * with the same code the routing layer uses (plugin/peer_buffers.c). For 2 and 4 ranks: every
  * dtype x op x size {1, 7, 4099, 300000 elements (several chunks)} x in/out-of-place x every
- * kernel, programmatic dependent launch on and off in turn; each rank checks its output against the reference and guard bytes, and the
- * ranks compare hashes of their outputs, which must be identical.
+ * kernel, programmatic dependent launch on and off in turn; each rank checks its output
+ * against the reference and guard bytes, and the ranks compare hashes of their outputs, which
+ * must be identical.
  *
  * The parent touches no CUDA (a process that initialised CUDA cannot fork usable children);
  * children exchange handles through shared memory. Processes on one GPU share it by
@@ -21,9 +22,10 @@
 #include "peer_buffers.h"
 
 #define MAX_CASES 4096 /* 7 algorithms x 12 types x 5 ops x 4 sizes x 2 = 3360 */
-/* The push two-shot's slices are 1/128 of the staging per CTA region, split into 2 x 2 x nranks
- * areas: with 1 MiB, 512-byte slices made 4 time-sliced processes take minutes; 32 MiB gives
- * 16 KiB slices at 4 ranks. */
+/* The push two-shots' slices are at most an area of a CTA's region of the staging (regions of
+ * staging / CTAs, each split into slots x 2 x nranks areas: push_twoshot_geometry.h). With
+ * 1 MiB, when regions were 1/128 of it whatever the CTA count, 512-byte slices made 4
+ * time-sliced processes take minutes; 32 MiB keeps every area at 16 KiB or more at 4 ranks. */
 #define STAGING_BYTES (32u << 20)
 #define MAX_COUNT 300000
 #define GUARD 256
