@@ -251,6 +251,19 @@ __device__ void tma_copy(const nvlar_allreduce_args &a, void *dst, const void *s
   tma_run<T, Op>(a, job, pipe, block, cta);
 }
 
+// Copies the part of `n` elements that the pipeline can move, the largest multiple of 16
+// bytes, from `src` to `dst` when `aligned` says both start 16-byte aligned, and nothing
+// otherwise; returns how many elements it copied. The caller's threads copy the rest (the
+// tail, or everything of a buffer that is not aligned), each mover with its own thread copy.
+template <typename T, int Op>
+__device__ size_t tma_copy_bulk_part(const nvlar_allreduce_args &a, T *dst, const T *src,
+                                     size_t n, bool aligned, TmaPipe &pipe, int block,
+                                     CtaWait *cta) {
+  const size_t bulk = aligned ? n / Pack<T>::kElems * Pack<T>::kElems : 0;
+  if (bulk > 0) tma_copy<T, Op>(a, dst, src, bulk * sizeof(T), pipe, block, cta);
+  return bulk;
+}
+
 // The pipeline in the kernel's dynamic shared memory (kTmaSharedBytes): its barriers, made
 // visible to the bulk copies, before any thread of the CTA uses them.
 __device__ __forceinline__ void tma_pipe_init(TmaPipe &pipe, unsigned char *shared) {

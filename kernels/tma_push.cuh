@@ -52,8 +52,8 @@ template <typename T, int Op> struct PushTmaMoves {
   bool input_aligned, output_aligned;
 
   __device__ void scatter(T *peer_area, const T *src, size_t n) {
-    const size_t bulk = input_aligned ? n / V * V : 0;
-    if (bulk > 0) tma_copy<T, Op>(a, peer_area, src, bulk * sizeof(T), pipe, block, cta);
+    const size_t bulk =
+        tma_copy_bulk_part<T, Op>(a, peer_area, src, n, input_aligned, pipe, block, cta);
     copy_to_staging<T, kPushTwoshotDepth>(peer_area + bulk, src + bulk, n - bulk);
   }
   __device__ void reduce(T *dst, T *const *to_peer, const T *own, T *const *received, size_t n) {
@@ -89,8 +89,7 @@ template <typename T, int Op> struct PushTmaMoves {
     }
   }
   __device__ void gather(T *dst, const T *area, size_t n) {
-    const size_t bulk = output_aligned ? n / V * V : 0;
-    if (bulk > 0) tma_copy<T, Op>(a, dst, area, bulk * sizeof(T), pipe, block, cta);
+    const size_t bulk = tma_copy_bulk_part<T, Op>(a, dst, area, n, output_aligned, pipe, block, cta);
     copy_from_staging<T, kPushTwoshotDepth>(dst + bulk, area + bulk, n - bulk);
   }
   __device__ bool settle(CtaWait *waits) {

@@ -28,8 +28,8 @@ template <typename T, int Op> struct TmaMoves {
   bool input_aligned, output_aligned;
 
   __device__ void copy_in(T *staging, const T *input, size_t n) {
-    size_t bulk = input_aligned ? n / V * V : 0;
-    if (bulk > 0) tma_copy<T, Op>(a, staging, input, bulk * sizeof(T), pipe, block, cta);
+    const size_t bulk =
+        tma_copy_bulk_part<T, Op>(a, staging, input, n, input_aligned, pipe, block, cta);
     copy_to_staging(staging + bulk, input + bulk, n - bulk);
   }
   __device__ void reduce(T *output, T *result, T *const *stage, size_t at, size_t n) {
@@ -50,8 +50,8 @@ template <typename T, int Op> struct TmaMoves {
     reduce_staged<T, Op>(output + bulk, result + bulk, stage, at + bulk, n - bulk, a.nranks);
   }
   __device__ void gather(T *output, const T *result, size_t n) {
-    size_t bulk = output_aligned ? n / V * V : 0;
-    if (bulk > 0) tma_copy<T, Op>(a, output, result, bulk * sizeof(T), pipe, block, cta);
+    const size_t bulk =
+        tma_copy_bulk_part<T, Op>(a, output, result, n, output_aligned, pipe, block, cta);
     copy_from_staging(output + bulk, result + bulk, n - bulk);
   }
   __device__ void settle() { tma_stores_done(pipe); }
