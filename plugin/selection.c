@@ -1,5 +1,6 @@
 #include "selection.h"
 
+#include "config.h"
 #include "nvlar_kernels.h"
 
 static int clamp_blocks(size_t wanted, int limit) {
@@ -47,8 +48,10 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
   if (policy->forced > NVLAR_FORCE_AUTO && policy->forced <= NVLAR_FORCE_NCCL) {
     algo = forced_algos[policy->forced];
   } else {
-    const struct nvlar_tuning_row *row =
-        nvlar_tuning_find_kernel(policy->table, bytes, policy->nranks, policy->arch);
+    /* A row may serve only some CTA budgets (budget=R): the fastest path within 8 CTAs need
+     * not be the fastest within 64, and where none of nvlar's is, the row says nccl. */
+    const struct nvlar_tuning_row *row = nvlar_tuning_find_kernel(
+        policy->table, bytes, policy->nranks, policy->arch, nvlar_policy_budget(policy));
     if (row == NULL) return choice;
     algo = row->kernel;
     ctas = row->count;
@@ -72,6 +75,10 @@ struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes
   choice.nvlar = true;
   choice.algo = algo;
   return choice;
+}
+
+int nvlar_policy_budget(const struct nvlar_policy *policy) {
+  return policy->max_ctas > 0 ? policy->max_ctas : NVLAR_NCCL_MAX_CHANNELS;
 }
 
 void nvlar_policy_limit_ctas(struct nvlar_policy *policy, int nranks,

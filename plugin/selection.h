@@ -49,6 +49,10 @@ struct nvlar_choice {
 
 struct nvlar_choice nvlar_select(const struct nvlar_policy *policy, size_t bytes);
 
+/* The CTA budget that tuning rows' budget=R match: the policy's max_ctas (NCCL's maxCTAs,
+ * agreed by every rank), NCCL's default of 64 when it has none. */
+int nvlar_policy_budget(const struct nvlar_policy *policy);
+
 /* The policy's CTA limits from every rank's record: the smallest of the ranks' max_ctas and
  * the largest of their min_ctas (at most that max), so that every rank, which sees the same
  * records, keeps within every rank's limit alike. */

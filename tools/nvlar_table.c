@@ -104,6 +104,11 @@ int main(int argc, char **argv) {
     if (r->kind == NVLAR_ROW_KERNEL) {
       printf(" arch %d -> %s", r->arch, nvlar_tuning_kernel_name(r->kernel));
       if (r->count) printf(" ctas=%d", r->count);
+      if (r->max_budget == NVLAR_TUNING_ANY_BUDGET && r->min_budget > 1) {
+        printf(" budget=%d-*", r->min_budget);
+      } else if (r->max_budget != NVLAR_TUNING_ANY_BUDGET) {
+        printf(" budget=%d-%d", r->min_budget, r->max_budget);
+      }
     } else {
       printf(" nodes %d-%d arch %d collective %s -> %s/%s", r->min_nodes, r->max_nodes, r->arch,
              nvlar_tuning_collective_name(r->collective), nvlar_tuning_algo_name(r->algo),

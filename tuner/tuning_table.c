@@ -156,6 +156,18 @@ static uint64_t hash_bytes(uint64_t hash, const void *data, size_t size) {
   return hash;
 }
 
+/* "budget=R": R as a rank range is written ("*", "N", "N-M", "N-*"), N and M at most
+ * NVLAR_TUNING_MAX_BUDGET. */
+static bool parse_budget(char *text, int *min, int *max) {
+  if (strncasecmp(text, "budget=", 7) != 0) return false;
+  char *range = text + 7;
+  bool open_ended = strcmp(range, "*") == 0 ||
+                    (strlen(range) >= 2 && strcmp(range + strlen(range) - 2, "-*") == 0);
+  if (!parse_int_range(range, min, max)) return false;
+  if (*min > NVLAR_TUNING_MAX_BUDGET) return false;
+  return open_ended || *max <= NVLAR_TUNING_MAX_BUDGET;
+}
+
 /* The longest row: nccl COLLECTIVE BYTES RANKS NODES ALGO PROTO channels=N arch=A. */
 #define MAX_FIELDS 9
 
@@ -163,13 +175,32 @@ static uint64_t hash_bytes(uint64_t hash, const void *data, size_t size) {
 static const char *parse_row(char **fields, int n, struct nvlar_tuning_row *row) {
   if (strcasecmp(fields[0], "nvlar") == 0) {
     row->kind = NVLAR_ROW_KERNEL;
-    if (n != 5 && n != 6) return "an nvlar row has 4 or 5 fields: BYTES RANKS ARCH KERNEL [ctas=N]";
+    if (n < 5 || n > 7) {
+      return "an nvlar row has 4 to 6 fields: BYTES RANKS ARCH KERNEL [ctas=N] [budget=R]";
+    }
     if (!parse_byte_range(fields[1], &row->min_bytes, &row->max_bytes)) return BAD_BYTE_RANGE;
     if (!parse_int_range(fields[2], &row->min_ranks, &row->max_ranks)) return "bad rank range (*, N or N-M)";
     if (!parse_arch(fields[3], &row->arch)) return "bad architecture (*, sm90, 90)";
     row->kernel = find_kernel(fields[4]);
     if (row->kernel < 0) return "bad kernel (" KERNEL_WORDS ")";
-    if (n == 6 && !parse_count(fields[5], "ctas", 128, &row->count)) return "bad ctas=N (1 to 128)";
+    row->min_budget = 1;
+    row->max_budget = NVLAR_TUNING_ANY_BUDGET;
+    /* The optional fields, in either order, each at most once. */
+    bool have_ctas = false, have_budget = false;
+    for (int i = 5; i < n; i++) {
+      if (strncasecmp(fields[i], "ctas=", 5) == 0 && !have_ctas) {
+        have_ctas = true;
+        if (!parse_count(fields[i], "ctas", 128, &row->count)) return "bad ctas=N (1 to 128)";
+      } else if (strncasecmp(fields[i], "budget=", 7) == 0 && !have_budget) {
+        have_budget = true;
+        if (!parse_budget(fields[i], &row->min_budget, &row->max_budget)) {
+          return "bad budget=R (*, N, N-M or N-*; N and M 1 to 64)";
+        }
+      } else {
+        return "after KERNEL an nvlar row takes ctas=N and budget=R, each at most once";
+      }
+    }
+    if (row->min_budget > row->max_budget) return "empty budget range";
   } else if (strcasecmp(fields[0], "nccl") == 0) {
     row->kind = NVLAR_ROW_NCCL;
     if (n < 7 || n > 9) {
@@ -287,11 +318,13 @@ int nvlar_tuning_parse(const char *text, const char *source, struct nvlar_tuning
 }
 
 const struct nvlar_tuning_row *nvlar_tuning_find_kernel(const struct nvlar_tuning_table *table,
-                                                        uint64_t bytes, int nranks, int arch) {
+                                                        uint64_t bytes, int nranks, int arch,
+                                                        int budget) {
   for (int i = 0; i < table->nrows; i++) {
     const struct nvlar_tuning_row *row = &table->rows[i];
     if (row->kind == NVLAR_ROW_KERNEL && bytes >= row->min_bytes && bytes <= row->max_bytes &&
-        nranks >= row->min_ranks && nranks <= row->max_ranks && (row->arch == 0 || row->arch == arch)) {
+        nranks >= row->min_ranks && nranks <= row->max_ranks && (row->arch == 0 || row->arch == arch) &&
+        budget >= row->min_budget && budget <= row->max_budget) {
       return row;
     }
   }

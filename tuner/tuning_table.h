@@ -39,7 +39,15 @@ struct nvlar_tuning_row {
   int collective;           /* nccl rows: NCCL's ncclFunc_t value, -1 for any */
   int algo, proto;          /* nccl rows: NCCL_ALGO_* / NCCL_PROTO_* values */
   int count;                /* CTAs (nvlar) or channels (nccl); 0: the default */
+  int min_budget, max_budget; /* nvlar rows: the communicator CTA limits (NCCL's maxCTAs, the
+                                 tightest of the ranks') that the row serves, inclusive; 1 and
+                                 NVLAR_TUNING_ANY_BUDGET without budget=R */
 };
+
+/* The largest budget: what a row without budget=R, or with "budget=N-*", serves up to. */
+#define NVLAR_TUNING_ANY_BUDGET (1 << 30)
+/* The largest budget a row may name: NCCL caps maxCTAs at its 64 channels (MAXCHANNELS). */
+#define NVLAR_TUNING_MAX_BUDGET 64
 
 struct nvlar_tuning_table {
   int nrows;
@@ -75,9 +83,11 @@ bool nvlar_tuning_load_file(const char *path, struct nvlar_tuning_table *table,
 /* The built-in table's text (provisional thresholds; docs/tuning.md). */
 extern const char nvlar_tuning_builtin[];
 
-/* The first nvlar row matching, or NULL. */
+/* The first nvlar row matching, or NULL. `budget`: the communicator's CTA limit (NCCL's
+ * maxCTAs as nvlar agreed it at setup, the same on every rank). */
 const struct nvlar_tuning_row *nvlar_tuning_find_kernel(const struct nvlar_tuning_table *table,
-                                                        uint64_t bytes, int nranks, int arch);
+                                                        uint64_t bytes, int nranks, int arch,
+                                                        int budget);
 
 /* The first nccl row matching, or NULL. `arch`: the GPU's compute capability x 10, 0 if
  * unknown (then only rows for any architecture match). */

@@ -40,6 +40,9 @@ static void check_row(const struct nvlar_tuning_row *row, int lines) {
   if (row->kind == NVLAR_ROW_KERNEL) {
     CHECK(row->kernel >= 0 && row->kernel <= NVLAR_ALGO_NCCL);
     CHECK(row->count >= 0 && row->count <= 128);
+    CHECK(row->min_budget >= 1 && row->min_budget <= NVLAR_TUNING_MAX_BUDGET);
+    CHECK(row->min_budget <= row->max_budget);
+    CHECK(row->max_budget <= NVLAR_TUNING_MAX_BUDGET || row->max_budget == NVLAR_TUNING_ANY_BUDGET);
   } else {
     CHECK(row->kind == NVLAR_ROW_NCCL);
     CHECK(row->min_nodes >= 1 && row->min_nodes <= row->max_nodes && row->max_nodes <= (1 << 30));
@@ -94,15 +97,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint64_t bytes = take(data, size, 0);
   int nranks = (int)(take(data, size, 8) % 10);
   int arch = (int)(take(data, size, 16) % 120);
-  const struct nvlar_tuning_row *row = nvlar_tuning_find_kernel(&table, bytes, nranks, arch);
+  int budget = 1 + (int)(take(data, size, 40) % 70);
+  const struct nvlar_tuning_row *row =
+      nvlar_tuning_find_kernel(&table, bytes, nranks, arch, budget);
   if (row != NULL) {
     CHECK(row->kind == NVLAR_ROW_KERNEL && bytes >= row->min_bytes && bytes <= row->max_bytes);
     CHECK(nranks >= row->min_ranks && nranks <= row->max_ranks);
     CHECK(row->arch == 0 || row->arch == arch);
+    CHECK(budget >= row->min_budget && budget <= row->max_budget);
     for (const struct nvlar_tuning_row *earlier = table.rows; earlier < row; earlier++) {
       CHECK(earlier->kind != NVLAR_ROW_KERNEL || bytes < earlier->min_bytes ||
             bytes > earlier->max_bytes || nranks < earlier->min_ranks ||
-            nranks > earlier->max_ranks || (earlier->arch != 0 && earlier->arch != arch));
+            nranks > earlier->max_ranks || (earlier->arch != 0 && earlier->arch != arch) ||
+            budget < earlier->min_budget || budget > earlier->max_budget);
     }
   }
   int collective = (int)(take(data, size, 24) % 6);

@@ -198,6 +198,58 @@ static void test_ranks_agree(void **state) {
   assert_int_equal(first.min_ctas, 16);
 }
 
+/* Rows for a budget: the communicator's limit picks among them, every rank alike (each
+ * matches the limit all ranks agreed, not its own), and where the table hands a budget to
+ * NCCL, nvlar runs nothing there. Without a limit the budget is NCCL's default, 64. */
+static void test_rows_by_budget(void **state) {
+  (void)state;
+  struct nvlar_tuning_table table;
+  assert_int_equal(nvlar_tuning_parse("nvlar 16M-inf 2 sm90 nccl budget=1-8\n"
+                                      "nvlar 16M-inf 2 sm90 cetwoshot budget=9-16\n"
+                                      "nvlar 0-1M 2 sm90 push\n"
+                                      "nvlar 1M-inf 2 sm90 pushtwoshot\n",
+                                      "t", &table, NULL, NULL),
+                   4);
+  struct nvlar_policy policy = policy_for(8, 1);
+  policy.table = &table;
+  assert_false(nvlar_select(&policy, 64u << 20).nvlar);
+  assert_false(nvlar_select(&policy, 16u << 20).nvlar);
+  struct nvlar_choice choice = nvlar_select(&policy, 8u << 20); /* below the budget rows */
+  assert_true(choice.nvlar);
+  assert_int_equal(choice.algo, NVLAR_ALGO_PUSH_TWOSHOT);
+  assert_int_equal(choice.nblocks, 8);
+  policy = policy_for(16, 1);
+  policy.table = &table;
+  choice = nvlar_select(&policy, 64u << 20);
+  assert_true(choice.nvlar);
+  assert_int_equal(choice.algo, NVLAR_ALGO_CETWOSHOT);
+  assert_int_equal(choice.nblocks, 16);
+  for (int limit = 17; limit <= 64; limit++) {
+    policy = policy_for(limit, 1);
+    policy.table = &table;
+    assert_int_equal(nvlar_select(&policy, 64u << 20).algo, NVLAR_ALGO_PUSH_TWOSHOT);
+  }
+  policy = policy_for(0, 0);
+  policy.table = &table;
+  assert_int_equal(nvlar_policy_budget(&policy), 64);
+  assert_int_equal(nvlar_select(&policy, 64u << 20).algo, NVLAR_ALGO_PUSH_TWOSHOT);
+  /* Ranks launched with limits 64, 8 and 32 agree on 8: all hand 64 MiB to NCCL. */
+  struct nvlar_rank_info infos[3];
+  memset(infos, 0, sizeof(infos));
+  const int maxes[3] = {64, 8, 32};
+  for (int r = 0; r < 3; r++) {
+    infos[r].min_ctas = 1;
+    infos[r].max_ctas = maxes[r];
+  }
+  for (int r = 0; r < 3; r++) { /* each rank's own policy, from the same records */
+    struct nvlar_policy rank = policy_for(0, 0);
+    rank.table = &table;
+    nvlar_policy_limit_ctas(&rank, 3, infos);
+    assert_int_equal(nvlar_policy_budget(&rank), 8);
+    assert_false(nvlar_select(&rank, 64u << 20).nvlar);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults_are_ncclS),
@@ -210,6 +262,7 @@ int main(void) {
       cmocka_unit_test(test_default_cap_is_ncclS_64),
       cmocka_unit_test(test_floor),
       cmocka_unit_test(test_ranks_agree),
+      cmocka_unit_test(test_rows_by_budget),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

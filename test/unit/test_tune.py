@@ -26,6 +26,8 @@ def write(path, times, ctas=8):
     the file's algorithm unless the size says another (ctas-<kernel>-N.csv: <kernel>;
     nccl-*.csv: nccl)."""
     name = os.path.basename(path)[:-4]
+    if name.startswith("budget"):  # budget<B>-<name>: measured under NCCL_MAX_CTAS=B
+        name = name.split("-", 1)[1]
     own = "nccl" if name.startswith("nccl-") else name.split("-")[1] if name.startswith("ctas-") else name
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
@@ -74,10 +76,26 @@ with tempfile.TemporaryDirectory() as tmp:
             best_large = algo == "tree" and proto == "Simple"
             write(os.path.join(tmp, f"nccl-{algo}-{proto}.csv"),
                   {s: (0, (10 if best_small else 30) if s <= 65536 else (100 if best_large else 300)) for s in SIZES})
+    # Under NCCL_MAX_CTAS=8 (--budgets 8,16): push still wins up to 1 KiB, and above it no
+    # kernel beats NCCL within 8 CTAs, so those sizes go to NCCL. Within 16 CTAs the
+    # copy-engine two-shot wins from 16 MiB and is 20% faster still on 8 CTAs at 256 MiB; its
+    # 32-CTA run (above the limit) does not exist. The runs without a limit decide as before.
+    write(os.path.join(tmp, "budget8-push.csv"), {8: (2, 20), 1024: (2, 20), 65536: (30, 25)}, ctas=8)
+    write(os.path.join(tmp, "budget8-pushtwoshot.csv"),
+          {65536: (40, 25), 16 << 20: (400, 300), 256 << 20: (9000, 5000)}, ctas=8)
+    write(os.path.join(tmp, "budget16-push.csv"), {8: (2, 20)}, ctas=8)
+    write(os.path.join(tmp, "budget16-pushtwoshot.csv"), {16 << 20: (320, 300), 256 << 20: (6000, 5000)}, ctas=16)
+    write(os.path.join(tmp, "budget16-cetwoshot.csv"), {16 << 20: (200, 300), 256 << 20: (3000, 5000)}, ctas=16)
+    write(os.path.join(tmp, "budget16-ctas-cetwoshot-8.csv"), {16 << 20: (205, 300), 256 << 20: (2400, 5000)}, ctas=8)
     table = subprocess.run([tune, "--from-csv", tmp, *TABLE], capture_output=True, text=True,
                            check=True).stdout
     rows = [line for line in table.splitlines() if line and not line.startswith("#")]
     expected = [
+        "nvlar 0-1K 8 * push budget=1-8",
+        "nvlar 1025-inf 8 * nccl budget=1-8",
+        "nvlar 0-8 8 * push budget=9-16",
+        "nvlar 9-16M 8 * cetwoshot budget=9-16",
+        "nvlar 16777217-inf 8 * cetwoshot ctas=8 budget=9-16",
         "nvlar 0-1K 8 * push",
         "nvlar 1025-64K 8 * oneshot",
         "nvlar 65537-1M 8 * twoshot",
@@ -214,15 +232,19 @@ import csv, os, sys
 args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 algo, ctas = os.environ["NVLAR_ALGO"], os.environ.get("NVLAR_CTAS", "")
 with open(os.path.join(os.path.dirname(sys.argv[0]), "invocations"), "a") as log:
-    log.write(f"{algo} {ctas or '-'} {args['--min-bytes']} {args['--max-bytes']} {args['--step']}\n")
+    log.write(f"{algo} {ctas or '-'} {args['--min-bytes']} {args['--max-bytes']} {args['--step']}"
+              f" {os.environ.get('NCCL_MAX_CTAS', '-')}\n")
 low, high, step = int(args["--min-bytes"]), int(args["--max-bytes"]), int(args["--step"])
+limited = "NCCL_MAX_CTAS" in os.environ
 with open(args["--csv"], "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["device", "ngpus", "dtype", "op", "bytes", "count", "kernel", "ctas", "mode",
                 "nvlar_us", "nccl_us"])
     size = low
     while size <= high:
-        if algo == "push":
+        if limited:  # within the limit only push, and only up to 64 KiB, beats NCCL
+            t = 5.0 if algo == "push" and size <= 65536 else 40.0
+        elif algo == "push":
             t = 5.0 if size <= 65536 else 20.0
         elif algo == "pushtwoshot":
             t = 10.0 if size <= 65536 else (6.0 if ctas == "16" else 8.0)
@@ -244,13 +266,43 @@ with tempfile.TemporaryDirectory() as tmp:
     expected = ["nvlar 0-64K 2 * push", "nvlar 65537-inf 2 * pushtwoshot ctas=16"]
     with open(os.path.join(tmp, "invocations")) as f:
         runs = sorted(f.read().splitlines())
-    expected_runs = sorted([f"{name} - 1024 1048576 4" for name in ALGORITHMS] +
-                           ["push 4 1024 65536 4", "push 16 1024 65536 4",
-                            "pushtwoshot 4 262144 1048576 4", "pushtwoshot 16 262144 1048576 4"])
+    expected_runs = sorted([f"{name} - 1024 1048576 4 -" for name in ALGORITHMS] +
+                           ["push 4 1024 65536 4 -", "push 16 1024 65536 4 -",
+                            "pushtwoshot 4 262144 1048576 4 -", "pushtwoshot 16 262144 1048576 4 -"])
     if result.returncode != 0 or rows != expected or runs != expected_runs:
         print("--kernels-only:\n" + result.stdout + result.stderr + "\nruns:\n" + "\n".join(runs),
               file=sys.stderr)
         sys.exit(1)
+    # --budgets 8: every algorithm again under NCCL_MAX_CTAS=8, CTA runs of the winner there
+    # (push) only with counts within the limit (4, not 16), and budget=1-8 rows first.
+    os.remove(os.path.join(tmp, "invocations"))
+    result = subprocess.run([tune, "--bench", bench, *TABLE, "--kernels-only", "--min-bytes", "1024",
+                             "--max-bytes", "1048576", "--step", "4", "--ctas", "4,16",
+                             "--budgets", "8", "--workdir", os.path.join(tmp, "b")],
+                            capture_output=True, text=True)
+    rows = [line for line in result.stdout.splitlines() if line and not line.startswith("#")]
+    with open(os.path.join(tmp, "invocations")) as f:
+        runs = sorted(f.read().splitlines())
+    expected_runs = sorted(expected_runs + [f"{name} - 1024 1048576 4 8" for name in ALGORITHMS] +
+                           ["push 4 1024 65536 4 8"])
+    if result.returncode != 0 or runs != expected_runs or rows != [
+            "nvlar 0-64K 2 * push budget=1-8", "nvlar 65537-inf 2 * nccl budget=1-8"] + expected:
+        print("--budgets 8:\n" + result.stdout + result.stderr + "\nruns:\n" + "\n".join(runs),
+              file=sys.stderr)
+        sys.exit(1)
+    path = os.path.join(tmp, "budget-table.txt")
+    with open(path, "w") as f:
+        f.write(result.stdout)
+    checked = subprocess.run([nvlar_table, path], capture_output=True, text=True)
+    if checked.returncode != 0 or "budget=1-8" not in checked.stdout:
+        print(checked.stdout + checked.stderr, file=sys.stderr)
+        sys.exit(1)
+    for bad in ("0", "65", "8,x"):
+        refused = subprocess.run([tune, "--bench", bench, *TABLE, "--budgets", bad],
+                                 capture_output=True, text=True)
+        if refused.returncode == 0:
+            print(f"--budgets {bad} was accepted", file=sys.stderr)
+            sys.exit(1)
     clash = subprocess.run([tune, "--kernels-only", "--nccl-tests", tmp], capture_output=True,
                            text=True)
     if clash.returncode == 0:

@@ -102,11 +102,20 @@ static void test_parse_malformed(void **state) {
       "nccl allreduce 0-1K * * ring ll arch=sm\n"               /* 15: no architecture */
       "nccl allreduce 0-1K * * ring ll channels=4 channels=8\n" /* 16: channels twice */
       "nccl allreduce 0-1K * * ring ll arch=90 arch=90\n"       /* 17: arch twice */
-      "nccl allreduce 0-1K * * ring ll ctas=4\n";               /* 18: not an nccl field */
+      "nccl allreduce 0-1K * * ring ll ctas=4\n"                /* 18: not an nccl field */
+      "nvlar 0-1K * * oneshot budget=0-8\n"    /* 19: budget below 1 */
+      "nvlar 0-1K * * oneshot budget=65\n"     /* 20: above NCCL's 64 channels */
+      "nvlar 0-1K * * oneshot budget=16-8\n"   /* 21: empty budget range */
+      "nvlar 0-1K * * oneshot budget=1-8 budget=9-16\n" /* 22: budget twice */
+      "nvlar 0-1K * * oneshot ctas=4 ctas=8\n" /* 23: ctas twice */
+      "nvlar 0-1K * * oneshot budget=\n"       /* 24: no budget */
+      "nvlar 0-1K * * oneshot channels=4\n"    /* 25: not an nvlar field */
+      "nvlar 0-1K * * oneshot ctas=4 budget=8 x\n"; /* 26: too many fields */
   assert_int_equal(nvlar_tuning_parse(text, "t", &table, collect, &w), 2);
-  assert_int_equal(w.count, 16);
-  int want[] = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18};
-  for (int i = 0; i < 16; i++) assert_int_equal(w.lines[i], want[i]);
+  assert_int_equal(w.count, 24);
+  int want[] = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18,
+                19, 20, 21, 22, 23, 24, 25, 26};
+  for (int i = 0; i < 24; i++) assert_int_equal(w.lines[i], want[i]);
   assert_int_equal(table.rows[1].line, 14);
 }
 
@@ -123,7 +132,7 @@ static void test_parse_limits(void **state) {
   free(text);
   /* An empty table is valid: nothing matches. */
   assert_int_equal(nvlar_tuning_parse("", "t", &table, collect, &w), 0);
-  assert_null(nvlar_tuning_find_kernel(&table, 8, 2, 90));
+  assert_null(nvlar_tuning_find_kernel(&table, 8, 2, 90, 64));
   /* Equal rows give equal hashes (comments and layout do not count); others differ. */
   nvlar_tuning_parse("nvlar 0-1K * * oneshot\n", "a", &table, NULL, NULL);
   nvlar_tuning_parse("\n# x\nnvlar   0-1K  *  *  oneshot  # y\n", "b", &other, NULL, NULL);
@@ -140,7 +149,7 @@ static void test_first_match_wins(void **state) {
                      "nccl allreduce 0-inf * * tree simple\n"
                      "nccl allreduce 0-1K * * ring ll\n",
                      "t", &table, NULL, NULL);
-  assert_int_equal(nvlar_tuning_find_kernel(&table, 512, 8, 90)->kernel, NVLAR_ALGO_TWOSHOT);
+  assert_int_equal(nvlar_tuning_find_kernel(&table, 512, 8, 90, 64)->kernel, NVLAR_ALGO_TWOSHOT);
   assert_int_equal(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLREDUCE, 512, 8, 1, 90)->algo, NVLAR_ALGO_TREE);
   assert_null(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLGATHER, 512, 8, 1, 90));
   /* A row for one architecture: only that one, never an unknown one (0). */
@@ -150,7 +159,50 @@ static void test_first_match_wins(void **state) {
   assert_int_equal(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLGATHER, 512, 2, 1, 90)->proto, NVLAR_PROTO_LL128);
   assert_int_equal(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLGATHER, 512, 2, 1, 100)->proto, NVLAR_PROTO_SIMPLE);
   assert_int_equal(nvlar_tuning_find_nccl(&table, NVLAR_FUNC_ALLGATHER, 512, 2, 1, 0)->proto, NVLAR_PROTO_SIMPLE);
-  assert_null(nvlar_tuning_find_kernel(&table, (2 << 20), 8, 90));
+  assert_null(nvlar_tuning_find_kernel(&table, (2 << 20), 8, 90, 64));
+}
+
+/* budget=R: a row serves only communicators whose CTA limit (NCCL's maxCTAs, agreed by the
+ * ranks) is within R; rows without it serve every budget; first match wins as ever. */
+static void test_budget_rows(void **state) {
+  (void)state;
+  struct nvlar_tuning_table table;
+  struct warnings w = {0};
+  assert_int_equal(nvlar_tuning_parse("nvlar 16M-inf 2 * nccl budget=1-8\n"
+                                      "nvlar 16M-inf 2 * cetwoshot budget=9-16 ctas=8\n"
+                                      "nvlar 16M-inf 2 * tmapush ctas=16 budget=17-*\n"
+                                      "nvlar 0-inf 2 * pushtwoshot budget=*\n"
+                                      "nvlar 0-inf 4 * twoshot budget=24\n",
+                                      "t", &table, collect, &w),
+                   5);
+  assert_int_equal(w.count, 0);
+  assert_int_equal(table.rows[0].min_budget, 1);
+  assert_int_equal(table.rows[0].max_budget, 8);
+  assert_int_equal(table.rows[1].count, 8);
+  assert_int_equal(table.rows[2].count, 16);
+  assert_int_equal(table.rows[2].max_budget, NVLAR_TUNING_ANY_BUDGET);
+  assert_int_equal(table.rows[3].min_budget, 1);
+  assert_int_equal(table.rows[4].min_budget, 24);
+  assert_int_equal(table.rows[4].max_budget, 24);
+  const uint64_t big = 64u << 20;
+  assert_int_equal(nvlar_tuning_find_kernel(&table, big, 2, 90, 1)->kernel, NVLAR_ALGO_NCCL);
+  assert_int_equal(nvlar_tuning_find_kernel(&table, big, 2, 90, 8)->kernel, NVLAR_ALGO_NCCL);
+  assert_int_equal(nvlar_tuning_find_kernel(&table, big, 2, 90, 9)->kernel, NVLAR_ALGO_CETWOSHOT);
+  assert_int_equal(nvlar_tuning_find_kernel(&table, big, 2, 90, 16)->kernel, NVLAR_ALGO_CETWOSHOT);
+  assert_int_equal(nvlar_tuning_find_kernel(&table, big, 2, 90, 17)->kernel, NVLAR_ALGO_TMA_PUSH);
+  assert_int_equal(nvlar_tuning_find_kernel(&table, big, 2, 90, 64)->kernel, NVLAR_ALGO_TMA_PUSH);
+  assert_int_equal(nvlar_tuning_find_kernel(&table, 1u << 20, 2, 90, 8)->kernel,
+                   NVLAR_ALGO_PUSH_TWOSHOT);
+  assert_null(nvlar_tuning_find_kernel(&table, 1u << 20, 4, 90, 16));
+  assert_int_equal(nvlar_tuning_find_kernel(&table, 1u << 20, 4, 90, 24)->kernel, NVLAR_ALGO_TWOSHOT);
+  /* The budget is part of what a row means: ranks with other budget ranges disagree. */
+  struct nvlar_tuning_table other;
+  nvlar_tuning_parse("nvlar 16M-inf 2 * nccl budget=1-8\n", "a", &table, NULL, NULL);
+  nvlar_tuning_parse("nvlar 16M-inf 2 * nccl budget=1-16\n", "b", &other, NULL, NULL);
+  assert_int_not_equal(table.hash, other.hash);
+  nvlar_tuning_parse("nvlar 16M-inf 2 * nccl\n", "a", &table, NULL, NULL);
+  nvlar_tuning_parse("nvlar 16M-inf 2 * nccl budget=*\n", "b", &other, NULL, NULL);
+  assert_int_equal(table.hash, other.hash);
 }
 
 static void test_builtin_parses(void **state) {
@@ -553,6 +605,7 @@ int main(void) {
       cmocka_unit_test(test_parse_malformed),
       cmocka_unit_test(test_parse_limits),
       cmocka_unit_test(test_first_match_wins),
+      cmocka_unit_test(test_budget_rows),
       cmocka_unit_test(test_builtin_parses),
       cmocka_unit_test(test_field_separators),
       cmocka_unit_test(test_parse_nul_byte),
