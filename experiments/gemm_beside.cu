@@ -139,7 +139,12 @@ static double gemm_ms(Gemm &g, cudaStream_t side, int gemms, Neighbour neighbour
 
 int main(int argc, char **argv) {
   const int n = argc > 1 ? atoi(argv[1]) : 8192;
-  const int gemms = 20;
+  // GEMMs per cell: more make each cell long enough for nvidia-smi's samples to fall in it.
+  const int gemms = argc > 2 ? atoi(argv[2]) : 20;
+  if (n < 256 || gemms < 5) {
+    fprintf(stderr, "usage: gemm_beside [N >= 256] [GEMMS per cell >= 5]\n");
+    return 2;
+  }
   cudaDeviceProp prop;
   CHECK(cudaGetDeviceProperties(&prop, 0));
   printf("# %s, %d SMs, bf16 GEMM %d x %d x %d (cuBLAS, fp32 accumulation), %d GEMMs per cell\n",
@@ -183,13 +188,22 @@ int main(int argc, char **argv) {
   // Alone, twice, to see the clocks settle.
   gemm_ms(g, side, gemms, none, &kept, false);
   const double alone_before = gemm_ms(g, side, gemms, none, &kept, false);
-  // The neighbour runs long enough to outlast the GEMMs: 40 GEMMs' time alone.
-  const uint64_t hold_ns = (uint64_t)(alone_before * 1e6 * 40);
-  printf("neighbour\tctas\tthreads\tshared_kib\tgemm_tflops\tshare_of_alone\tgemms_kept\n");
-  printf("alone (before)\t0\t0\t0\t%.1f\t1.000\t%d\n", g.tflops((float)alone_before), kept);
+  // The neighbour runs long enough to outlast the GEMMs: twice their time alone.
+  const int hold_gemms = 2 * gemms;
+  const uint64_t hold_ns = (uint64_t)(alone_before * 1e6 * hold_gemms);
+  printf("neighbour\tctas\tthreads\tshared_kib\tgemm_tflops\tshare_of_alone\tgemms_kept\t"
+         "alone_tflops\tshare_of_next_alone\n");
+  printf("alone (before)\t0\t0\t0\t%.1f\t1.000\t%d\t%.1f\t1.000\n", g.tflops((float)alone_before),
+         kept, g.tflops((float)alone_before));
+  // Each cell also against the GEMM alone measured right after it (share_of_next_alone): the
+  // clocks move by a few percent from cell to cell as the GPU keeps within its power limit,
+  // which the first alone measurement cannot follow.
   auto row = [&](const char *what, int ctas, int threads, int shared_kib, double ms) {
-    printf("%s\t%d\t%d\t%d\t%.1f\t%.3f\t%d\n", what, ctas, threads, shared_kib,
-           g.tflops((float)ms), alone_before / ms, kept);
+    const int kept_beside = kept;
+    const double alone_next = gemm_ms(g, side, gemms, [] {}, &kept, false);
+    printf("%s\t%d\t%d\t%d\t%.1f\t%.3f\t%d\t%.1f\t%.3f\n", what, ctas, threads, shared_kib,
+           g.tflops((float)ms), alone_before / ms, kept_beside, g.tflops((float)alone_next),
+           alone_next / ms);
     fflush(stdout);
   };
   const int counts[] = {1, 2, 4, 8, 16, 32, 64};
@@ -236,7 +250,7 @@ int main(int argc, char **argv) {
     CHECK(cudaEventRecord(b, side));
     CHECK(cudaStreamSynchronize(side));
     copy_ms = elapsed(a, b);
-    const int copies = (int)(alone_before * 40 / copy_ms) + 1;
+    const int copies = (int)(alone_before * hold_gemms / copy_ms) + 1;
     double ms = gemm_ms(g, side, gemms, [&] {
       for (int i = 0; i < copies; i++) CHECK(cudaMemcpyAsync(dst, src, copy_bytes, cudaMemcpyDeviceToDevice, side));
     }, &kept);

@@ -5,9 +5,9 @@
 # clocks and power while a GEMM runs beside neighbours (run 2). Usage on the device machine,
 # from the repository root:
 #   COMMIT=<hash> [DEADLINE=s] bash docs/data/runs/2026-12-07-budget/commands.sh STEP...
-# Steps: build (build-dev/); gemm (experiments/gemm_beside.cu 8192, each output line stamped
-# with the time, nvidia-smi sampling SM clock, power and clock-event reasons every 200 ms
-# beside it); fewctas (nvlar-bench --emulate 2 --overlap --blocks B for B in 1 2 4, the push
+# Steps: build (build-dev/); gemm (experiments/gemm_beside.cu 8192 $GEMMS, GEMMS GEMMs per
+# cell, default 20, each output line stamped with the time, nvidia-smi sampling SM clock,
+# power and clock-event reasons every 100 ms beside it); fewctas (nvlar-bench --emulate 2 --overlap --blocks B for B in 1 2 4, the push
 # two-shot, TMA push two-shot and copy-engine two-shot, bf16, 4 and 64 MiB per rank, clocks
 # sampled likewise). A step that would start after DEADLINE seconds (default 540) is skipped.
 # Logs in /tmp/logs, packed into $OUT/logs.tgz. NVLink multicast off (one GPU anyway).
@@ -26,7 +26,7 @@ left() { echo $((deadline - SECONDS)); }
 stamp() { while IFS= read -r line; do printf '%s\t%s\n' "$(date +%H:%M:%S.%3N)" "$line"; done; }
 sample_clocks() {  # $1: file; runs until killed
   nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_event_reasons.active \
-    --format=csv -lms 200 > "$1" 2>&1
+    --format=csv -lms 100 > "$1" 2>&1
 }
 for step in "$@"; do
   if [ "$(left)" -le 20 ]; then echo "== $step SKIPPED at $SECONDS s (deadline $deadline)"; continue; fi
@@ -38,7 +38,7 @@ for step in "$@"; do
     gemm)
       nvcc -O3 -arch=sm_90 -std=c++17 -o /tmp/gemm_beside experiments/gemm_beside.cu -lcublas >"$L/gemm-build.txt" 2>&1
       sample_clocks "$L/gemm-clocks.csv" & sampler=$!
-      timeout 150 stdbuf -oL /tmp/gemm_beside 8192 2>&1 | stamp >"$L/gemm-beside.txt"
+      timeout 240 stdbuf -oL /tmp/gemm_beside 8192 "${GEMMS:-20}" 2>&1 | stamp >"$L/gemm-beside.txt"
       kill $sampler; wait $sampler 2>/dev/null
       echo "gemm done"; cut -f2- "$L/gemm-beside.txt" ;;
     fewctas)
