@@ -6,7 +6,7 @@
 # from the repository root:
 #   COMMIT=<hash> [DEADLINE=s] bash docs/data/runs/2026-12-07-budget/commands.sh STEP...
 # Steps: build (build-dev/); gemm (experiments/gemm_beside.cu 8192 $GEMMS, GEMMS GEMMs per
-# cell, default 20, each output line stamped with the time, nvidia-smi sampling SM clock,
+# cell, default 20, each output line stamped with the time (a second gemm step writes gemm-beside-2.*), nvidia-smi sampling SM clock,
 # power and clock-event reasons every 100 ms beside it); fewctas (nvlar-bench --emulate 2 --overlap --blocks B for B in 1 2 4, the push
 # two-shot, TMA push two-shot and copy-engine two-shot, bf16, 4 and 64 MiB per rank, clocks
 # sampled likewise). A step that would start after DEADLINE seconds (default 540) is skipped.
@@ -37,10 +37,11 @@ for step in "$@"; do
       ninja -C "$B" >"$L/build.log" 2>&1 || { tail -30 "$L/build.log"; exit 1; } ;;
     gemm)
       nvcc -O3 -arch=sm_90 -std=c++17 -o /tmp/gemm_beside experiments/gemm_beside.cu -lcublas >"$L/gemm-build.txt" 2>&1
-      sample_clocks "$L/gemm-clocks.csv" & sampler=$!
-      timeout 240 stdbuf -oL /tmp/gemm_beside 8192 "${GEMMS:-20}" 2>&1 | stamp >"$L/gemm-beside.txt"
+      gemm_runs=$(( ${gemm_runs:-0} + 1 )); name=gemm-beside; [ "$gemm_runs" -gt 1 ] && name=gemm-beside-$gemm_runs
+      sample_clocks "$L/$name-clocks.csv" & sampler=$!
+      timeout 240 stdbuf -oL /tmp/gemm_beside 8192 "${GEMMS:-20}" 2>&1 | stamp >"$L/$name.txt"
       kill $sampler; wait $sampler 2>/dev/null
-      echo "gemm done"; cut -f2- "$L/gemm-beside.txt" ;;
+      echo "gemm done ($name)"; cut -f2- "$L/$name.txt" ;;
     fewctas)
       sample_clocks "$L/fewctas-clocks.csv" & sampler=$!
       for blocks in 1 2 4; do
