@@ -43,7 +43,7 @@ struct bench_overlap_work {
 };
 
 struct bench_overlap_result {
-  double gemm_tflops_alone;
+  double gemm_tflops_alone;  /* GPU 0's GEMM alone, measured right after the windows */
   double gemm_tflops_beside; /* of the GEMMs wholly inside the all-reduce window, on GPU 0 */
   float allreduce_us_beside; /* the window over its all-reduces */
   int gemms_inside;          /* how many GEMMs that is (median trial) */

@@ -406,7 +406,7 @@ static void overlap_emulated(struct bench *b, const struct options *o, const int
         struct bench_overlap_work work = {
             .ctx = &e, .wait = emulated_overlap_wait, .run = emulated_overlap_run,
             .timed_stream = stream, .calls = calls,
-            .batches = bench_overlap_batches(bytes, calls), .adapt_window_ms = 20};
+            .batches = bench_overlap_batches(bytes, calls), .adapt_window_ms = 50};
         struct bench_overlap_result r;
         bench_overlap_measure(&gemm, 1, &work, o->trials > 3 ? 3 : o->trials, &r);
         CHECK_CUDA(cudaGraphExecDestroy(e.exec));

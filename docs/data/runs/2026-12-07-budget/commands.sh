@@ -9,7 +9,8 @@
 # cell, default 20, each output line stamped with the time (a second gemm step writes gemm-beside-2.*), nvidia-smi sampling SM clock,
 # power and clock-event reasons every 100 ms beside it); fewctas (nvlar-bench --emulate 2 --overlap --blocks B for B in 1 2 4, the push
 # two-shot, TMA push two-shot and copy-engine two-shot, bf16, 4 and 64 MiB per rank, clocks
-# sampled likewise). A step that would start after DEADLINE seconds (default 540) is skipped.
+# sampled likewise); overlap (nvlar-bench --emulate 2 --overlap, every kernel or ALGOS's, at
+# its 8-128 CTAs, bf16, 4 and 64 MiB per rank, clocks sampled). A step that would start after DEADLINE seconds (default 540) is skipped.
 # Logs in /tmp/logs, packed into $OUT/logs.tgz. NVLink multicast off (one GPU anyway).
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -42,6 +43,12 @@ for step in "$@"; do
       timeout 240 stdbuf -oL /tmp/gemm_beside 8192 "${GEMMS:-20}" 2>&1 | stamp >"$L/$name.txt"
       kill $sampler; wait $sampler 2>/dev/null
       echo "gemm done ($name)"; cut -f2- "$L/$name.txt" ;;
+    overlap)
+      sample_clocks "$L/overlap-clocks.csv" & sampler=$!
+      timeout "$(left)" stdbuf -oL "$B/tools/nvlar-bench" --emulate 2 --algo "${ALGOS:-oneshot,push,twoshot,tma,pushtwoshot,cetwoshot,tmapush}" \
+        --dtype bfloat16 --overlap --min-bytes 4M --max-bytes 64M --step 16 --trials 3 --csv "$L/overlap-2.csv" 2>&1 | stamp >"$L/overlap-2.txt"
+      echo "overlap exit ${PIPESTATUS[0]}"; cut -f2- "$L/overlap-2.txt" | grep -A120 '^# overlap'
+      kill $sampler; wait $sampler 2>/dev/null ;;
     fewctas)
       sample_clocks "$L/fewctas-clocks.csv" & sampler=$!
       for blocks in 1 2 4; do
