@@ -86,18 +86,24 @@ static int compare_doubles(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* The median ms of one GEMM alone: a few to warm up (cuBLAS picks its kernel, clocks settle),
- * then 15 timed. */
+/* GEMMs alone: ALONE_WARM to warm up (cuBLAS picks its kernel, the clocks reach the state
+ * that the power limit holds them in), then the median of ALONE_TIMED. Fewer, right after a
+ * window, caught the GPU between power states: 15 of them (about 20 ms) varied by 8% either
+ * way from point to point on an H100 (docs/data/runs/2026-12-07-budget, run 4). */
+#define ALONE_WARM 10
+#define ALONE_TIMED 60
 static float gemm_alone_ms(struct bench_gemm *g) {
   CHECK_CUDA(cudaSetDevice(g->device));
   g->launched = 0;
   CHECK_CUDA(cudaEventRecord(g->marks[0], g->stream));
-  for (int i = 0; i < 20; i++) launch_gemm(g);
+  for (int i = 0; i < ALONE_WARM + ALONE_TIMED; i++) launch_gemm(g);
   CHECK_CUDA(cudaStreamSynchronize(g->stream));
-  double ms[15];
-  for (int i = 0; i < 15; i++) ms[i] = elapsed_ms(g->marks[5 + i], g->marks[6 + i]);
-  qsort(ms, 15, sizeof(double), compare_doubles);
-  return (float)ms[7];
+  double ms[ALONE_TIMED];
+  for (int i = 0; i < ALONE_TIMED; i++) {
+    ms[i] = elapsed_ms(g->marks[ALONE_WARM + i], g->marks[ALONE_WARM + i + 1]);
+  }
+  qsort(ms, ALONE_TIMED, sizeof(double), compare_doubles);
+  return (float)ms[ALONE_TIMED / 2];
 }
 
 struct bench_gemm *bench_gemm_create(int device, int n) {
