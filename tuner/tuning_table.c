@@ -156,7 +156,7 @@ static uint64_t hash_bytes(uint64_t hash, const void *data, size_t size) {
   return hash;
 }
 
-/* "budget=R": R as a rank range is written ("*", "N", "N-M", "N-*"), N and M at most
+/* "budget=R", R written as a rank range is ("*", "N", "N-M", "N-*"), N and M at most
  * NVLAR_TUNING_MAX_BUDGET. */
 static bool parse_budget(char *text, int *min, int *max) {
   if (strncasecmp(text, "budget=", 7) != 0) return false;
