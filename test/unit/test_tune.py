@@ -309,6 +309,20 @@ with tempfile.TemporaryDirectory() as tmp:
         print("--kernels-only with --nccl-tests was accepted", file=sys.stderr)
         sys.exit(1)
 
+# An nvlar-bench that measures nothing (no GPU: it says so, exits 0 and writes no CSV): tune
+# stops with its message, not a traceback.
+with tempfile.TemporaryDirectory() as tmp:
+    bench = os.path.join(tmp, "nvlar-bench")
+    with open(bench, "w") as f:
+        f.write("#!/bin/sh\necho 'nvlar-bench: no GPU is present; nothing to measure'\n")
+    os.chmod(bench, 0o755)
+    result = subprocess.run([tune, "--bench", bench, *TABLE, "--kernels-only", "--budgets", "8",
+                             "--workdir", os.path.join(tmp, "w")], capture_output=True, text=True)
+    if result.returncode == 0 or "Traceback" in result.stderr or "needs 2" not in result.stderr:
+        print("tune with a bench that measures nothing:\n" + result.stdout + result.stderr,
+              file=sys.stderr)
+        sys.exit(1)
+
 # Without nvlar-table tune does not guess a list: it says where it looked (by default next to
 # --bench) and how to get one.
 with tempfile.TemporaryDirectory() as tmp:
