@@ -335,5 +335,28 @@ with tempfile.TemporaryDirectory() as tmp:
             print(f"tune {' '.join(options)} without nvlar-table:\n" + missing.stdout +
                   missing.stderr, file=sys.stderr)
             sys.exit(1)
+# The tables docs/tuning.md shows (its code blocks made only of rows and comments) are tables
+# nvlar-table accepts, so that no example there has a field the parser refuses.
+docs = os.path.join(os.path.dirname(os.path.realpath(tune)), "..", "docs", "tuning.md")
+with open(docs) as f:
+    blocks = f.read().split("```")[1::2]
+tables = [b for b in blocks  # the format's own block names its fields in capitals: not a table
+          if any(l.split()[:1] in (["nvlar"], ["nccl"]) for l in b.splitlines()) and "BYTES" not in b
+          and all(not l.strip() or l.lstrip().startswith("#") or l.split()[0] in ("nvlar", "nccl")
+                  for l in b.splitlines()[1:])]
+if len(tables) < 3:
+    print(f"{docs}: found {len(tables)} example tables, expected the built-in table, the "
+          "budget rows and the TMA row at least", file=sys.stderr)
+    sys.exit(1)
+with tempfile.TemporaryDirectory() as tmp:
+    for i, block in enumerate(tables):
+        path = os.path.join(tmp, f"example-{i}.txt")
+        with open(path, "w") as f:
+            f.write("\n".join(block.splitlines()[1:]) + "\n")
+        checked = subprocess.run([nvlar_table, path], capture_output=True, text=True)
+        if checked.returncode != 0:
+            print(f"{docs}, example table {i + 1}:\n{block}\n{checked.stdout}{checked.stderr}",
+                  file=sys.stderr)
+            sys.exit(1)
 print("tune: tables as expected, every algorithm of nvlar-table measured, and nvlar-table "
-      "accepts the tables")
+      "accepts the tables and docs/tuning.md's examples")
