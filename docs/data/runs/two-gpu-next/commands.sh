@@ -9,7 +9,8 @@
 #             destroy orders, disable-one, setup out of memory, churn of 50 communicators; the
 #             bench-budget and bench-ctas tests; the PyTorch and vLLM-loader jobs)
 #   budget    nvlar-bench -g 2 --procs, bf16, 8 B-1 GiB (step 4), routed, under no limit and
-#             NCCL_MAX_CTAS=8 and 16 (nvlar and NCCL both within the limit)
+#             NCCL_MAX_CTAS=8 and 16 (nvlar and NCCL both within the limit); then under 8 with
+#             docs/tuning.md's budget rows as the table
 #   ctas      per bandwidth kernel (pushtwoshot, tmapush, cetwoshot, twoshot, tma): NVLAR_ALGO=K
 #             nvlar-bench -g 2 --procs --sweep-blocks, bf16, 64 MiB and 1 GiB, beside NCCL
 #   overlap   nvlar-bench -g 2 --procs --overlap, bf16, 4 MiB-256 MiB (step 4), routed, then under
@@ -61,7 +62,18 @@ for step in "$@"; do
         bounded 240 "budget-$limit.txt" env "${env_limit[@]}" "$bench" -g 2 --procs --dtype bfloat16 \
           --min-bytes 8 --max-bytes 1G --step 4 --trials 5 --csv "$L/budget-$limit.csv"
         grep -E '^# (verdict|worst|nvlar)' "$L/budget-$limit.txt" | head -6
-      done ;;
+      done
+      # docs/tuning.md's conservative budget rows (NCCL beyond the sizes nvlar won at the
+      # budget's fewest CTAs): with them, NCCL_MAX_CTAS=8 should be nowhere slower than NCCL.
+      python3 - "$L/budget-rows.txt" <<'PY'
+import sys
+blocks = open("docs/tuning.md").read().split("```")[1::2]
+rows = [b for b in blocks if "budget=1-63" in b][0]
+open(sys.argv[1], "w").write("\n".join(rows.splitlines()[1:]) + "\n")
+PY
+      bounded 240 budget-8-rows.txt env NCCL_MAX_CTAS=8 NVLAR_TUNING_FILE="$L/budget-rows.txt" "$bench" -g 2 \
+        --procs --dtype bfloat16 --min-bytes 8 --max-bytes 1G --step 4 --trials 5 --csv "$L/budget-8-rows.csv"
+      grep -E '^# (verdict|worst|nvlar)' "$L/budget-8-rows.txt" | head -6 ;;
     ctas)
       for kernel in pushtwoshot tmapush cetwoshot twoshot tma; do
         bounded 120 "ctas-$kernel.txt" env NVLAR_ALGO=$kernel "$bench" -g 2 --procs --dtype bfloat16 \
