@@ -15,7 +15,11 @@
 #include "log.h"
 #include "params.h"
 
-/* 2 ranks on sm_90: measured on two H200s (docs/tuning.md, docs/results.md): nvlar's rows by
+/* 2 ranks on sm_90 within a CTA budget: the rows that keep a limited job from running slower under
+ * nvlar than under NCCL with the same limit, by construction (nvlar only where its kernel on the
+ * budget's fewest CTAs beat NCCL unlimited, in November's two-H200 sweeps; docs/tuning.md, "Rows
+ * for a CTA budget"). They come first: the first matching row wins.
+ * 2 ranks on sm_90: measured on two H200s (docs/tuning.md, docs/results.md): nvlar's rows by
  * nvlar-bench and scripts/tune, the nccl rows by scripts/tune --nccl-tests, each kept only where
  * two separate checks through the plugin confirmed it. Other rank counts: provisional, from
  * peers' published thresholds and the emulated measurements of docs/results.md (push rows: where
@@ -23,6 +27,14 @@
  * there: without measurements nvlar leaves NCCL's own choice alone. */
 const char nvlar_tuning_builtin[] =
     "# nvlar built-in tuning table\n"
+    "# 2 ranks on sm_90 within a CTA budget below 64 (NCCL_MAX_CTAS, maxCTAs): nvlar only up to\n"
+    "# the sizes where, on two H200s, its kernel on the budget's fewest CTAs beat NCCL with all its\n"
+    "# channels (docs/results.md, \"Within a CTA budget\"); NCCL, within the same budget, above\n"
+    "nvlar 0-8K      2   sm90 push  budget=1-7\n"
+    "nvlar 0-64K     2   sm90 push  budget=8-15\n"
+    "nvlar 0-128K    2   sm90 push  budget=16-31\n"
+    "nvlar 0-512K    2   sm90 push  budget=32-63\n"
+    "nvlar 0-inf     2   sm90 nccl  budget=1-63\n"
     "# 2 ranks on sm_90: measured on two H200s with NVLink (docs/results.md, \"Two H200s\")\n"
     "nvlar 0-1M      2   sm90 push\n"
     "nvlar 1M-inf    2   sm90 pushtwoshot\n"

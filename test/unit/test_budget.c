@@ -250,6 +250,48 @@ static void test_rows_by_budget(void **state) {
   assert_false(nvlar_select(&agreed, 64u << 20).nvlar);
 }
 
+/* The built-in rows for two sm_90 ranks within a budget: nvlar's push one-shot up to the size
+ * where, on the budget's fewest CTAs, it beat NCCL unlimited on two H200s, NCCL above; from a
+ * budget of 64 the unlimited rows; other rank counts and architectures keep their rows within
+ * any budget (clamped). */
+static void test_builtin_rows_by_budget(void **state) {
+  (void)state;
+  struct nvlar_tuning_table builtin;
+  assert_true(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &builtin, NULL, NULL) > 0);
+  const struct {
+    int budget_low, budget_high;
+    size_t largest_on_nvlar;
+  } budgets[] = {{1, 7, 8u << 10}, {8, 15, 64u << 10}, {16, 31, 128u << 10}, {32, 63, 512u << 10}};
+  for (size_t b = 0; b < sizeof(budgets) / sizeof(budgets[0]); b++) {
+    for (int limit = budgets[b].budget_low; limit <= budgets[b].budget_high; limit++) {
+      struct nvlar_policy policy = policy_for(limit, 1);
+      policy.table = &builtin;
+      struct nvlar_choice choice = nvlar_select(&policy, budgets[b].largest_on_nvlar);
+      assert_true(choice.nvlar);
+      assert_int_equal(choice.algo, NVLAR_ALGO_PUSH);
+      assert_true(choice.nblocks >= 1 && choice.nblocks <= limit);
+      assert_false(nvlar_select(&policy, budgets[b].largest_on_nvlar + 1).nvlar);
+      assert_false(nvlar_select(&policy, (size_t)1 << 30).nvlar);
+      policy.nranks = 4; /* emulated rows: unchanged within the budget */
+      choice = nvlar_select(&policy, 256u << 10);
+      assert_true(choice.nvlar);
+      assert_int_equal(choice.algo, NVLAR_ALGO_PUSH);
+      assert_true(choice.nblocks <= limit);
+      policy.nranks = 2;
+      policy.arch = 80;
+      assert_int_equal(nvlar_select(&policy, 256u << 10).algo, NVLAR_ALGO_PUSH);
+    }
+  }
+  for (int limit = 0; limit <= 64; limit += 64) { /* no limit, and NCCL's default: 64 */
+    struct nvlar_policy policy = policy_for(limit, 0);
+    policy.table = &builtin;
+    assert_int_equal(nvlar_select(&policy, 1u << 20).algo, NVLAR_ALGO_PUSH);
+    struct nvlar_choice choice = nvlar_select(&policy, (size_t)1 << 30);
+    assert_true(choice.nvlar);
+    assert_int_equal(choice.algo, NVLAR_ALGO_PUSH_TWOSHOT);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults_are_ncclS),
@@ -263,6 +305,7 @@ int main(void) {
       cmocka_unit_test(test_floor),
       cmocka_unit_test(test_ranks_agree),
       cmocka_unit_test(test_rows_by_budget),
+      cmocka_unit_test(test_builtin_rows_by_budget),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -461,7 +461,7 @@ static struct nvlar_tuning_table builtin;
 
 /* What setup gives two sm_90 ranks with NCCL's default CTA limits (1 to 64). */
 static struct nvlar_policy two_rank_policy(void) {
-  assert_int_equal(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &builtin, NULL, NULL), 15);
+  assert_int_equal(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &builtin, NULL, NULL), 20);
   return (struct nvlar_policy){.nranks = 2, .arch = 90, .forced = NVLAR_FORCE_AUTO,
                                .max_blocks = 132, .max_ctas = 64, .min_ctas = 1,
                                .table = &builtin};
@@ -680,7 +680,7 @@ static void test_one_policy_field(void **state) {
 
 static void test_selection(void **state) {
   (void)state;
-  assert_int_equal(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &builtin, NULL, NULL), 15); /* 9 nvlar rows, 6 nccl rows */
+  assert_int_equal(nvlar_tuning_parse(nvlar_tuning_builtin, "built-in", &builtin, NULL, NULL), 20); /* 14 nvlar rows (5 for budgets), 6 nccl rows */
   struct nvlar_policy policy = {.nranks = 8, .arch = 90, .forced = NVLAR_FORCE_AUTO,
                                 .max_bytes = 0, .max_blocks = 132, .table = &builtin};
   struct nvlar_choice c = nvlar_select(&policy, 8);
