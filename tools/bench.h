@@ -34,6 +34,7 @@ struct options {
   int pdl_gain;         /* emulated: also time every point with PDL off and on */
   int overlap;          /* also time every point beside a GEMM (bench_overlap.h) */
   int gemm;             /* the overlap GEMM's side */
+  int high_priority;    /* the all-reduces' streams at the device's greatest priority */
   size_t buffer_bytes;
   int trials;
   double fail_above;    /* real mode: exit 1 when an nvlar/NCCL time ratio exceeds it (0: never) */
@@ -46,6 +47,11 @@ extern const size_t bench_type_sizes[];
 extern const char *const bench_op_names[];
 
 int bench_compare_floats(const void *a, const void *b);
+
+/* The stream the all-reduces run on: non-blocking, at the device's greatest priority with
+ * --stream-priority high (as PyTorch gives its NCCL streams with is_high_priority_stream), at
+ * the default (lowest) otherwise. A GEMM's pending CTAs then wait behind the all-reduce's. */
+cudaError_t bench_stream_create(cudaStream_t *stream, int high_priority);
 
 /* Real mode: nvlar against NCCL on `gpus` GPUs driven by this process. */
 int bench_real(const struct options *o, int gpus);

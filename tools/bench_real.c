@@ -274,11 +274,12 @@ static struct path nccl_path(const struct nvlar_real_nccl *nccl) {
   return (struct path){nccl->ncclAllReduce, nccl->ncclGroupStart, nccl->ncclGroupEnd};
 }
 
-static void setup_gpu(struct gpu *gpu, int device, ncclComm_t comm, size_t bytes) {
+static void setup_gpu(struct gpu *gpu, int device, ncclComm_t comm, size_t bytes,
+                      int high_priority) {
   CHECK_CUDA(cudaSetDevice(device));
   gpu->device = device;
   gpu->comm = comm;
-  CHECK_CUDA(cudaStreamCreateWithFlags(&gpu->stream, cudaStreamNonBlocking));
+  CHECK_CUDA(bench_stream_create(&gpu->stream, high_priority));
   CHECK_CUDA(cudaMalloc(&gpu->input, bytes + 16));
   CHECK_CUDA(cudaMalloc(&gpu->output, bytes + 16));
   CHECK_CUDA(cudaMemset(gpu->input, 0x3c, bytes)); /* not zeros */
@@ -479,8 +480,9 @@ static int report(const struct options *o, int n, const char *how, const struct 
     if (!p->overlap_measured) continue;
     if (!overlap_header) {
       printf("# overlap: a bf16 GEMM of %d on a second stream of each GPU, %.0f TFLOP/s alone "
-             "(GPU 0); graph mode; kept = the GEMM's TFLOP/s beside the all-reduces / alone\n",
-             o->gemm, p->gemm_tflops[0]);
+             "(GPU 0); graph mode; kept = the GEMM's TFLOP/s beside the all-reduces / alone; "
+             "the all-reduces' streams at %s priority\n",
+             o->gemm, p->gemm_tflops[0], o->high_priority ? "the greatest" : "the default");
       printf("# overlap %10s %11s %4s %9s %9s %9s %9s %8s %8s\n", "bytes", "kernel", "ctas",
              "nvlar_us", "nccl_us", "alone_nv", "alone_nc", "kept_nv", "kept_nc");
       overlap_header = true;
@@ -577,7 +579,7 @@ int bench_real(const struct options *o, int n) {
   CHECK_NCCL(ncclCommInitAll(comms, n, NULL));
   size_t bytes = o->max_bytes / bench_type_sizes[o->datatype] * bench_type_sizes[o->datatype];
   struct gpu gpus[MAX_GPUS];
-  for (int g = 0; g < n; g++) setup_gpu(&gpus[g], g, comms[g], bytes);
+  for (int g = 0; g < n; g++) setup_gpu(&gpus[g], g, comms[g], bytes, o->high_priority);
   struct results *results = calloc(1, sizeof(*results));
   if (results == NULL) return 1;
   measure(o, nccl, gpus, n, results, true);
@@ -619,7 +621,8 @@ static int rank_main(const struct options *o, int rank, int n, struct shared_run
   ncclComm_t comm;
   CHECK_NCCL(ncclCommInitRank(&comm, n, shared->id, rank));
   struct gpu gpu;
-  setup_gpu(&gpu, rank, comm, o->max_bytes / bench_type_sizes[o->datatype] * bench_type_sizes[o->datatype]);
+  setup_gpu(&gpu, rank, comm, o->max_bytes / bench_type_sizes[o->datatype] * bench_type_sizes[o->datatype],
+            o->high_priority);
   measure(o, nccl, &gpu, 1, &shared->ranks[rank], rank == 0);
   CHECK_NCCL(ncclCommDestroy(comm));
   return shared->ranks[rank].failed;

@@ -75,6 +75,10 @@ static void usage(FILE *out) {
           "                     routing's CTAs or each --sweep-blocks count; emulated: every\n"
           "                     kernel at 8, 16, 24, 32, 64 and 128 CTAs per rank, or --blocks)\n"
           "  --gemm N           the overlap GEMM's side (default 8192: N x N x N)\n"
+          "  --stream-priority low|high\n"
+          "                     the all-reduces' streams at the default (lowest) priority or at\n"
+          "                     the greatest, as PyTorch's NCCL streams with\n"
+          "                     is_high_priority_stream; the GEMM's stays at the default\n"
           "  --fail-above R     real mode: exit 1 if any size's nvlar/NCCL time ratio is above\n"
           "                     R (the last lines name each mode's worst ratio and its size)\n"
           "Sizes are bytes, or with K, M or G (KiB, KB: powers of 1024). Emulated output: one row per size and kernel with the\n"
@@ -193,6 +197,12 @@ static int parse_options(int argc, char **argv, struct options *o) {
       o->trials = atoi(value);
     } else if (strcmp(arg, "--gemm") == 0) {
       o->gemm = atoi(value);
+    } else if (strcmp(arg, "--stream-priority") == 0) {
+      if (strcmp(value, "high") != 0 && strcmp(value, "low") != 0) {
+        fprintf(stderr, "nvlar-bench: --stream-priority takes low or high, not %s\n", value);
+        return -1;
+      }
+      o->high_priority = strcmp(value, "high") == 0;
     } else if (strcmp(arg, "--csv") == 0) {
       o->csv = value;
     } else if (strcmp(arg, "--plot") == 0) {
@@ -225,6 +235,14 @@ static int parse_options(int argc, char **argv, struct options *o) {
 int bench_compare_floats(const void *a, const void *b) {
   float x = *(const float *)a, y = *(const float *)b;
   return (x > y) - (x < y);
+}
+
+cudaError_t bench_stream_create(cudaStream_t *stream, int high_priority) {
+  int least = 0, greatest = 0; /* numerically, the greatest priority is the smallest */
+  cudaError_t error = cudaDeviceGetStreamPriorityRange(&least, &greatest);
+  if (error != cudaSuccess) return error;
+  return cudaStreamCreateWithPriority(stream, cudaStreamNonBlocking,
+                                      high_priority ? greatest : least);
 }
 
 /* Median over trials of the per-call time (µs) of `calls` launches captured in one graph. */
@@ -378,7 +396,8 @@ static void overlap_emulated(struct bench *b, const struct options *o, const int
     exit(1);
   }
   printf("# overlap: a bf16 GEMM of %d (cuBLAS, fp32 accumulation) on a second stream: "
-         "%.0f TFLOP/s alone\n", o->gemm, bench_gemm_tflops_alone(gemm));
+         "%.0f TFLOP/s alone; the all-reduces' stream at %s priority\n", o->gemm,
+         bench_gemm_tflops_alone(gemm), o->high_priority ? "the greatest" : "the default");
   printf("%12s %8s %5s %8s %10s %10s %8s %10s %10s %7s\n", "bytes", "algo", "ctas", "gpu_ctas",
          "alone_us", "beside_us", "slowdown", "gemm_alone", "gemm_beside", "kept");
   static const int ctas_list[] = {8, 16, 24, 32, 64, 128};
@@ -416,11 +435,11 @@ static void overlap_emulated(struct bench *b, const struct options *o, const int
                100.0 * r.gemm_tflops_beside / r.gemm_tflops_alone,
                r.gemm_outlasted ? "" : " (the GEMMs ended first)");
         if (csv != NULL) {
-          fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,,,,,overlap,%d,%.3f,%.1f,%.1f,%d,%d,%d\n",
+          fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,,,,,overlap,%d,%.3f,%.1f,%.1f,%d,%d,%d,%s\n",
                   prop->name, b->nranks, bench_type_names[o->datatype], bench_op_names[o->op],
                   count * element, count, nvlar_algo_name(algo), blocks, r.allreduce_us_beside,
                   o->pdl, alone_us, r.gemm_tflops_alone, r.gemm_tflops_beside, r.gemms_inside,
-                  r.gemm_outlasted ? 1 : 0, blocks * b->nranks);
+                  r.gemm_outlasted ? 1 : 0, blocks * b->nranks, o->high_priority ? "high" : "low");
         }
       }
     }
@@ -463,7 +482,7 @@ static int bench_emulated(struct options o) {
     }
   }
   cudaStream_t stream;
-  CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  CHECK_CUDA(bench_stream_create(&stream, o.high_priority));
 
   /* Copy bandwidth: 256 MiB device to device, read + written. */
   b.copy_bytes = 256u << 20;
@@ -485,7 +504,7 @@ static int bench_emulated(struct options o) {
     }
     fprintf(csv, "device,nranks,dtype,op,bytes,count,algo,ctas,time_us,empty_us,traffic_gbps,"
                  "copy_gbps,ratio,series,pdl,time_us_alone,gemm_tflops_alone,gemm_tflops_beside,"
-                 "gemms_inside,gemm_outlasted,gpu_ctas\n");
+                 "gemms_inside,gemm_outlasted,gpu_ctas,stream_priority\n");
   }
 
   /* Pass 0: every size. Pass 1 (--sweep-blocks): both two-shots at --max-bytes for 1, 2, 4,
@@ -527,10 +546,11 @@ static int bench_emulated(struct options o) {
                  t[1][0] - t[1][1]);
           for (int after = 0; csv != NULL && after < 2; after++) {
             for (int pdl = 0; pdl < 2; pdl++) {
-              fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,,,%.1f,,%s,%d,,,,,,%d\n", prop.name, b.nranks,
+              fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,,,%.1f,,%s,%d,,,,,,%d,%s\n", prop.name, b.nranks,
                       bench_type_names[o.datatype], bench_op_names[o.op], count * element, count,
                       nvlar_algo_name(algo), blocks, t[after][pdl], copy_gbps,
-                      after ? "pdl-after" : "pdl-b2b", pdl, blocks * b.nranks);
+                      after ? "pdl-after" : "pdl-b2b", pdl, blocks * b.nranks,
+                      o.high_priority ? "high" : "low");
             }
           }
           continue;
@@ -553,10 +573,10 @@ static int bench_emulated(struct options o) {
           printf("%12zu %12zu %8s %6d %10.2f %10.2f %10.0f %8.3f\n", count * element, count,
                  algo_name, blocks, us, empty_us, traffic, traffic / copy_gbps);
           if (csv != NULL) {
-            fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,%.3f,%.1f,%.1f,%.4f,%s,%d,,,,,,%d\n", prop.name,
+            fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,%.3f,%.1f,%.1f,%.4f,%s,%d,,,,,,%d,%s\n", prop.name,
                     b.nranks, bench_type_names[o.datatype], bench_op_names[o.op], count * element,
                     count, algo_name, blocks, us, empty_us, traffic, copy_gbps, traffic / copy_gbps,
-                    series_names[pass], o.pdl, blocks * b.nranks);
+                    series_names[pass], o.pdl, blocks * b.nranks, o.high_priority ? "high" : "low");
           }
         }
       }
