@@ -136,6 +136,20 @@ static struct {
 } releaser = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
               NULL, NULL, 0, false, false, false, PTHREAD_COND_INITIALIZER, 0, NULL};
 
+/* One bounded wait on `cond` (the caller holds `lock`): at most `ms` milliseconds, so that each
+ * caller's loop looks again at its own condition and deadline (a missed signal costs one period,
+ * never a hang). pthread_cond_timedwait takes an absolute CLOCK_REALTIME time. */
+static void wait_on_for_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_nsec += ms * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+  }
+  pthread_cond_timedwait(cond, lock, &until);
+}
+
 static void log_route_end(const struct nvlar_route *route) {
   if (nvlar_log_level() < NVLAR_LOG_INFO) return;
   unsigned long long on_nvlar = 0;
@@ -309,14 +323,7 @@ static void *release_thread_main(void *unused) {
     if (releaser.held == 0) pthread_cond_broadcast(&releaser.idle);
     if (active != NULL && releaser.incoming == NULL && releaser.jobs == NULL && !releaser.exiting) {
       /* Routes still waiting for kernels or peers: look again in a millisecond. */
-      struct timespec until;
-      clock_gettime(CLOCK_REALTIME, &until);
-      until.tv_nsec += 1000000;
-      if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-      }
-      pthread_cond_timedwait(&releaser.wake, &releaser.lock, &until);
+      wait_on_for_ms(&releaser.wake, &releaser.lock, 1);
     }
   }
   pthread_mutex_unlock(&releaser.lock);
@@ -334,14 +341,7 @@ static void stop_release_thread_at_exit(void) {
   double deadline = nvlar_deadline_after_ms(1000);
   while (releaser.in_cuda && !pthread_equal(pthread_self(), releaser.thread) &&
          nvlar_now_seconds() < deadline) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += 10000000;
-    if (until.tv_nsec >= 1000000000) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(&releaser.out_of_cuda, &releaser.lock, &until);
+    wait_on_for_ms(&releaser.out_of_cuda, &releaser.lock, 10);
   }
   pthread_mutex_unlock(&releaser.lock);
 }
@@ -447,14 +447,7 @@ bool nvlar_routes_wait_released(int64_t timeout_ms) {
       pthread_mutex_lock(&releaser.lock);
       continue;
     }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += 10000000;
-    if (until.tv_nsec >= 1000000000) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(&releaser.idle, &releaser.lock, &until);
+    wait_on_for_ms(&releaser.idle, &releaser.lock, 10);
   }
   bool released = releaser.held == 0;
   pthread_mutex_unlock(&releaser.lock);
