@@ -63,6 +63,12 @@ enum nvlar_param_type {
     "1: launch nvlar kernels with programmatic dependent launch (compute capability 9.0 "    \
     "and up), so that a kernel's launch overlaps the end of the previous kernel on the "    \
     "stream; it waits for that kernel before reading anything. 0: ordinary launches.")     \
+  X(PRIORITY, NVLAR_PARAM_CHOICE, "stream", "stream|high", 0, 0, 0,                           \
+    "`stream`: nvlar's kernels run at the priority of the stream they are called on. `high`: " \
+    "each is launched at the GPU's greatest stream priority, so that beside a model's "       \
+    "kernels (a GEMM) its CTAs get the SMs that come free first instead of queueing behind "  \
+    "the GEMM's; running CTAs are never preempted. Results are the same either way; ranks "   \
+    "may differ.")                                                                            \
   X(CTAS, NVLAR_PARAM_INT, "0", NULL, 0, 128 /* NVLAR_MAX_BLOCKS */, 0,                       \
     "CTAs per rank for every all-reduce that runs on nvlar (capped by the GPUs' SM count), "  \
     "for experiments and tuning. 0: a tuning row's count, else the algorithm's own rule. "    \

@@ -203,20 +203,28 @@ __global__ void __launch_bounds__(NVLAR_THREADS) allreduce_emulated_kernel(const
   allreduce_rank<T, Op, kKind>(e.ranks[blockIdx.y], blockIdx.x, gridDim.x);
 }
 
-// Launches `kernel` with the TMA pipeline's shared memory if it runs one, and as a programmatic
-// dependent launch if asked.
+// Launches `kernel` with the TMA pipeline's shared memory if it runs one, as a programmatic
+// dependent launch if asked, and at `priority` unless it is 0 (the stream's).
 template <typename Kernel, typename Arg>
-cudaError_t launch(Kernel kernel, const Arg &arg, dim3 grid, bool tma, bool pdl, cudaStream_t stream) {
+cudaError_t launch(Kernel kernel, const Arg &arg, dim3 grid, bool tma, bool pdl, int priority,
+                   cudaStream_t stream) {
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = dim3(NVLAR_THREADS);
   config.dynamicSmemBytes = tma ? kTmaSharedBytes : 0;
   config.stream = stream;
-  cudaLaunchAttribute attribute;
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &attribute;
-  config.numAttrs = pdl ? 1 : 0;
+  cudaLaunchAttribute attributes[2];
+  unsigned count = 0;
+  if (pdl) {
+    attributes[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attributes[count++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  if (priority != 0) {
+    attributes[count].id = cudaLaunchAttributePriority;
+    attributes[count++].val.priority = priority;
+  }
+  config.attrs = attributes;
+  config.numAttrs = count;
   return cudaLaunchKernelEx(&config, kernel, arg);
 }
 
@@ -249,13 +257,14 @@ template <typename T, bool kEmulated> struct LaunchVisitor {
   template <int Op, int kKind> cudaError_t launch_kind(const nvlar_allreduce_args *args) const {
     dim3 grid(args[0].nblocks, kEmulated ? nranks : 1);
     const bool tma = uses_tma_pipe(kKind), pdl = args[0].pdl != 0;
+    const int priority = args[0].priority;
     cudaError_t error;
     if constexpr (kEmulated) {
       EmulatedRanks all;
       for (int r = 0; r < nranks; r++) all.ranks[r] = args[r];
-      error = launch(allreduce_emulated_kernel<T, Op, kKind>, all, grid, tma, pdl, stream);
+      error = launch(allreduce_emulated_kernel<T, Op, kKind>, all, grid, tma, pdl, priority, stream);
     } else {
-      error = launch(allreduce_kernel<T, Op, kKind>, args[0], grid, tma, pdl, stream);
+      error = launch(allreduce_kernel<T, Op, kKind>, args[0], grid, tma, pdl, priority, stream);
     }
     return error != cudaSuccess ? error : cudaGetLastError();
   }

@@ -136,6 +136,12 @@ struct nvlar_allreduce_args {
    * previous kernel on the stream finishes, and wait for it before reading anything it may
    * have written. 0: an ordinary launch. Results are the same. */
   int pdl;
+  /* 0: the kernels run at the stream's priority. Otherwise the CUDA priority every kernel of
+   * the call is launched at (cudaLaunchAttributePriority; as cudaDeviceGetStreamPriorityRange
+   * numbers them, below 0 is greater): the GPU gives SMs that come free to waiting CTAs of a
+   * greater priority first, so an all-reduce beside a GEMM need not wait for the GEMM's
+   * queued CTAs. It never preempts a running CTA. Results are the same. */
+  int priority;
   /* 1: every CTA adds one to state->ctas_done when it ends (eager launches of the routing
    * layer, whose end destroy waits for). 0: graph captures, whose lifetime the graph holds,
    * and the tests' and benchmark's launches. */

@@ -422,6 +422,17 @@ static void build_route(struct setup_state *s) {
   /* A rank's own choice (results do not depend on it): sm_90 and up have programmatic
    * dependent launch. */
   route->args.pdl = nvlar_param_number(NVLAR_P_PDL) != 0 && route->policy.arch >= 90;
+  /* Also a rank's own: NVLAR_PRIORITY=high launches at the device's greatest priority (the
+   * numerically smallest; 0, the stream's, if the query fails). The caller set the device. */
+  route->args.priority = 0;
+  int least = 0, greatest = 0;
+  if (nvlar_param_number(NVLAR_P_PRIORITY) == 1) {
+    if (cudaDeviceGetStreamPriorityRange(&least, &greatest) == cudaSuccess) {
+      route->args.priority = greatest;
+    } else {
+      cudaGetLastError(); /* leave no error of ours for the caller's next call */
+    }
+  }
 }
 
 /* A barrier on every communicator that went on to map its peers and then stayed on NCCL, as

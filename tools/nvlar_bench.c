@@ -286,6 +286,7 @@ struct bench {
   struct nvlar_allreduce_args args[NVLAR_MAX_RANKS];
   int empty_blocks;
   int sm_count;         /* the grid of the kernel that precedes each call in the "after" series */
+  int kernel_priority;  /* args.priority: the greatest under NVLAR_PRIORITY=high, else 0 */
   void *copy_src, *copy_dst;
   size_t copy_bytes;
 };
@@ -364,6 +365,7 @@ static void set_args(struct bench *b, const struct options *o, int algo, int blo
     args->count = count;
     args->timeout_ns = (uint64_t)nvlar_param_number(NVLAR_P_TIMEOUT_MS) * 1000000ull;
     args->pdl = pdl;
+    args->priority = b->kernel_priority;
   }
   b->empty_blocks = blocks;
 }
@@ -457,6 +459,10 @@ static int bench_emulated(struct options o) {
   memset(&b, 0, sizeof(b));
   b.nranks = o.emulate;
   b.sm_count = prop.multiProcessorCount;
+  if (nvlar_param_number(NVLAR_P_PRIORITY) == 1) { /* as libnvlar launches under it */
+    int least = 0;
+    CHECK_CUDA(cudaDeviceGetStreamPriorityRange(&least, &b.kernel_priority));
+  }
   size_t element = bench_type_sizes[o.datatype];
   size_t max_count = o.max_bytes / element;
   for (int r = 0; r < b.nranks; r++) {
@@ -490,9 +496,11 @@ static int bench_emulated(struct options o) {
   CHECK_CUDA(cudaMalloc(&b.copy_dst, b.copy_bytes));
   float copy_us = time_graph(launch_copy, &b, 10, o.trials, stream);
   double copy_gbps = 2.0 * b.copy_bytes / (copy_us * 1e3);
-  printf("# nvlar-bench --emulate %d: %s %s, %s, %d SMs, staging %zu bytes per rank, PDL %s\n",
+  printf("# nvlar-bench --emulate %d: %s %s, %s, %d SMs, staging %zu bytes per rank, PDL %s, "
+         "kernels at priority %d (NVLAR_PRIORITY), stream at %s\n",
          b.nranks, bench_type_names[o.datatype], bench_op_names[o.op], prop.name,
-         prop.multiProcessorCount, o.buffer_bytes, o.pdl ? "on" : "off");
+         prop.multiProcessorCount, o.buffer_bytes, o.pdl ? "on" : "off", b.kernel_priority,
+         o.high_priority ? "the greatest priority" : "the default priority");
   printf("# device-to-device copy: %.0f GB/s (bytes read + written); CTAs fitting per rank: %d "
          "(TMA two-shot %d)\n", copy_gbps, fits[NVLAR_ALGO_ONESHOT], fits[NVLAR_ALGO_TMA]);
   FILE *csv = NULL;

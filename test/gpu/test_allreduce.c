@@ -2,7 +2,8 @@
  * every dtype x op x nranks {2,3,4,5,6,7,8} x size {1, 7, 31, 4099, 1 MiB + 5 elements, 64 MiB}
  * x in-place/out-of-place x every algorithm of kernels/nvlar_algos.h (one-shot, two-shot,
  * push, TMA two-shot, push two-shot, copy-engine two-shot, TMA push two-shot),
- * programmatic dependent launch on and off in turn, all ranks in one launch; misaligned
+ * programmatic dependent launch on and off in turn, and out of step with it the kernels at the
+ * stream's priority or the GPU's greatest (args.priority, NVLAR_PRIORITY), all ranks in one launch; misaligned
  * pointers (one element past 16-byte alignment) for nranks {3, 8}; and a subset with every rank
  * on its own stream (separate launches, as real ranks run). Each output must match the
  * reference (exactly; avg of floats within 2 ulp), be bitwise identical on all ranks, and leave
@@ -37,8 +38,12 @@
 
 struct case_desc {
   int nranks, algo, datatype, op, in_place, misalign, streams, nblocks, pdl;
+  int high_priority; /* launched at the GPU's greatest priority (args.priority) */
   size_t count;
 };
+
+/* The GPU's greatest stream priority (cudaDeviceGetStreamPriorityRange), set in main. */
+static int greatest_priority;
 
 static const char *algo_name(int algo) { return nvlar_algo_name(algo); }
 
@@ -87,6 +92,7 @@ static int add_wide_cases(struct case_desc *cases, int n, int nranks, int algo, 
     c->in_place = wide[k].in_place;
     c->misalign = wide[k].misalign;
     c->pdl = (int)(k % 2);
+    c->high_priority = (int)((k / 2) % 2);
   }
   return n;
 }
@@ -117,6 +123,7 @@ static void run_case(struct emulation *e, const struct case_desc *c, uint64_t se
     CHECK_CUDA(check_fill(input, c->count, c->datatype, c->op, r, c->nranks, seed, main_stream));
     emulation_args(e, r, c->algo, c->datatype, c->op, c->nblocks, input, outputs[r], c->count, &args[r]);
     args[r].pdl = c->pdl;
+    args[r].priority = c->high_priority ? greatest_priority : 0;
   }
   if (!c->streams) {
     CHECK_CUDA(nvlar_allreduce_launch_emulated(args, c->nranks, main_stream));
@@ -160,11 +167,12 @@ static int run_batch(struct emulation *e, const struct case_desc *cases, int nca
     failures++;
     if (failures <= 20) {
       fprintf(stderr,
-              "FAIL %s nranks=%d %s %s count=%zu %s misalign=%d %s blocks=%d pdl=%d: %llu wrong "
+              "FAIL %s nranks=%d %s %s count=%zu %s misalign=%d %s blocks=%d pdl=%d priority=%s: %llu wrong "
               "(e.g. [%llu] = %g, want %g), %llu differ between ranks, %llu guard bytes hit\n",
               algo_name(c->algo), c->nranks, check_type_name(c->datatype), check_op_name(c->op),
               c->count, c->in_place ? "in-place" : "out-of-place", c->misalign,
-              c->streams ? "streams" : "one-launch", c->nblocks, c->pdl, r->mismatches, r->first_bad,
+              c->streams ? "streams" : "one-launch", c->nblocks, c->pdl,
+              c->high_priority ? "high" : "stream", r->mismatches, r->first_bad,
               r->got, r->want, r->rank_diffs, r->guard_errors);
     }
   }
@@ -182,6 +190,8 @@ static int run_batch(struct emulation *e, const struct case_desc *cases, int nca
 
 int main(void) {
   require_gpus(1);
+  int least_priority = 0;
+  CHECK_CUDA(cudaDeviceGetStreamPriorityRange(&least_priority, &greatest_priority));
   const int rank_counts[] = {2, 3, 4, 5, 6, 7, 8};
   const int block_choices[] = {1, 3, 8, 16, 2, 5};
   struct case_desc *cases = calloc(MAX_CASES, sizeof(*cases));
@@ -241,6 +251,8 @@ int main(void) {
                 if (c->nblocks > max_blocks) c->nblocks = max_blocks;
                 /* Programmatic dependent launch on and off, out of step with the CTA counts. */
                 c->pdl = (n / 7) % 2;
+                /* The greatest priority on and off, out of step with both. */
+                c->high_priority = (n / 5) % 2;
                 /* Separate launches per rank for a spread of types, ops and sizes. */
                 c->streams = !quick && (nranks == 2 || nranks == 8) && (type == 1 || type == 7 || type == 9) &&
                              (op == 0 || op == 4) && size >= 1 && size <= 4;

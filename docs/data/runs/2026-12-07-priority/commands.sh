@@ -7,7 +7,8 @@
 # Steps: build (build-dev/); full (meson test --suite gpu, full mode; its testlog kept);
 # low, high (nvlar-bench --emulate 2 --overlap, every kernel or ALGOS's at its 8-128 CTAs,
 # bf16, 4 and 64 MiB per rank, the all-reduces' stream at that priority; a step given again
-# writes overlap-<p>-2.*; clocks sampled beside). A step that would start after DEADLINE
+# writes overlap-<p>-2.*; clocks sampled beside); attr (the same with the stream at the default
+# priority and NVLAR_PRIORITY=high: each kernel launched at the greatest, as libnvlar does). A step that would start after DEADLINE
 # seconds (default 540) is skipped. Logs in /tmp/logs, packed into $OUT/logs.tgz. NVLink
 # multicast off (one GPU anyway).
 set -u
@@ -38,12 +39,14 @@ for step in "$@"; do
       (cd "$B" && timeout "$(left)" meson test --suite gpu --no-rebuild --print-errorlogs) >"$L/gpu-full.txt" 2>&1
       echo "full gpu suite exit $?"; grep -E '^ *[0-9]+/[0-9]+ ' "$L/gpu-full.txt"
       cp "$B/meson-logs/testlog.txt" "$L/testlog-full.txt" 2>/dev/null ;;
-    low|high)
+    low|high|attr)
       runs[$step]=$(( ${runs[$step]:-0} + 1 )); name=overlap-$step
       [ "${runs[$step]}" -gt 1 ] && name=$name-${runs[$step]}
+      priority=$step; kernels=stream
+      [ "$step" = attr ] && { priority=low; kernels=high; }
       sample_clocks "$L/$name-clocks.csv" & sampler=$!
-      timeout "$(left)" stdbuf -oL "$B/tools/nvlar-bench" --emulate 2 --algo "${ALGOS:-oneshot,push,twoshot,tma,pushtwoshot,cetwoshot,tmapush}" \
-        --dtype bfloat16 --overlap --stream-priority "$step" --min-bytes 4M --max-bytes 64M --step 16 --trials 3 \
+      NVLAR_PRIORITY=$kernels timeout "$(left)" stdbuf -oL "$B/tools/nvlar-bench" --emulate 2 --algo "${ALGOS:-oneshot,push,twoshot,tma,pushtwoshot,cetwoshot,tmapush}" \
+        --dtype bfloat16 --overlap --stream-priority "$priority" --min-bytes 4M --max-bytes 64M --step 16 --trials 3 \
         --csv "$L/$name.csv" 2>&1 | stamp >"$L/$name.txt"
       echo "$name exit ${PIPESTATUS[0]}"; cut -f2- "$L/$name.txt" | grep -A120 '^# overlap'
       kill $sampler; wait $sampler 2>/dev/null ;;
