@@ -9,12 +9,13 @@
 #             destroy orders, disable-one, setup out of memory, churn of 50 communicators; the
 #             bench-budget and bench-ctas tests; the PyTorch and vLLM-loader jobs)
 #   budget    nvlar-bench -g 2 --procs, bf16, 8 B-1 GiB (step 4), routed, under no limit and
-#             NCCL_MAX_CTAS=8 and 16 (nvlar and NCCL both within the limit); then under 8 with
-#             docs/tuning.md's budget rows as the table
+#             NCCL_MAX_CTAS=8 and 16 (nvlar and NCCL both within the limit; the built-in
+#             budget rows); then under 8 with the built-in table less its budget rows (clamped)
 #   ctas      per bandwidth kernel (pushtwoshot, tmapush, cetwoshot, twoshot, tma): NVLAR_ALGO=K
 #             nvlar-bench -g 2 --procs --sweep-blocks, bf16, 64 MiB and 1 GiB, beside NCCL
 #   overlap   nvlar-bench -g 2 --procs --overlap, bf16, 4 MiB-256 MiB (step 4), routed, then under
-#             NCCL_MAX_CTAS=8; then the three bandwidth kernels at 64 MiB by --sweep-blocks
+#             NCCL_MAX_CTAS=8, with NVLAR_PRIORITY=high, with --stream-priority high; then the
+#             three bandwidth kernels at 64 MiB by --sweep-blocks
 #   tune      scripts/tune --gpus 2 --kernels-only --budgets 8,16, 1 MiB-1 GiB: the rows the
 #             built-in 2-rank table should follow (tune-table.txt)
 #   memcheck  compute-sanitizer memcheck over nvlar-bench --procs on real ranks, small sizes
@@ -63,17 +64,20 @@ for step in "$@"; do
           --min-bytes 8 --max-bytes 1G --step 4 --trials 5 --csv "$L/budget-$limit.csv"
         grep -E '^# (verdict|worst|nvlar)' "$L/budget-$limit.txt" | head -6
       done
-      # docs/tuning.md's conservative budget rows (NCCL beyond the sizes nvlar won at the
-      # budget's fewest CTAs): with them, NCCL_MAX_CTAS=8 should be nowhere slower than NCCL.
-      python3 - "$L/budget-rows.txt" <<'PY'
+      # The budget rows are built in (NCCL beyond the sizes nvlar won at the budget's fewest
+      # CTAs), so budget-8 above runs them. Against them: the built-in table without its budget
+      # rows, nvlar's unlimited choices clamped to 8 CTAs, to tell which sizes they give up.
+      python3 - "$L/clamped-rows.txt" <<'PY'
 import sys
 blocks = open("docs/tuning.md").read().split("```")[1::2]
-rows = [b for b in blocks if "budget=1-63" in b][0]
-open(sys.argv[1], "w").write("\n".join(rows.splitlines()[1:]) + "\n")
+table = [b for b in blocks if "nvlar built-in" in b or "1M-inf   2   sm90 pushtwoshot" in b
+         or "nvlar 1M-inf    2   sm90 pushtwoshot" in b][0]
+rows = [line for line in table.splitlines() if line.strip() and "budget=" not in line]
+open(sys.argv[1], "w").write("\n".join(rows) + "\n")
 PY
-      bounded 240 budget-8-rows.txt env NCCL_MAX_CTAS=8 NVLAR_TUNING_FILE="$L/budget-rows.txt" "$bench" -g 2 \
-        --procs --dtype bfloat16 --min-bytes 8 --max-bytes 1G --step 4 --trials 5 --csv "$L/budget-8-rows.csv"
-      grep -E '^# (verdict|worst|nvlar)' "$L/budget-8-rows.txt" | head -6 ;;
+      bounded 240 budget-8-clamped.txt env NCCL_MAX_CTAS=8 NVLAR_TUNING_FILE="$L/clamped-rows.txt" "$bench" -g 2 \
+        --procs --dtype bfloat16 --min-bytes 8 --max-bytes 1G --step 4 --trials 5 --csv "$L/budget-8-clamped.csv"
+      grep -E '^# (verdict|worst|nvlar)' "$L/budget-8-clamped.txt" | head -6 ;;
     ctas)
       for kernel in pushtwoshot tmapush cetwoshot twoshot tma; do
         bounded 120 "ctas-$kernel.txt" env NVLAR_ALGO=$kernel "$bench" -g 2 --procs --dtype bfloat16 \
@@ -84,6 +88,13 @@ PY
         --min-bytes 4M --max-bytes 256M --step 4 --trials 3 --csv "$L/overlap-routed.csv"
       bounded 200 overlap-max8.txt env NCCL_MAX_CTAS=8 "$bench" -g 2 --procs --dtype bfloat16 --overlap \
         --min-bytes 4M --max-bytes 256M --step 4 --trials 3 --csv "$L/overlap-max8.csv"
+      # nvlar's kernels at the greatest priority (NVLAR_PRIORITY=high; NCCL's at the stream's),
+      # then both paths' streams at the greatest (as PyTorch's is_high_priority_stream)
+      bounded 200 overlap-priority.txt env NVLAR_PRIORITY=high "$bench" -g 2 --procs --dtype bfloat16 \
+        --overlap --min-bytes 4M --max-bytes 256M --step 4 --trials 3 --csv "$L/overlap-priority.csv"
+      bounded 200 overlap-stream-high.txt "$bench" -g 2 --procs --dtype bfloat16 --overlap \
+        --stream-priority high --min-bytes 4M --max-bytes 256M --step 4 --trials 3 \
+        --csv "$L/overlap-stream-high.csv"
       for kernel in pushtwoshot tmapush cetwoshot; do
         bounded 150 "overlap-$kernel.txt" env NVLAR_ALGO=$kernel "$bench" -g 2 --procs --dtype bfloat16 \
           --overlap --sweep-blocks --min-bytes 64M --max-bytes 64M --trials 3 --csv "$L/overlap-$kernel.csv"
