@@ -67,8 +67,10 @@ enum nvlar_param_type {
     "`stream`: nvlar's kernels run at the priority of the stream they are called on. `high`: " \
     "each is launched at the GPU's greatest stream priority, so that beside a model's "       \
     "kernels (a GEMM) its CTAs get the SMs that come free first instead of queueing behind "  \
-    "the GEMM's; running CTAs are never preempted. Results are the same either way; ranks "   \
-    "may differ.")                                                                            \
+    "the GEMM's; running CTAs are never preempted. Eager calls only: a CUDA graph's kernels " \
+    "run at the priority of the stream the graph is launched on (unless it was instantiated " \
+    "with cudaGraphInstantiateFlagUseNodePriority), so in graphs raise that stream's "        \
+    "priority instead. Results are the same either way; ranks may differ.")                  \
   X(CTAS, NVLAR_PARAM_INT, "0", NULL, 0, 128 /* NVLAR_MAX_BLOCKS */, 0,                       \
     "CTAs per rank for every all-reduce that runs on nvlar (capped by the GPUs' SM count), "  \
     "for experiments and tuning. 0: a tuning row's count, else the algorithm's own rule. "    \

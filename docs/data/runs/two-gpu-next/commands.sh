@@ -14,12 +14,13 @@
 #   ctas      per bandwidth kernel (pushtwoshot, tmapush, cetwoshot, twoshot, tma): NVLAR_ALGO=K
 #             nvlar-bench -g 2 --procs --sweep-blocks, bf16, 64 MiB and 1 GiB, beside NCCL
 #   overlap   nvlar-bench -g 2 --procs --overlap, bf16, 4 MiB-256 MiB (step 4), routed, then under
-#             NCCL_MAX_CTAS=8, with NVLAR_PRIORITY=high, with --stream-priority high; then the
-#             three bandwidth kernels at 64 MiB by --sweep-blocks
+#             NCCL_MAX_CTAS=8, with --stream-priority high; then the three bandwidth kernels
+#             at 64 MiB by --sweep-blocks
 #   tune      scripts/tune --gpus 2 --kernels-only --budgets 8,16, 1 MiB-1 GiB: the rows the
 #             built-in 2-rank table should follow (tune-table.txt)
 #   memcheck  compute-sanitizer memcheck over nvlar-bench --procs on real ranks, small sizes
-#   jobs      scripts/ddp-bench and scripts/tp-bench (NCCL and nvlar in one invocation each);
+#   jobs      scripts/ddp-bench (also with NVLAR_PRIORITY=high) and scripts/tp-bench (NCCL and
+#             nvlar in one invocation each);
 #             nccl-tests all_reduce_perf -g 2 eager and -G 10, with and without the preload, if
 #             .carry/all_reduce_perf exists (build it there: see the brief)
 # A step that would start after DEADLINE seconds (default 540) is skipped and says so; each
@@ -88,10 +89,9 @@ PY
         --min-bytes 4M --max-bytes 256M --step 4 --trials 3 --csv "$L/overlap-routed.csv"
       bounded 200 overlap-max8.txt env NCCL_MAX_CTAS=8 "$bench" -g 2 --procs --dtype bfloat16 --overlap \
         --min-bytes 4M --max-bytes 256M --step 4 --trials 3 --csv "$L/overlap-max8.csv"
-      # nvlar's kernels at the greatest priority (NVLAR_PRIORITY=high; NCCL's at the stream's),
-      # then both paths' streams at the greatest (as PyTorch's is_high_priority_stream)
-      bounded 200 overlap-priority.txt env NVLAR_PRIORITY=high "$bench" -g 2 --procs --dtype bfloat16 \
-        --overlap --min-bytes 4M --max-bytes 256M --step 4 --trials 3 --csv "$L/overlap-priority.csv"
+      # Both paths' streams at the greatest priority (as PyTorch's is_high_priority_stream). Not
+      # NVLAR_PRIORITY: overlap runs graphs, whose kernels take the launch stream's priority
+      # (one H100, docs/data/runs/2026-12-07-priority/); the ddp-bench run of `jobs` has it.
       bounded 200 overlap-stream-high.txt "$bench" -g 2 --procs --dtype bfloat16 --overlap \
         --stream-priority high --min-bytes 4M --max-bytes 256M --step 4 --trials 3 \
         --csv "$L/overlap-stream-high.csv"
@@ -112,6 +112,10 @@ PY
     jobs)
       bounded 300 ddp-bench.txt python3 scripts/ddp-bench --lib "$B/libnvlar.so" --ranks 2 --csv "$L/ddp-bench.csv" \
         --logs "$L/ddp-logs"
+      # DDP's all-reduces are eager: there NVLAR_PRIORITY=high reaches the GPU (nvlar's kernels
+      # ahead of the backward pass's queued CTAs)
+      bounded 300 ddp-bench-priority.txt env NVLAR_PRIORITY=high python3 scripts/ddp-bench --lib "$B/libnvlar.so" \
+        --ranks 2 --csv "$L/ddp-bench-priority.csv" --logs "$L/ddp-logs-priority"
       bounded 300 tp-bench.txt python3 scripts/tp-bench --lib "$B/libnvlar.so" --gpus 2 --csv "$L/tp-bench.csv"
       if [ -x .carry/all_reduce_perf ]; then
         t="-b 8 -e 1G -f 2 -g 2 -c 1 -n 20 -w 5"
