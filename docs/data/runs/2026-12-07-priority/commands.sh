@@ -49,7 +49,7 @@ for step in "$@"; do
         --dtype bfloat16 --overlap --stream-priority "$priority" --min-bytes 4M --max-bytes 64M --step 16 --trials 3 \
         --csv "$L/$name.csv" 2>&1 | stamp >"$L/$name.txt"
       echo "$name exit ${PIPESTATUS[0]}"; cut -f2- "$L/$name.txt" | grep -A120 '^# overlap'
-      kill $sampler; wait $sampler 2>/dev/null ;;
+      pkill -P $sampler; kill $sampler; wait $sampler 2>/dev/null ;;  # nvidia-smi, then its shell
   esac
   pack
 done
