@@ -24,12 +24,6 @@
 #include "peer_buffers.h"
 #include "selection.h"
 
-const char *const bench_type_names[] = {"int8", "uint8", "int32", "uint32", "int64", "uint64",
-                                        "float16", "float32", "float64", "bfloat16",
-                                        "fp8e4m3", "fp8e5m2"};
-const size_t bench_type_sizes[] = {1, 1, 4, 4, 8, 8, 2, 4, 8, 2, 1, 1};
-const char *const bench_op_names[] = {"sum", "prod", "max", "min", "avg"};
-
 static void usage(FILE *out) {
   fprintf(out,
           "usage: nvlar-bench [-g N] [options]         nvlar against NCCL on the local GPUs\n"
@@ -232,18 +226,6 @@ static int parse_options(int argc, char **argv, struct options *o) {
   return 0;
 }
 
-int bench_compare_floats(const void *a, const void *b) {
-  float x = *(const float *)a, y = *(const float *)b;
-  return (x > y) - (x < y);
-}
-
-cudaError_t bench_stream_create(cudaStream_t *stream, int high_priority) {
-  int least = 0, greatest = 0; /* numerically, the greatest priority is the smallest */
-  cudaError_t error = cudaDeviceGetStreamPriorityRange(&least, &greatest);
-  if (error != cudaSuccess) return error;
-  return cudaStreamCreateWithPriority(stream, cudaStreamNonBlocking,
-                                      high_priority ? greatest : least);
-}
 
 /* Median over trials of the per-call time (µs) of `calls` launches captured in one graph. */
 typedef void (*launch_fn)(void *ctx, cudaStream_t stream);
