@@ -3,11 +3,11 @@
  * x in-place/out-of-place x every algorithm of kernels/nvlar_algos.h (one-shot, two-shot,
  * push, TMA two-shot, push two-shot, copy-engine two-shot, TMA push two-shot),
  * programmatic dependent launch on and off in turn, and out of step with it the kernels at the
- * stream's priority or the GPU's greatest (args.priority, NVLAR_PRIORITY), all ranks in one launch; misaligned
- * pointers (one element past 16-byte alignment) for nranks {3, 8}; and a subset with every rank
- * on its own stream (separate launches, as real ranks run). Each output must match the
- * reference (exactly; avg of floats within 2 ulp), be bitwise identical on all ranks, and leave
- * the guard bytes around it untouched.
+ * stream's priority or the GPU's greatest (args.priority, NVLAR_PRIORITY), all ranks in one
+ * launch; misaligned pointers (one element past 16-byte alignment) for nranks {3, 8}; and a
+ * subset with every rank on its own stream (separate launches, as real ranks run). Each output
+ * must match the reference (exactly; avg of floats within 2 ulp), be bitwise identical on all
+ * ranks, and leave the guard bytes around it untouched.
  *
  * A small staging buffer (2 MiB) makes the larger sizes run through many chunks and both
  * staging halves. CTA counts rotate from case to case, so consecutive calls on the same

@@ -4,8 +4,9 @@ libnvlar preloaded. It must exit 0 and say that the losses and parameters were t
 every run's CSV row must say so; nvlar's own log (NVLAR_DEBUG=INFO, kept by --logs) must show
 each rank's communicator on nvlar and all-reduces counted by nvlar at its destroy (in the
 max-ctas configuration, within 8 CTAs, counted on nvlar or NCCL: the built-in rows send calls
-above 64 KiB to NCCL there), with no NVLAR WARN line; the NCCL runs' logs must have no NVLAR line at all. Skips (77) without
-PyTorch or below 2 GPUs. No timing is asserted: the table is printed for the reader.
+above 64 KiB to NCCL there), with no NVLAR WARN line; the NCCL runs' logs must have no NVLAR
+line at all. Skips (77) without PyTorch or below 2 GPUs. No timing is asserted: the table is
+printed for the reader.
 
 usage: test_ddp_bench.py SCRIPTS_DDP_BENCH LIBNVLAR_SO"""
 import csv
