@@ -425,8 +425,8 @@ static void build_route(struct setup_state *s) {
   /* Also a rank's own: NVLAR_PRIORITY=high launches at the device's greatest priority (the
    * numerically smallest; 0, the stream's, if the query fails). The caller set the device. */
   route->args.priority = 0;
-  int least = 0, greatest = 0;
   if (nvlar_param_number(NVLAR_P_PRIORITY) == 1) {
+    int least = 0, greatest = 0;
     if (cudaDeviceGetStreamPriorityRange(&least, &greatest) == cudaSuccess) {
       route->args.priority = greatest;
     } else {

@@ -70,9 +70,7 @@ for step in "$@"; do
       # rows, nvlar's unlimited choices clamped to 8 CTAs, to tell which sizes they give up.
       python3 - "$L/clamped-rows.txt" <<'PY'
 import sys
-blocks = open("docs/tuning.md").read().split("```")[1::2]
-table = [b for b in blocks if "nvlar built-in" in b or "1M-inf   2   sm90 pushtwoshot" in b
-         or "nvlar 1M-inf    2   sm90 pushtwoshot" in b][0]
+table = open("docs/tuning.md").read().split("## The built-in table")[1].split("```")[1]
 rows = [line for line in table.splitlines() if line.strip() and "budget=" not in line]
 open(sys.argv[1], "w").write("\n".join(rows) + "\n")
 PY
