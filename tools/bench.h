@@ -35,6 +35,7 @@ struct options {
   int overlap;          /* also time every point beside a GEMM (bench_overlap.h) */
   int gemm;             /* the overlap GEMM's side */
   int high_priority;    /* the all-reduces' streams at the device's greatest priority */
+  int overlap_eager;    /* --overlap-launch eager: the calls beside the GEMM issued one by one */
   size_t buffer_bytes;
   int trials;
   double fail_above;    /* real mode: exit 1 when an nvlar/NCCL time ratio exceeds it (0: never) */

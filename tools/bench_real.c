@@ -289,11 +289,15 @@ static void setup_gpu(struct gpu *gpu, int device, ncclComm_t comm, size_t bytes
 
 /* Times both paths at one size (and the CTA count now forced, if any), alternating trial by
  * trial. */
-/* --overlap: the graph of one path's calls, launched batch after batch on every GPU. */
+/* --overlap: the graph of one path's calls, launched batch after batch on every GPU; or, with
+ * --overlap-launch eager (execs NULL), the batch's calls issued one by one. */
 struct real_overlap {
   struct gpu *gpus;
   int n;
   cudaGraphExec_t *execs;
+  const struct path *path;
+  size_t count;
+  int datatype, op, calls;
 };
 
 static void real_overlap_wait(void *ctx, const cudaEvent_t *gates) {
@@ -306,6 +310,10 @@ static void real_overlap_wait(void *ctx, const cudaEvent_t *gates) {
 
 static void real_overlap_run(void *ctx) {
   struct real_overlap *r = ctx;
+  if (r->execs == NULL) {
+    for (int i = 0; i < r->calls; i++) issue(r->path, r->gpus, r->n, r->count, r->datatype, r->op);
+    return;
+  }
   for (int g = 0; g < r->n; g++) {
     CHECK_CUDA(cudaSetDevice(r->gpus[g].device));
     CHECK_CUDA(cudaGraphLaunch(r->execs[g], r->gpus[g].stream));
@@ -313,7 +321,8 @@ static void real_overlap_run(void *ctx) {
 }
 
 /* Both paths beside the GEMM, in graph mode (how a model's all-reduces run beside its
- * compute), nvlar first then NCCL; every rank runs the same number of calls. */
+ * compute) or eagerly (--overlap-launch eager: as DDP's buckets), nvlar first then NCCL; every
+ * rank runs the same number of calls. */
 static void measure_overlap(const struct options *o, const struct path *paths, struct gpu *gpus,
                             int n_local, size_t count, struct bench_gemm *const *gemms,
                             struct point *point) {
@@ -321,17 +330,20 @@ static void measure_overlap(const struct options *o, const struct path *paths, s
   point->overlap_outlasted = 1;
   for (int p = 0; p < 2; p++) {
     cudaGraphExec_t execs[MAX_GPUS];
-    capture(&paths[p], gpus, n_local, count, o->datatype, o->op, calls, false, execs);
-    launch_graphs(execs, gpus, n_local); /* the first launch uploads the graph */
-    synchronize_all(gpus, n_local);
-    struct real_overlap ctx = {gpus, n_local, execs};
+    if (!o->overlap_eager) {
+      capture(&paths[p], gpus, n_local, count, o->datatype, o->op, calls, false, execs);
+      launch_graphs(execs, gpus, n_local); /* the first launch uploads the graph */
+      synchronize_all(gpus, n_local);
+    }
+    struct real_overlap ctx = {gpus, n_local, o->overlap_eager ? NULL : execs, &paths[p], count,
+                               o->datatype, o->op, calls};
     struct bench_overlap_work work = {
         .ctx = &ctx, .wait = real_overlap_wait, .run = real_overlap_run,
         .timed_stream = gpus[0].stream, .calls = calls,
         .batches = bench_overlap_batches(point->bytes, calls)};
     struct bench_overlap_result r;
     bench_overlap_measure(gemms, n_local, &work, o->trials > 5 ? 5 : o->trials, &r);
-    destroy_graphs(execs, gpus, n_local);
+    if (!o->overlap_eager) destroy_graphs(execs, gpus, n_local);
     point->overlap_us[p] = r.allreduce_us_beside;
     point->gemm_tflops[0] = r.gemm_tflops_alone;
     point->gemm_tflops[1 + p] = r.gemm_tflops_beside;
@@ -473,34 +485,37 @@ static int report(const struct options *o, int n, const char *how, const struct 
       }
     }
   }
-  /* --overlap: the GEMM's throughput beside each path, and each path's time beside it. */
+  /* --overlap: the GEMM's throughput beside each path, and each path's time beside it, set
+   * against the same kind of call alone. */
   bool overlap_header = false;
+  const int alone_mode = o->overlap_eager ? MODE_EAGER : MODE_GRAPH;
   for (int i = 0; i < r->npoints; i++) {
     const struct point *p = &r->points[i];
     if (!p->overlap_measured) continue;
     if (!overlap_header) {
       printf("# overlap: a bf16 GEMM of %d on a second stream of each GPU, %.0f TFLOP/s alone "
-             "(GPU 0); graph mode; kept = the GEMM's TFLOP/s beside the all-reduces / alone; "
+             "(GPU 0); %s mode; kept = the GEMM's TFLOP/s beside the all-reduces / alone; "
              "the all-reduces' streams at %s priority\n",
-             o->gemm, p->gemm_tflops[0], o->high_priority ? "the greatest" : "the default");
+             o->gemm, p->gemm_tflops[0], mode_names[alone_mode],
+             o->high_priority ? "the greatest" : "the default");
       printf("# overlap %10s %11s %4s %9s %9s %9s %9s %8s %8s\n", "bytes", "kernel", "ctas",
              "nvlar_us", "nccl_us", "alone_nv", "alone_nc", "kept_nv", "kept_nc");
       overlap_header = true;
     }
     printf("# overlap %10zu %11s %4d %9.2f %9.2f %9.2f %9.2f %7.1f%% %7.1f%%%s\n", p->bytes,
-           p->kernel, p->ctas, p->overlap_us[0], p->overlap_us[1], p->us[MODE_GRAPH][0],
-           p->us[MODE_GRAPH][1], 100.0 * p->gemm_tflops[1] / p->gemm_tflops[0],
+           p->kernel, p->ctas, p->overlap_us[0], p->overlap_us[1], p->us[alone_mode][0],
+           p->us[alone_mode][1], 100.0 * p->gemm_tflops[1] / p->gemm_tflops[0],
            100.0 * p->gemm_tflops[2] / p->gemm_tflops[0],
            p->overlap_outlasted ? "" : " (the GEMMs ended first)");
     if (csv != NULL) {
       double alg[2] = {p->bytes / (p->overlap_us[0] * 1e3), p->bytes / (p->overlap_us[1] * 1e3)};
-      fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,overlap,%.3f,%.3f,%.4f,%.2f,%.2f,%.2f,%.2f,%.1f,"
+      fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%s,%.3f,%.3f,%.4f,%.2f,%.2f,%.2f,%.2f,%.1f,"
                    "%.1f,%.1f,%.3f,%.3f,%d\n",
               r->device, n, bench_type_names[o->datatype], bench_op_names[o->op], p->bytes,
-              p->count, p->kernel, p->ctas, p->overlap_us[0], p->overlap_us[1],
-              p->overlap_us[0] / p->overlap_us[1], alg[0], alg[0] * bus_factor, alg[1],
+              p->count, p->kernel, p->ctas, o->overlap_eager ? "overlap-eager" : "overlap",
+              p->overlap_us[0], p->overlap_us[1], p->overlap_us[0] / p->overlap_us[1], alg[0], alg[0] * bus_factor, alg[1],
               alg[1] * bus_factor, p->gemm_tflops[0], p->gemm_tflops[1], p->gemm_tflops[2],
-              p->us[MODE_GRAPH][0], p->us[MODE_GRAPH][1], p->overlap_outlasted);
+              p->us[alone_mode][0], p->us[alone_mode][1], p->overlap_outlasted);
     }
   }
   if (csv != NULL) fclose(csv);

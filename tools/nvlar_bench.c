@@ -65,10 +65,18 @@ static void usage(FILE *out) {
           "  --overlap          also time each size beside a bf16 GEMM (cuBLAS) running without a\n"
           "                     break on a second stream of each GPU: the GEMM's TFLOP/s alone\n"
           "                     and beside the all-reduces, and the all-reduce's time alone and\n"
-          "                     beside the GEMM (real: nvlar and NCCL, graph mode, at the\n"
+          "                     beside the GEMM (real: nvlar and NCCL, in graphs unless\n"
+          "                     --overlap-launch eager, at the\n"
           "                     routing's CTAs or each --sweep-blocks count; emulated: every\n"
           "                     kernel at 8, 16, 24, 32, 64 and 128 CTAs per rank, or --blocks)\n"
           "  --gemm N           the overlap GEMM's side (default 8192: N x N x N)\n"
+          "  --overlap-launch graph|eager\n"
+          "                     how --overlap issues the all-reduces beside the GEMM: captured\n"
+          "                     in graphs (default; as a model's forward pass, where a graph runs\n"
+          "                     at its launch stream's priority) or eagerly, call by call (as\n"
+          "                     DDP's gradient buckets; where NVLAR_PRIORITY=high reaches them);\n"
+          "                     the times alone are then of the same kind; CSV series overlap or\n"
+          "                     overlap-eager\n"
           "  --stream-priority low|high\n"
           "                     the all-reduces' streams at the default (lowest) priority or at\n"
           "                     the greatest, as PyTorch's NCCL streams with\n"
@@ -79,7 +87,7 @@ static void usage(FILE *out) {
           "device time per call, the empty-kernel time of the same grid, the kernel's memory\n"
           "traffic (GB/s) and its ratio to the same run's device-to-device copy bandwidth.\n"
           "CSV rows name their series: size, sweep, pdl-b2b / pdl-after (--pdl-gain), or overlap\n"
-          "(its time_us is beside the GEMM, time_us_alone alone). Emulated ranks share one GPU:\n"
+          "/ overlap-eager (its time_us is beside the GEMM, time_us_alone alone). Emulated ranks share one GPU:\n"
           "an emulated call of C CTAs per rank holds N x C CTAs of it, which the table shows.\n"
           "Real mode keeps NCCL_NVLS_ENABLE=0 unless it is set.\n");
 }
@@ -191,6 +199,12 @@ static int parse_options(int argc, char **argv, struct options *o) {
       o->trials = atoi(value);
     } else if (strcmp(arg, "--gemm") == 0) {
       o->gemm = atoi(value);
+    } else if (strcmp(arg, "--overlap-launch") == 0) {
+      if (strcmp(value, "graph") != 0 && strcmp(value, "eager") != 0) {
+        fprintf(stderr, "nvlar-bench: --overlap-launch takes graph or eager, not %s\n", value);
+        return -1;
+      }
+      o->overlap_eager = strcmp(value, "eager") == 0;
     } else if (strcmp(arg, "--stream-priority") == 0) {
       if (strcmp(value, "high") != 0 && strcmp(value, "low") != 0) {
         fprintf(stderr, "nvlar-bench: --stream-priority takes low or high, not %s\n", value);
@@ -257,6 +271,30 @@ static float time_graph(launch_fn launch, void *ctx, int calls, int trials, cuda
   CHECK_CUDA(cudaEventDestroy(stop));
   CHECK_CUDA(cudaGraphExecDestroy(exec));
   CHECK_CUDA(cudaGraphDestroy(graph));
+  return samples[trials / 2];
+}
+
+/* Median over trials of the per-call time (µs) of `calls` launches issued one by one, between
+ * events on the stream: device time, with whatever gaps the host leaves between launches. */
+static float time_eager(launch_fn launch, void *ctx, int calls, int trials, cudaStream_t stream) {
+  launch(ctx, stream); /* warm-up */
+  cudaEvent_t start, stop;
+  CHECK_CUDA(cudaEventCreate(&start));
+  CHECK_CUDA(cudaEventCreate(&stop));
+  float samples[64];
+  if (trials > 64) trials = 64;
+  for (int t = 0; t < trials; t++) {
+    CHECK_CUDA(cudaEventRecord(start, stream));
+    for (int i = 0; i < calls; i++) launch(ctx, stream);
+    CHECK_CUDA(cudaEventRecord(stop, stream));
+    CHECK_CUDA(cudaEventSynchronize(stop));
+    float ms = 0;
+    CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+    samples[t] = ms * 1000.0f / calls;
+  }
+  qsort(samples, trials, sizeof(float), bench_compare_floats);
+  CHECK_CUDA(cudaEventDestroy(start));
+  CHECK_CUDA(cudaEventDestroy(stop));
   return samples[trials / 2];
 }
 
@@ -353,10 +391,13 @@ static void set_args(struct bench *b, const struct options *o, int algo, int blo
 }
 
 /* --overlap, emulated: one captured graph of `calls` all-reduces, launched batch after batch
- * on the all-reduce stream once the GEMM runs. */
+ * on the all-reduce stream once the GEMM runs; or, with --overlap-launch eager, the batch's
+ * `calls` all-reduces launched one by one. */
 struct emulated_overlap {
   cudaStream_t stream;
-  cudaGraphExec_t exec;
+  cudaGraphExec_t exec; /* NULL: eager */
+  struct bench *bench;
+  int calls;
 };
 
 static void emulated_overlap_wait(void *ctx, const cudaEvent_t *gates) {
@@ -366,7 +407,11 @@ static void emulated_overlap_wait(void *ctx, const cudaEvent_t *gates) {
 
 static void emulated_overlap_run(void *ctx) {
   struct emulated_overlap *e = ctx;
-  CHECK_CUDA(cudaGraphLaunch(e->exec, e->stream));
+  if (e->exec == NULL) {
+    for (int i = 0; i < e->calls; i++) launch_allreduce(e->bench, e->stream);
+  } else {
+    CHECK_CUDA(cudaGraphLaunch(e->exec, e->stream));
+  }
 }
 
 /* Every kernel at every size, at 8, 16, 24, 32, 64 and 128 CTAs per rank (those that fit
@@ -380,8 +425,9 @@ static void overlap_emulated(struct bench *b, const struct options *o, const int
     exit(1);
   }
   printf("# overlap: a bf16 GEMM of %d (cuBLAS, fp32 accumulation) on a second stream: "
-         "%.0f TFLOP/s alone; the all-reduces' stream at %s priority\n", o->gemm,
-         bench_gemm_tflops_alone(gemm), o->high_priority ? "the greatest" : "the default");
+         "%.0f TFLOP/s alone; the all-reduces' stream at %s priority, %s\n", o->gemm,
+         bench_gemm_tflops_alone(gemm), o->high_priority ? "the greatest" : "the default",
+         o->overlap_eager ? "eager calls (alone: eager too)" : "in graphs");
   printf("%12s %8s %5s %8s %10s %10s %8s %10s %10s %7s\n", "bytes", "algo", "ctas", "gpu_ctas",
          "alone_us", "beside_us", "slowdown", "gemm_alone", "gemm_beside", "kept");
   static const int ctas_list[] = {8, 16, 24, 32, 64, 128};
@@ -396,32 +442,36 @@ static void overlap_emulated(struct bench *b, const struct options *o, const int
         if (blocks > fits[algo] || (o->blocks && k > 0)) continue;
         int calls = bytes >= (16u << 20) ? 5 : 50;
         set_args(b, o, algo, blocks, count, o->pdl);
-        float alone_us = time_graph(launch_allreduce, b, calls, o->trials, stream);
-        struct emulated_overlap e = {.stream = stream};
-        cudaGraph_t graph;
-        CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-        for (int i = 0; i < calls; i++) launch_allreduce(b, stream);
-        CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
-        CHECK_CUDA(cudaGraphInstantiate(&e.exec, graph, 0));
-        CHECK_CUDA(cudaGraphDestroy(graph));
-        CHECK_CUDA(cudaGraphLaunch(e.exec, stream)); /* uploads it */
-        CHECK_CUDA(cudaStreamSynchronize(stream));
+        float alone_us = o->overlap_eager ? time_eager(launch_allreduce, b, calls, o->trials, stream)
+                                          : time_graph(launch_allreduce, b, calls, o->trials, stream);
+        struct emulated_overlap e = {.stream = stream, .bench = b, .calls = calls};
+        if (!o->overlap_eager) {
+          cudaGraph_t graph;
+          CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+          for (int i = 0; i < calls; i++) launch_allreduce(b, stream);
+          CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
+          CHECK_CUDA(cudaGraphInstantiate(&e.exec, graph, 0));
+          CHECK_CUDA(cudaGraphDestroy(graph));
+          CHECK_CUDA(cudaGraphLaunch(e.exec, stream)); /* uploads it */
+          CHECK_CUDA(cudaStreamSynchronize(stream));
+        }
         struct bench_overlap_work work = {
             .ctx = &e, .wait = emulated_overlap_wait, .run = emulated_overlap_run,
             .timed_stream = stream, .calls = calls,
             .batches = bench_overlap_batches(bytes, calls), .adapt_window_ms = 50};
         struct bench_overlap_result r;
         bench_overlap_measure(&gemm, 1, &work, o->trials > 3 ? 3 : o->trials, &r);
-        CHECK_CUDA(cudaGraphExecDestroy(e.exec));
+        if (e.exec != NULL) CHECK_CUDA(cudaGraphExecDestroy(e.exec));
         printf("%12zu %8s %5d %8d %10.2f %10.2f %8.2f %10.0f %10.0f %6.1f%%%s\n", count * element,
                nvlar_algo_name(algo), blocks, blocks * b->nranks, alone_us, r.allreduce_us_beside,
                r.allreduce_us_beside / alone_us, r.gemm_tflops_alone, r.gemm_tflops_beside,
                100.0 * r.gemm_tflops_beside / r.gemm_tflops_alone,
                r.gemm_outlasted ? "" : " (the GEMMs ended first)");
         if (csv != NULL) {
-          fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,,,,,overlap,%d,%.3f,%.1f,%.1f,%d,%d,%d,%s\n",
+          fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,,,,,%s,%d,%.3f,%.1f,%.1f,%d,%d,%d,%s\n",
                   prop->name, b->nranks, bench_type_names[o->datatype], bench_op_names[o->op],
                   count * element, count, nvlar_algo_name(algo), blocks, r.allreduce_us_beside,
+                  o->overlap_eager ? "overlap-eager" : "overlap",
                   o->pdl, alone_us, r.gemm_tflops_alone, r.gemm_tflops_beside, r.gemms_inside,
                   r.gemm_outlasted ? 1 : 0, blocks * b->nranks, o->high_priority ? "high" : "low");
         }
