@@ -78,8 +78,8 @@ struct Neighbour {
 };
 
 // Median µs per repetition of `n` on `side`: alone, or while GEMMs run back to back on g's
-// stream (the side work starts once the first GEMM has been enqueued and is gated behind it,
-// and only repetitions that ended before the last GEMM started are kept).
+// stream (the side work gated behind the first GEMM). A repetition that never ran while the
+// GEMMs did leaves `kept` at 0 and the median at 0.
 static double time_side(Gemm &g, cudaStream_t side, const Neighbour &n, bool graph, bool beside,
                         int reps, int *kept) {
   cudaGraphExec_t exec = nullptr;
@@ -98,14 +98,17 @@ static double time_side(Gemm &g, cudaStream_t side, const Neighbour &n, bool gra
   cudaEvent_t gate, last_gemm_start;
   CHECK(cudaEventCreateWithFlags(&gate, cudaEventDisableTiming));
   CHECK(cudaEventCreate(&last_gemm_start));
+  // The GEMMs are enqueued first, the side work gated behind the first: while the host
+  // enqueues the side work (thousands of calls for the chains), GEMMs are already queued, so
+  // the side work never finds the GPU idle. Only repetitions that ended before the last GEMM
+  // started count.
   const int gemms = beside ? 40 : 0;
-  if (beside) {
+  for (int i = 0; i < gemms; i++) {
+    if (i == gemms - 1) CHECK(cudaEventRecord(last_gemm_start, g.stream));
     g.launch();
-    CHECK(cudaEventRecord(gate, g.stream));  // after one GEMM: the GPU is busy with the next
-    CHECK(cudaStreamWaitEvent(side, gate, 0));
+    if (i == 0) CHECK(cudaEventRecord(gate, g.stream));
   }
-  // Enqueue the side work first (it waits at the gate), then the GEMMs: the host never holds
-  // the side stream back behind its own GEMM launches.
+  if (beside) CHECK(cudaStreamWaitEvent(side, gate, 0));
   CHECK(cudaEventRecord(marks[0], side));
   for (int i = 0; i < reps; i++) {
     if (graph) {
@@ -114,10 +117,6 @@ static double time_side(Gemm &g, cudaStream_t side, const Neighbour &n, bool gra
       n.enqueue(side);
     }
     CHECK(cudaEventRecord(marks[i + 1], side));
-  }
-  for (int i = 0; i < gemms; i++) {
-    if (i == gemms - 1) CHECK(cudaEventRecord(last_gemm_start, g.stream));
-    g.launch();
   }
   CHECK(cudaDeviceSynchronize());
   std::vector<double> us;
