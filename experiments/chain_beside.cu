@@ -44,6 +44,31 @@ __global__ void tiny(unsigned *word) {
   if (threadIdx.x == 0) atomicAdd(word, 1u);
 }
 
+// The same holding dynamic shared memory (launched with 100 KiB): it cannot share an SM with a
+// GEMM CTA that holds most of the SM's shared memory, so it waits for an SM to come free.
+__global__ void tiny_heavy(unsigned *word) {
+  extern __shared__ unsigned scratch[];
+  if (threadIdx.x == 0) {
+    scratch[0] = 1;
+    atomicAdd(word, scratch[0]);
+  }
+}
+
+// Each of the grid's CTAs arrives and waits (at most 10 ms) until every CTA of its generation
+// has: a meet, as the emulated ranks' meet kernel is, whose CTAs must all be resident at once.
+__global__ void meet(unsigned *word) {
+  if (threadIdx.x == 0) {
+    const unsigned n = gridDim.x;
+    const unsigned old = atomicAdd(word, 1u);
+    const unsigned target = (old / n + 1) * n;
+    uint64_t start, now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+    do {
+      asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    } while (atomicAdd(word, 0u) < target && now - start < 10000000ull);
+  }
+}
+
 struct Gemm {
   int n;
   cublasHandle_t handle;
@@ -187,6 +212,22 @@ int main(int argc, char **argv) {
   };
   std::function<void(cudaStream_t)> k1 = kernel(1);
   std::function<void(cudaStream_t)> k16 = kernel(16);
+  const int heavy_smem = 100 << 10;
+  CHECK(cudaFuncSetAttribute(tiny_heavy, cudaFuncAttributeMaxDynamicSharedMemorySize, heavy_smem));
+  unsigned *meet_word;
+  CHECK(cudaMalloc(&meet_word, sizeof(unsigned)));
+  CHECK(cudaMemset(meet_word, 0, sizeof(unsigned)));
+  auto heavy = [=](int ctas) {
+    return std::function<void(cudaStream_t)>([=](cudaStream_t s) {
+      tiny_heavy<<<ctas, 256, heavy_smem, s>>>(word);
+      CHECK(cudaGetLastError());
+    });
+  };
+  std::function<void(cudaStream_t)> h1 = heavy(1), h32 = heavy(32);
+  std::function<void(cudaStream_t)> meet2 = [=](cudaStream_t s) {
+    meet<<<2, 256, 0, s>>>(meet_word);
+    CHECK(cudaGetLastError());
+  };
   std::vector<Neighbour> neighbours = {
       {"kernel 1 CTA", 1, k1},
       {"kernel 16 CTAs", 1, k16},
@@ -198,6 +239,19 @@ int main(int argc, char **argv) {
       {"chain k c k c k c k", 7, [=](cudaStream_t s) {
          k1(s);
          for (int i = 0; i < 3; i++) { copy(s); k16(s); }
+       }},
+      // Kernels that need an SM of their own (100 KiB of shared memory each).
+      {"heavy kernel 1 CTA", 1, h1},
+      {"heavy kernel 32 CTAs", 1, h32},
+      {"heavy chain k c k c k c k", 7, [=](cudaStream_t s) {
+         h1(s);
+         for (int i = 0; i < 3; i++) { copy(s); h32(s); }
+       }},
+      // Two CTAs that wait for each other, as the emulated ranks' meet kernel.
+      {"meet 2 CTAs", 1, meet2},
+      {"meet chain m c m c m c m", 7, [=](cudaStream_t s) {
+         meet2(s);
+         for (int i = 0; i < 3; i++) { copy(s); meet2(s); }
        }},
   };
   printf("neighbour\tpriority\tissue\tsteps\talone_us\tbeside_us\tslowdown\tbeside_us_per_step\tkept\n");

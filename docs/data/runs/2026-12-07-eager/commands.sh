@@ -13,7 +13,8 @@
 # NVLAR_PRIORITY=high, each kernel launched at the greatest; clocks sampled beside); full (meson
 # test --suite gpu, full mode; its testlog kept); memcheck (compute-sanitizer memcheck over the
 # quick matrix of each algorithm in MEMCHECK_ALGOS, default "4 5 2", with the priority
-# alternated as the matrix does). A step that would start after DEADLINE seconds (default 540)
+# alternated as the matrix does); cechunks (the copy-engine two-shot beside the GEMM at 4 MiB
+# with 1, 2 and 8 chunks per call, and with PDL off). A step that would start after DEADLINE seconds (default 540)
 # is skipped. Logs in /tmp/logs, packed into $OUT/logs.tgz. NVLink multicast off (one GPU
 # anyway).
 set -u
@@ -52,6 +53,17 @@ for step in "$@"; do
         --csv "$L/$name.csv" 2>&1 | stamp >"$L/$name.txt"
       echo "$name exit ${PIPESTATUS[0]}"; cut -f2- "$L/$name.txt" | grep -A60 '^# overlap'
       pkill -P $sampler; kill $sampler; wait $sampler 2>/dev/null ;;  # nvidia-smi, then its shell
+    cechunks)
+      # The copy-engine two-shot at 4 MiB per rank, 16 CTAs, eager, its stream at the greatest
+      # priority, beside the GEMM: staging of 64, 4 and 1 MiB per rank (1, 2 and 8 chunks per
+      # call: 4, 6 and 18 kernels), and at 64 MiB of staging with PDL off.
+      for variant in 64M:1 4M:1 1M:1 64M:0; do
+        bb=${variant%:*}; pdl=${variant#*:}
+        timeout 60 "$B/tools/nvlar-bench" --emulate 2 --algo cetwoshot --dtype bfloat16 --overlap --overlap-launch eager \
+          --stream-priority high --min-bytes 4M --max-bytes 4M --blocks 16 --buffer-bytes "$bb" --pdl "$pdl" --trials 3 \
+          >"$L/cechunks-$bb-pdl$pdl.txt" 2>&1
+        echo "staging $bb pdl $pdl exit $?: $(grep -A2 '^# overlap' "$L/cechunks-$bb-pdl$pdl.txt" | tail -1)"
+      done ;;
     full)
       (cd "$B" && timeout "$(left)" meson test --suite gpu --no-rebuild --print-errorlogs) >"$L/gpu-full.txt" 2>&1
       echo "full gpu suite exit $?"; grep -E '^ *[0-9]+/[0-9]+ ' "$L/gpu-full.txt"
