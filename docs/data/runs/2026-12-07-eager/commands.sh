@@ -8,7 +8,8 @@
 # copies and the copy-engine two-shot's chain of both, alone and beside a GEMM, eager and in a
 # graph, at the default and the greatest priority); eager-low, eager-high, eager-attr
 # (nvlar-bench --emulate 2 --overlap --overlap-launch eager, the kernels of ALGOS (default push
-# two-shot, TMA push two-shot, copy-engine two-shot) at 8-128 CTAs, bf16, 4 and 64 MiB per rank:
+# two-shot, TMA push two-shot, copy-engine two-shot) at 8-128 CTAs, bf16, MIN to MAX by STEP (default 4 and 64 MiB
+# per rank):
 # the all-reduces' stream at the default priority, at the greatest, or at the default with
 # NVLAR_PRIORITY=high, each kernel launched at the greatest; clocks sampled beside); full (meson
 # test --suite gpu, full mode; its testlog kept); memcheck (compute-sanitizer memcheck over the
@@ -49,7 +50,7 @@ for step in "$@"; do
       [ "$step" = eager-attr ] && { priority=low; kernels=high; }
       sample_clocks "$L/$name-clocks.csv" & sampler=$!
       NVLAR_PRIORITY=$kernels timeout "$(left)" stdbuf -oL "$B/tools/nvlar-bench" --emulate 2 --algo "${ALGOS:-pushtwoshot,tmapush,cetwoshot}" \
-        --dtype bfloat16 --overlap --overlap-launch eager --stream-priority "$priority" --min-bytes 4M --max-bytes 64M --step 16 --trials 3 \
+        --dtype bfloat16 --overlap --overlap-launch eager --stream-priority "$priority" --min-bytes "${MIN:-4M}" --max-bytes "${MAX:-64M}" --step "${STEP:-16}" --trials 3 \
         --csv "$L/$name.csv" 2>&1 | stamp >"$L/$name.txt"
       echo "$name exit ${PIPESTATUS[0]}"; cut -f2- "$L/$name.txt" | grep -A60 '^# overlap'
       pkill -P $sampler; kill $sampler; wait $sampler 2>/dev/null ;;  # nvidia-smi, then its shell
