@@ -14,8 +14,9 @@
 #   ctas      per bandwidth kernel (pushtwoshot, tmapush, cetwoshot, twoshot, tma): NVLAR_ALGO=K
 #             nvlar-bench -g 2 --procs --sweep-blocks, bf16, 64 MiB and 1 GiB, beside NCCL
 #   overlap   nvlar-bench -g 2 --procs --overlap, bf16, 4 MiB-256 MiB (step 4), routed, then under
-#             NCCL_MAX_CTAS=8, with --stream-priority high; then the three bandwidth kernels
-#             at 64 MiB by --sweep-blocks
+#             NCCL_MAX_CTAS=8, with --stream-priority high, eagerly (--overlap-launch eager)
+#             with and without NVLAR_PRIORITY=high; then the three bandwidth kernels at 64 MiB
+#             by --sweep-blocks
 #   tune      scripts/tune --gpus 2 --kernels-only --budgets 8,16, 1 MiB-1 GiB: the rows the
 #             built-in 2-rank table should follow (tune-table.txt)
 #   memcheck  compute-sanitizer memcheck over nvlar-bench --procs on real ranks, small sizes
@@ -93,6 +94,16 @@ PY
       bounded 200 overlap-stream-high.txt "$bench" -g 2 --procs --dtype bfloat16 --overlap \
         --stream-priority high --min-bytes 4M --max-bytes 256M --step 4 --trials 3 \
         --csv "$L/overlap-stream-high.csv"
+      # Eager calls (as DDP's buckets) beside the GEMM, the streams at the default priority:
+      # as they are, and with NVLAR_PRIORITY=high (nvlar's kernels at the greatest, NCCL's at
+      # the stream's), which on one GPU made the SM kernels 1.1-1.5x slower than alone instead
+      # of up to 57x (docs/data/runs/2026-12-07-eager/). On real ranks a kernel that gets its
+      # SMs early may spin on them until the peer's kernel gets its own.
+      bounded 200 overlap-eager.txt "$bench" -g 2 --procs --dtype bfloat16 --overlap --overlap-launch eager \
+        --min-bytes 4M --max-bytes 256M --step 4 --trials 3 --csv "$L/overlap-eager.csv"
+      bounded 200 overlap-eager-attr.txt env NVLAR_PRIORITY=high "$bench" -g 2 --procs --dtype bfloat16 \
+        --overlap --overlap-launch eager --min-bytes 4M --max-bytes 256M --step 4 --trials 3 \
+        --csv "$L/overlap-eager-attr.csv"
       for kernel in pushtwoshot tmapush cetwoshot; do
         bounded 150 "overlap-$kernel.txt" env NVLAR_ALGO=$kernel "$bench" -g 2 --procs --dtype bfloat16 \
           --overlap --sweep-blocks --min-bytes 64M --max-bytes 64M --trials 3 --csv "$L/overlap-$kernel.csv"
