@@ -15,7 +15,8 @@
 # test --suite gpu, full mode; its testlog kept); memcheck (compute-sanitizer memcheck over the
 # quick matrix of each algorithm in MEMCHECK_ALGOS, default "4 5 2", with the priority
 # alternated as the matrix does); cechunks (the copy-engine two-shot beside the GEMM at 4 MiB
-# with 1, 2 and 8 chunks per call, and with PDL off). A step that would start after DEADLINE seconds (default 540)
+# with 1, 2 and 8 chunks per call, and with PDL off); one (the gpu test TEST, default
+# bench-overlap). A step that would start after DEADLINE seconds (default 540)
 # is skipped. Logs in /tmp/logs, packed into $OUT/logs.tgz. NVLink multicast off (one GPU
 # anyway).
 set -u
@@ -65,6 +66,10 @@ for step in "$@"; do
           >"$L/cechunks-$bb-pdl$pdl.txt" 2>&1
         echo "staging $bb pdl $pdl exit $?: $(grep -A2 '^# overlap' "$L/cechunks-$bb-pdl$pdl.txt" | tail -1)"
       done ;;
+    one)
+      # One gpu test (TEST, default bench-overlap), full mode.
+      (cd "$B" && timeout "$(left)" meson test --no-rebuild --print-errorlogs "${TEST:-bench-overlap}") >"$L/test-${TEST:-bench-overlap}.txt" 2>&1
+      echo "test ${TEST:-bench-overlap} exit $?"; grep -E '^ *[0-9]+/[0-9]+ |^--overlap-launch' "$L/test-${TEST:-bench-overlap}.txt" ;;
     full)
       (cd "$B" && timeout "$(left)" meson test --suite gpu --no-rebuild --print-errorlogs) >"$L/gpu-full.txt" 2>&1
       echo "full gpu suite exit $?"; grep -E '^ *[0-9]+/[0-9]+ ' "$L/gpu-full.txt"
