@@ -69,7 +69,9 @@ for step in "$@"; do
     one)
       # One gpu test (TEST, default bench-overlap), full mode.
       (cd "$B" && timeout "$(left)" meson test --no-rebuild --print-errorlogs "${TEST:-bench-overlap}") >"$L/test-${TEST:-bench-overlap}.txt" 2>&1
-      echo "test ${TEST:-bench-overlap} exit $?"; grep -E '^ *[0-9]+/[0-9]+ |^--overlap-launch' "$L/test-${TEST:-bench-overlap}.txt" ;;
+      echo "test ${TEST:-bench-overlap} exit $?"; grep -E '^ *[0-9]+/[0-9]+ ' "$L/test-${TEST:-bench-overlap}.txt"
+      cp "$B/meson-logs/testlog.txt" "$L/testlog-${TEST:-bench-overlap}.txt" 2>/dev/null
+      grep -E '^--overlap-launch' "$L/testlog-${TEST:-bench-overlap}.txt" ;;
     full)
       (cd "$B" && timeout "$(left)" meson test --suite gpu --no-rebuild --print-errorlogs) >"$L/gpu-full.txt" 2>&1
       echo "full gpu suite exit $?"; grep -E '^ *[0-9]+/[0-9]+ ' "$L/gpu-full.txt"
