@@ -241,17 +241,24 @@ static int parse_options(int argc, char **argv, struct options *o) {
 }
 
 
-/* Median over trials of the per-call time (µs) of `calls` launches captured in one graph. */
 typedef void (*launch_fn)(void *ctx, cudaStream_t stream);
 
-static float time_graph(launch_fn launch, void *ctx, int calls, int trials, cudaStream_t stream) {
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < calls; i++) launch(ctx, stream);
-  CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
-  CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
-  CHECK_CUDA(cudaGraphLaunch(exec, stream)); /* warm-up */
+/* Median over trials of the per-call time (µs) of `calls` launches, between events on the
+ * stream: captured in one graph (`graph`; the first launch, which uploads it, untimed), or
+ * issued one by one (device time, with whatever gaps the host leaves between launches). */
+static float time_calls(launch_fn launch, void *ctx, int calls, int trials, cudaStream_t stream,
+                        bool graph) {
+  cudaGraph_t captured = NULL;
+  cudaGraphExec_t exec = NULL;
+  if (graph) {
+    CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < calls; i++) launch(ctx, stream);
+    CHECK_CUDA(cudaStreamEndCapture(stream, &captured));
+    CHECK_CUDA(cudaGraphInstantiate(&exec, captured, 0));
+    CHECK_CUDA(cudaGraphLaunch(exec, stream)); /* warm-up */
+  } else {
+    launch(ctx, stream); /* warm-up */
+  }
   cudaEvent_t start, stop;
   CHECK_CUDA(cudaEventCreate(&start));
   CHECK_CUDA(cudaEventCreate(&stop));
@@ -259,7 +266,11 @@ static float time_graph(launch_fn launch, void *ctx, int calls, int trials, cuda
   if (trials > 64) trials = 64;
   for (int t = 0; t < trials; t++) {
     CHECK_CUDA(cudaEventRecord(start, stream));
-    CHECK_CUDA(cudaGraphLaunch(exec, stream));
+    if (graph) {
+      CHECK_CUDA(cudaGraphLaunch(exec, stream));
+    } else {
+      for (int i = 0; i < calls; i++) launch(ctx, stream);
+    }
     CHECK_CUDA(cudaEventRecord(stop, stream));
     CHECK_CUDA(cudaEventSynchronize(stop));
     float ms = 0;
@@ -269,33 +280,19 @@ static float time_graph(launch_fn launch, void *ctx, int calls, int trials, cuda
   qsort(samples, trials, sizeof(float), bench_compare_floats);
   CHECK_CUDA(cudaEventDestroy(start));
   CHECK_CUDA(cudaEventDestroy(stop));
-  CHECK_CUDA(cudaGraphExecDestroy(exec));
-  CHECK_CUDA(cudaGraphDestroy(graph));
+  if (graph) {
+    CHECK_CUDA(cudaGraphExecDestroy(exec));
+    CHECK_CUDA(cudaGraphDestroy(captured));
+  }
   return samples[trials / 2];
 }
 
-/* Median over trials of the per-call time (µs) of `calls` launches issued one by one, between
- * events on the stream: device time, with whatever gaps the host leaves between launches. */
+static float time_graph(launch_fn launch, void *ctx, int calls, int trials, cudaStream_t stream) {
+  return time_calls(launch, ctx, calls, trials, stream, true);
+}
+
 static float time_eager(launch_fn launch, void *ctx, int calls, int trials, cudaStream_t stream) {
-  launch(ctx, stream); /* warm-up */
-  cudaEvent_t start, stop;
-  CHECK_CUDA(cudaEventCreate(&start));
-  CHECK_CUDA(cudaEventCreate(&stop));
-  float samples[64];
-  if (trials > 64) trials = 64;
-  for (int t = 0; t < trials; t++) {
-    CHECK_CUDA(cudaEventRecord(start, stream));
-    for (int i = 0; i < calls; i++) launch(ctx, stream);
-    CHECK_CUDA(cudaEventRecord(stop, stream));
-    CHECK_CUDA(cudaEventSynchronize(stop));
-    float ms = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    samples[t] = ms * 1000.0f / calls;
-  }
-  qsort(samples, trials, sizeof(float), bench_compare_floats);
-  CHECK_CUDA(cudaEventDestroy(start));
-  CHECK_CUDA(cudaEventDestroy(stop));
-  return samples[trials / 2];
+  return time_calls(launch, ctx, calls, trials, stream, false);
 }
 
 struct bench {
