@@ -49,6 +49,11 @@ extern const char *const bench_op_names[];
 
 int bench_compare_floats(const void *a, const void *b);
 
+/* The CSV name of --overlap's rows (series emulated, mode real): how the calls were issued. */
+static inline const char *bench_overlap_series(const struct options *o) {
+  return o->overlap_eager ? "overlap-eager" : "overlap";
+}
+
 /* The stream the all-reduces run on: non-blocking, at the device's greatest priority with
  * --stream-priority high (as PyTorch gives its NCCL streams with is_high_priority_stream), at
  * the default (lowest) otherwise. A GEMM's pending CTAs then wait behind the all-reduce's. */

@@ -512,7 +512,7 @@ static int report(const struct options *o, int n, const char *how, const struct 
       fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%s,%.3f,%.3f,%.4f,%.2f,%.2f,%.2f,%.2f,%.1f,"
                    "%.1f,%.1f,%.3f,%.3f,%d\n",
               r->device, n, bench_type_names[o->datatype], bench_op_names[o->op], p->bytes,
-              p->count, p->kernel, p->ctas, o->overlap_eager ? "overlap-eager" : "overlap",
+              p->count, p->kernel, p->ctas, bench_overlap_series(o),
               p->overlap_us[0], p->overlap_us[1], p->overlap_us[0] / p->overlap_us[1], alg[0], alg[0] * bus_factor, alg[1],
               alg[1] * bus_factor, p->gemm_tflops[0], p->gemm_tflops[1], p->gemm_tflops[2],
               p->us[alone_mode][0], p->us[alone_mode][1], p->overlap_outlasted);

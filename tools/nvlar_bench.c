@@ -66,9 +66,9 @@ static void usage(FILE *out) {
           "                     break on a second stream of each GPU: the GEMM's TFLOP/s alone\n"
           "                     and beside the all-reduces, and the all-reduce's time alone and\n"
           "                     beside the GEMM (real: nvlar and NCCL, in graphs unless\n"
-          "                     --overlap-launch eager, at the\n"
-          "                     routing's CTAs or each --sweep-blocks count; emulated: every\n"
-          "                     kernel at 8, 16, 24, 32, 64 and 128 CTAs per rank, or --blocks)\n"
+          "                     --overlap-launch eager, at the routing's CTAs or each\n"
+          "                     --sweep-blocks count; emulated: every kernel at 8, 16, 24, 32,\n"
+          "                     64 and 128 CTAs per rank, or --blocks)\n"
           "  --gemm N           the overlap GEMM's side (default 8192: N x N x N)\n"
           "  --overlap-launch graph|eager\n"
           "                     how --overlap issues the all-reduces beside the GEMM: captured\n"
@@ -87,8 +87,9 @@ static void usage(FILE *out) {
           "device time per call, the empty-kernel time of the same grid, the kernel's memory\n"
           "traffic (GB/s) and its ratio to the same run's device-to-device copy bandwidth.\n"
           "CSV rows name their series: size, sweep, pdl-b2b / pdl-after (--pdl-gain), or overlap\n"
-          "/ overlap-eager (its time_us is beside the GEMM, time_us_alone alone). Emulated ranks share one GPU:\n"
-          "an emulated call of C CTAs per rank holds N x C CTAs of it, which the table shows.\n"
+          "/ overlap-eager (its time_us is beside the GEMM, time_us_alone alone). Emulated ranks\n"
+          "share one GPU: an emulated call of C CTAs per rank holds N x C CTAs of it, which the\n"
+          "table shows.\n"
           "Real mode keeps NCCL_NVLS_ENABLE=0 unless it is set.\n");
 }
 
@@ -243,19 +244,29 @@ static int parse_options(int argc, char **argv, struct options *o) {
 
 typedef void (*launch_fn)(void *ctx, cudaStream_t stream);
 
+/* `calls` launches captured in one graph, instantiated and uploaded (launched once, which also
+ * warms it up); the caller destroys the executable graph. */
+static cudaGraphExec_t capture_calls(launch_fn launch, void *ctx, int calls, cudaStream_t stream) {
+  cudaGraph_t captured;
+  cudaGraphExec_t exec;
+  CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < calls; i++) launch(ctx, stream);
+  CHECK_CUDA(cudaStreamEndCapture(stream, &captured));
+  CHECK_CUDA(cudaGraphInstantiate(&exec, captured, 0));
+  CHECK_CUDA(cudaGraphDestroy(captured));
+  CHECK_CUDA(cudaGraphLaunch(exec, stream));
+  CHECK_CUDA(cudaStreamSynchronize(stream));
+  return exec;
+}
+
 /* Median over trials of the per-call time (µs) of `calls` launches, between events on the
  * stream: captured in one graph (`graph`; the first launch, which uploads it, untimed), or
  * issued one by one (device time, with whatever gaps the host leaves between launches). */
 static float time_calls(launch_fn launch, void *ctx, int calls, int trials, cudaStream_t stream,
                         bool graph) {
-  cudaGraph_t captured = NULL;
   cudaGraphExec_t exec = NULL;
   if (graph) {
-    CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-    for (int i = 0; i < calls; i++) launch(ctx, stream);
-    CHECK_CUDA(cudaStreamEndCapture(stream, &captured));
-    CHECK_CUDA(cudaGraphInstantiate(&exec, captured, 0));
-    CHECK_CUDA(cudaGraphLaunch(exec, stream)); /* warm-up */
+    exec = capture_calls(launch, ctx, calls, stream);
   } else {
     launch(ctx, stream); /* warm-up */
   }
@@ -280,19 +291,12 @@ static float time_calls(launch_fn launch, void *ctx, int calls, int trials, cuda
   qsort(samples, trials, sizeof(float), bench_compare_floats);
   CHECK_CUDA(cudaEventDestroy(start));
   CHECK_CUDA(cudaEventDestroy(stop));
-  if (graph) {
-    CHECK_CUDA(cudaGraphExecDestroy(exec));
-    CHECK_CUDA(cudaGraphDestroy(captured));
-  }
+  if (graph) CHECK_CUDA(cudaGraphExecDestroy(exec));
   return samples[trials / 2];
 }
 
 static float time_graph(launch_fn launch, void *ctx, int calls, int trials, cudaStream_t stream) {
   return time_calls(launch, ctx, calls, trials, stream, true);
-}
-
-static float time_eager(launch_fn launch, void *ctx, int calls, int trials, cudaStream_t stream) {
-  return time_calls(launch, ctx, calls, trials, stream, false);
 }
 
 struct bench {
@@ -439,19 +443,9 @@ static void overlap_emulated(struct bench *b, const struct options *o, const int
         if (blocks > fits[algo] || (o->blocks && k > 0)) continue;
         int calls = bytes >= (16u << 20) ? 5 : 50;
         set_args(b, o, algo, blocks, count, o->pdl);
-        float alone_us = o->overlap_eager ? time_eager(launch_allreduce, b, calls, o->trials, stream)
-                                          : time_graph(launch_allreduce, b, calls, o->trials, stream);
+        float alone_us = time_calls(launch_allreduce, b, calls, o->trials, stream, !o->overlap_eager);
         struct emulated_overlap e = {.stream = stream, .bench = b, .calls = calls};
-        if (!o->overlap_eager) {
-          cudaGraph_t graph;
-          CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-          for (int i = 0; i < calls; i++) launch_allreduce(b, stream);
-          CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
-          CHECK_CUDA(cudaGraphInstantiate(&e.exec, graph, 0));
-          CHECK_CUDA(cudaGraphDestroy(graph));
-          CHECK_CUDA(cudaGraphLaunch(e.exec, stream)); /* uploads it */
-          CHECK_CUDA(cudaStreamSynchronize(stream));
-        }
+        if (!o->overlap_eager) e.exec = capture_calls(launch_allreduce, b, calls, stream);
         struct bench_overlap_work work = {
             .ctx = &e, .wait = emulated_overlap_wait, .run = emulated_overlap_run,
             .timed_stream = stream, .calls = calls,
@@ -468,7 +462,7 @@ static void overlap_emulated(struct bench *b, const struct options *o, const int
           fprintf(csv, "%s,%d,%s,%s,%zu,%zu,%s,%d,%.3f,,,,,%s,%d,%.3f,%.1f,%.1f,%d,%d,%d,%s\n",
                   prop->name, b->nranks, bench_type_names[o->datatype], bench_op_names[o->op],
                   count * element, count, nvlar_algo_name(algo), blocks, r.allreduce_us_beside,
-                  o->overlap_eager ? "overlap-eager" : "overlap",
+                  bench_overlap_series(o),
                   o->pdl, alone_us, r.gemm_tflops_alone, r.gemm_tflops_beside, r.gemms_inside,
                   r.gemm_outlasted ? 1 : 0, blocks * b->nranks, o->high_priority ? "high" : "low");
         }
