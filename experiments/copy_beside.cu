@@ -9,7 +9,8 @@
 // same-GPU cudaMemcpyAsync may run as an SM kernel rather than on a copy engine, which would
 // make the "copy-engine" two-shot's copies wait for SMs like any short kernel.
 // Build: nvcc -O3 -arch=sm_90 -std=c++17 -o copy_beside copy_beside.cu -lcublas -lcuda
-// Run:   ./copy_beside [GEMM side, default 8192]
+// Run:   ./copy_beside [GEMM side, default 8192] [gemm | beside: ten GEMMs only, for ncu; or
+//        part 2 only]
 // Output, part 1 ("held"): for each way of copying, whether the copy completed while every SM
 // was held by a spinning kernel (then it needs no SM), and its time alone. Part 2 ("beside"):
 // for each chain and priority, eager and as a graph, the mean and median µs per repetition
@@ -256,6 +257,9 @@ static void part_held(const cudaDeviceProp &prop) {
 // reduce kernel reads and writes). 256 threads, as nvlar's kernels.
 __global__ void pair_step(unsigned *words, float *const *out, const float *const *stage,
                           size_t elems, bool wait) {
+  // Launched as a programmatic dependent launch, the CTAs are resident before the previous
+  // kernel ends and wait here for it (as nvlar's kernels do); otherwise a no-op.
+  asm volatile("griddepcontrol.wait;" ::: "memory");
   if (wait && threadIdx.x == 0) {
     unsigned *word = &words[blockIdx.x];
     const unsigned old = atomicAdd(word, 1u);
@@ -309,6 +313,10 @@ static double gemm_alone_ms(Gemm &g) {
 struct Window {
   double mean_us, median_us, max_us, gemm_tflops;
   int gemms;
+  // Beside: repetitions during which a GEMM started (the GEMM stream's previous GEMM ended),
+  // their mean length, and the mean length of the others.
+  int reps_with_start;
+  double with_start_us, without_start_us;
 };
 
 // `reps` repetitions of `rep` on `side` (a graph of one repetition when `exec`), each
@@ -367,6 +375,24 @@ static Window run_window(Gemm &g, cudaStream_t side, const std::function<void(cu
     }
     w.gemms = count;
     w.gemm_tflops = count ? g.tflops(busy / count) : 0;
+    std::vector<float> starts;  // GEMM starts after the side work began, from marks[0]
+    for (int i = 1; i < g.launched; i++) starts.push_back(elapsed_ms(g.marks[0], g.marks[i]));
+    double with = 0, without = 0;
+    int nwith = 0;
+    for (int i = 0; i < reps; i++) {
+      const float b = elapsed_ms(g.marks[0], marks[i]), e = elapsed_ms(g.marks[0], marks[i + 1]);
+      bool hit = false;
+      for (float t : starts) hit |= t > b && t <= e;
+      if (hit) {
+        with += us[i];
+        nwith++;
+      } else {
+        without += us[i];
+      }
+    }
+    w.reps_with_start = nwith;
+    w.with_start_us = nwith ? with / nwith : 0;
+    w.without_start_us = reps > nwith ? without / (reps - nwith) : 0;
   }
   for (auto &e : marks) CHECK(cudaEventDestroy(e));
   CHECK(cudaEventDestroy(gate));
@@ -428,6 +454,22 @@ static void part_beside(int n) {
     pair_step<<<dim3(ctas, 2), 256, 0, s>>>(words, out_slices, (const float *const *)recv_slices, half, true);
     CHECK(cudaGetLastError());
   };
+  // The same reduce kernel as a programmatic dependent launch: the next repetition's grid is
+  // already pending (its CTAs resident and waiting) when this one ends, as nvlar's kernels
+  // chain from call to call.
+  auto reduce_pdl = [=](cudaStream_t s) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(ctas, 2);
+    config.blockDim = dim3(256);
+    config.stream = s;
+    cudaLaunchAttribute attribute;
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    CHECK(cudaLaunchKernelEx(&config, pair_step, words, out_slices,
+                             (const float *const *)recv_slices, half, true));
+  };
   auto done = [=](cudaStream_t s) {  // touches nothing, waits for nobody (nvlar's D)
     pair_step<<<dim3(ctas, 2), 256, 0, s>>>(words, out_slices, (const float *const *)recv_slices, 0, false);
     CHECK(cudaGetLastError());
@@ -466,6 +508,7 @@ static void part_beside(int n) {
   };
   std::vector<Rep> reps_list = {
       {"reduce kernel only (16x2 CTAs)", reduce, true},
+      {"reduce kernel only, PDL", reduce_pdl, true},
       {"4 kernels, no copies", [=](cudaStream_t s) { meet(s); reduce(s); meet(s); done(s); }, true},
       {"chain, cudaMemcpyAsync", chain(kPlainD2D), true},
       {"chain, batch flags 0", chain(kBatchDefault), batch_capturable},
@@ -488,7 +531,8 @@ static void part_beside(int n) {
   const double alone_ms = gemm_alone_ms(g);
   printf("# GEMM alone: %.3f ms, %.0f TFLOP/s\n", alone_ms, g.tflops(alone_ms));
   printf("beside\trepetition\tpriority\tissue\treps\talone_mean_us\talone_median_us\tbeside_mean_us"
-         "\tbeside_median_us\tbeside_max_us\tslowdown_mean\tgemm_tflops_beside\tgemm_kept\tgemms\n");
+         "\tbeside_median_us\tbeside_max_us\tslowdown_mean\tgemm_tflops_beside\tgemm_kept\tgemms"
+         "\treps_gemm_started\tmean_us_gemm_started\tmean_us_otherwise\n");
   for (int priority : {least, greatest}) {
     cudaStream_t side;
     CHECK(cudaStreamCreateWithPriority(&side, cudaStreamNonBlocking, priority));
@@ -515,17 +559,39 @@ static void part_beside(int n) {
         Window alone = run_window(g, side, r.enqueue, exec, reps, false);
         Window bes = run_window(g, side, r.enqueue, exec, reps, true);
         const double ref_ms = gemm_alone_ms(g);
-        printf("beside\t%s\t%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.3f\t%d\n",
+        printf("beside\t%s\t%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.3f\t%d"
+               "\t%d\t%.1f\t%.1f\n",
                r.name.c_str(), priority == greatest ? "greatest" : "default",
                graph ? "graph" : "eager", reps, alone.mean_us, alone.median_us, bes.mean_us,
                bes.median_us, bes.max_us, bes.mean_us / alone.mean_us, bes.gemm_tflops,
-               bes.gemms ? bes.gemm_tflops / g.tflops(ref_ms) : 0.0, bes.gemms);
+               bes.gemms ? bes.gemm_tflops / g.tflops(ref_ms) : 0.0, bes.gemms, bes.reps_with_start,
+               bes.with_start_us, bes.without_start_us);
         fflush(stdout);
         if (exec) CHECK(cudaGraphExecDestroy(exec));
       }
     }
     CHECK(cudaStreamDestroy(side));
   }
+}
+
+// Ten GEMMs and nothing else, for ncu to read the GEMM kernel's launch (grid, CTA size,
+// registers, shared memory).
+static void part_gemm_only(int n) {
+  Gemm g;
+  g.n = n;
+  g.marks.resize(41);
+  for (auto &e : g.marks) CHECK(cudaEventCreate(&e));
+  CHECK(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking));
+  CHECK_BLAS(cublasCreate(&g.handle));
+  CHECK_BLAS(cublasSetStream(g.handle, g.stream));
+  const size_t elems = (size_t)n * n;
+  CHECK(cudaMalloc(&g.a, elems * 2));
+  CHECK(cudaMalloc(&g.b, elems * 2));
+  CHECK(cudaMalloc(&g.c, elems * 2));
+  CHECK(cudaMemset(g.a, 0, elems * 2));
+  CHECK(cudaMemset(g.b, 0, elems * 2));
+  for (int i = 0; i < 10; i++) g.launch();
+  CHECK(cudaStreamSynchronize(g.stream));
 }
 
 int main(int argc, char **argv) {
@@ -541,6 +607,14 @@ int main(int argc, char **argv) {
   CHECK(cudaRuntimeGetVersion(&runtime));
   printf("# %s, %d SMs, driver API %d, runtime %d, async engines %d\n", prop.name,
          prop.multiProcessorCount, driver, runtime, prop.asyncEngineCount);
+  if (argc > 2 && strcmp(argv[2], "gemm") == 0) {  // a few GEMMs only, for a profiler
+    part_gemm_only(n);
+    return 0;
+  }
+  if (argc > 2 && strcmp(argv[2], "beside") == 0) {
+    part_beside(n);
+    return 0;
+  }
   part_held(prop);
   part_beside(n);
   return 0;

@@ -8,7 +8,9 @@
 # and kernels beside a GEMM fed as nvlar-bench feeds it, each way of copying, both priorities,
 # eager and in a graph); ce (nvlar-bench --emulate 2 --overlap: the copy-engine two-shot at 16
 # CTAs, 4 and 64 MiB per rank, eager and in graphs, its stream at the default and the greatest
-# priority; the push two-shot beside it for reference); full (meson test --suite gpu, full
+# priority; the push two-shot beside it for reference); beside (the probe's part 2 again, with
+# more columns, and ncu's launch statistics of the GEMM); pdl (the push two-shot beside the
+# GEMM with programmatic dependent launch on and off, greatest priority); full (meson test --suite gpu, full
 # mode; its testlog kept); memcheck (compute-sanitizer memcheck over the quick matrix of each
 # algorithm in MEMCHECK_ALGOS, default "5 4"); one (the gpu test TEST, default
 # bench-overlap). A step that would start after DEADLINE seconds (default 540) is skipped. Logs
@@ -40,6 +42,29 @@ for step in "$@"; do
       nvcc -O3 -arch=sm_90 -std=c++17 -o /tmp/copy_beside experiments/copy_beside.cu -lcublas -lcuda >"$L/probe-build.txt" 2>&1 &&
         timeout "$(left)" /tmp/copy_beside 8192 >"$L/copy-beside.txt" 2>&1
       echo "probe exit $?"; cat "$L/copy-beside.txt" ;;
+    beside)
+      # Part 2 of the probe again (its chains beside the GEMM, with the reduce kernel as a
+      # programmatic dependent launch too, and each repetition told by whether a GEMM started
+      # during it), and ncu's launch statistics of the GEMM kernel (grid, CTA size, registers,
+      # shared memory).
+      nvcc -O3 -arch=sm_90 -std=c++17 -o /tmp/copy_beside experiments/copy_beside.cu -lcublas -lcuda >"$L/probe-build.txt" 2>&1 &&
+        timeout "$(left)" /tmp/copy_beside 8192 beside >"$L/copy-beside-2.txt" 2>&1
+      echo "beside exit $?"; cat "$L/copy-beside-2.txt"
+      timeout 120 ncu --launch-skip 5 --launch-count 1 --section LaunchStats --section Occupancy /tmp/copy_beside 8192 gemm \
+        >"$L/ncu-gemm.txt" 2>&1
+      echo "ncu exit $?"; grep -vE '^==PROF==' "$L/ncu-gemm.txt" | tail -45 ;;
+    pdl)
+      # The push two-shot beside the GEMM with programmatic dependent launch on and off, its
+      # stream at the greatest priority, eager and in graphs: 4 and 64 MiB per rank, 16 CTAs.
+      for launch in eager graph; do
+        for pdl in 1 0; do
+          name=pdl$pdl-$launch
+          timeout "$(left)" "$B/tools/nvlar-bench" --emulate 2 --algo pushtwoshot --dtype bfloat16 --overlap --pdl $pdl \
+            --overlap-launch $launch --stream-priority high --min-bytes 4M --max-bytes 64M --step 16 --blocks 16 --trials 3 \
+            --csv "$L/$name.csv" >"$L/$name.txt" 2>&1
+          echo "$name exit $?"; grep -A4 '^# overlap' "$L/$name.txt"
+        done
+      done ;;
     ce)
       for launch in eager graph; do
         for priority in low high; do
