@@ -1,3 +1,5 @@
+// Superseded by copy_beside.cu (docs/results.md, "What the copy-engine two-shot waits for"):
+// the median over 40 GEMMs queued up front hid stalls of a whole GEMM in a few repetitions.
 // Stand-alone probe (not project code): how long each step of a chain of short kernels and
 // device-to-device copies takes on a stream beside a bf16 GEMM on another stream of the same
 // GPU, at the side stream's default and greatest priority, issued eagerly and as a graph.
