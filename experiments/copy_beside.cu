@@ -292,6 +292,28 @@ struct Gemm {
     launched++;
   }
   double tflops(double ms) const { return 2.0 * n * n * (double)n / (ms * 1e-3) / 1e12; }
+  // An n-cube GEMM on its own stream, room for `gemms` GEMMs' marks; inputs in [-1, 1) (not
+  // zeros, which draw less power and run at higher clocks).
+  void setup(int side, int gemms) {
+    n = side;
+    marks.resize(gemms + 1);
+    for (auto &e : marks) CHECK(cudaEventCreate(&e));
+    CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    CHECK_BLAS(cublasCreate(&handle));
+    CHECK_BLAS(cublasSetStream(handle, stream));
+    const size_t elems = (size_t)n * n;
+    CHECK(cudaMalloc(&a, elems * 2));
+    CHECK(cudaMalloc(&b, elems * 2));
+    CHECK(cudaMalloc(&c, elems * 2));
+    std::vector<__nv_bfloat16> host(elems);
+    uint32_t state = 12345u;
+    for (auto &x : host) {
+      state = state * 1664525u + 1013904223u;
+      x = __float2bfloat16((float)(state >> 8) / (float)(1u << 23) - 1.0f);
+    }
+    CHECK(cudaMemcpy(a, host.data(), elems * 2, cudaMemcpyHostToDevice));
+    CHECK(cudaMemcpy(b, host.data(), elems * 2, cudaMemcpyHostToDevice));
+  }
 };
 
 static double median(std::vector<double> v) {
@@ -401,26 +423,7 @@ static Window run_window(Gemm &g, cudaStream_t side, const std::function<void(cu
 
 static void part_beside(int n) {
   Gemm g;
-  g.n = n;
-  g.marks.resize(4097);
-  for (auto &e : g.marks) CHECK(cudaEventCreate(&e));
-  CHECK(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking));
-  CHECK_BLAS(cublasCreate(&g.handle));
-  CHECK_BLAS(cublasSetStream(g.handle, g.stream));
-  const size_t elems = (size_t)n * n;
-  CHECK(cudaMalloc(&g.a, elems * 2));
-  CHECK(cudaMalloc(&g.b, elems * 2));
-  CHECK(cudaMalloc(&g.c, elems * 2));
-  {
-    std::vector<__nv_bfloat16> host(elems);
-    uint32_t state = 12345u;
-    for (auto &x : host) {
-      state = state * 1664525u + 1013904223u;
-      x = __float2bfloat16((float)(state >> 8) / (float)(1u << 23) - 1.0f);
-    }
-    CHECK(cudaMemcpy(g.a, host.data(), elems * 2, cudaMemcpyHostToDevice));
-    CHECK(cudaMemcpy(g.b, host.data(), elems * 2, cudaMemcpyHostToDevice));
-  }
+  g.setup(n, 4096);
   gemm_alone_ms(g);  // warm-up
 
   // Two emulated ranks at 4 MiB per rank (bf16; here 2^20 floats): input, output, staging of
@@ -578,18 +581,7 @@ static void part_beside(int n) {
 // registers, shared memory).
 static void part_gemm_only(int n) {
   Gemm g;
-  g.n = n;
-  g.marks.resize(41);
-  for (auto &e : g.marks) CHECK(cudaEventCreate(&e));
-  CHECK(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking));
-  CHECK_BLAS(cublasCreate(&g.handle));
-  CHECK_BLAS(cublasSetStream(g.handle, g.stream));
-  const size_t elems = (size_t)n * n;
-  CHECK(cudaMalloc(&g.a, elems * 2));
-  CHECK(cudaMalloc(&g.b, elems * 2));
-  CHECK(cudaMalloc(&g.c, elems * 2));
-  CHECK(cudaMemset(g.a, 0, elems * 2));
-  CHECK(cudaMemset(g.b, 0, elems * 2));
+  g.setup(n, 10);
   for (int i = 0; i < 10; i++) g.launch();
   CHECK(cudaStreamSynchronize(g.stream));
 }
