@@ -512,6 +512,10 @@ static void part_beside(int n) {
   std::vector<Rep> reps_list = {
       {"reduce kernel only (16x2 CTAs)", reduce, true},
       {"reduce kernel only, PDL", reduce_pdl, true},
+      // The events between repetitions may keep a programmatic dependent launch from
+      // overlapping its predecessor; eight back to back within one repetition have none.
+      {"8 reduce kernels", [=](cudaStream_t s) { for (int i = 0; i < 8; i++) reduce(s); }, true},
+      {"8 reduce kernels, PDL", [=](cudaStream_t s) { for (int i = 0; i < 8; i++) reduce_pdl(s); }, true},
       {"4 kernels, no copies", [=](cudaStream_t s) { meet(s); reduce(s); meet(s); done(s); }, true},
       {"chain, cudaMemcpyAsync", chain(kPlainD2D), true},
       {"chain, batch flags 0", chain(kBatchDefault), batch_capturable},

@@ -10,7 +10,8 @@
 # CTAs, 4 and 64 MiB per rank, eager and in graphs, its stream at the default and the greatest
 # priority; the push two-shot beside it for reference); beside (the probe's part 2 again, with
 # more columns, and ncu's launch statistics of the GEMM); pdl (the push two-shot beside the
-# GEMM with programmatic dependent launch on and off, greatest priority); full (meson test --suite gpu, full
+# GEMM with programmatic dependent launch on and off, greatest priority); streamwait
+# (experiments/streamwait_beside.cu: the call's waits as the stream's own, beside the GEMM); full (meson test --suite gpu, full
 # mode; its testlog kept); memcheck (compute-sanitizer memcheck over the quick matrix of each
 # algorithm in MEMCHECK_ALGOS, default "5 4"); one (the gpu test TEST, default
 # bench-overlap). A step that would start after DEADLINE seconds (default 540) is skipped. Logs
@@ -53,6 +54,14 @@ for step in "$@"; do
       timeout 120 ncu --launch-skip 5 --launch-count 1 --section LaunchStats --section Occupancy /tmp/copy_beside 8192 gemm \
         >"$L/ncu-gemm.txt" 2>&1
       echo "ncu exit $?"; grep -vE '^==PROF==' "$L/ncu-gemm.txt" | tail -45 ;;
+    streamwait)
+      # experiments/streamwait_beside.cu: whether a stream wait holds an SM and can be released
+      # from outside while every SM is held; the call's flags as stream waits, captured per
+      # rank and replayed; the call on two streams beside the GEMM, stream waits against
+      # one-CTA waiting kernels (added in the sixth session).
+      nvcc -O3 -arch=sm_90 -std=c++17 -o /tmp/streamwait_beside experiments/streamwait_beside.cu -lcublas -lcuda >"$L/streamwait-build.txt" 2>&1 &&
+        timeout "$(left)" /tmp/streamwait_beside 8192 >"$L/streamwait-beside.txt" 2>&1
+      echo "streamwait exit $?"; cat "$L/streamwait-build.txt" | tail -5; cat "$L/streamwait-beside.txt" ;;
     pdl)
       # The push two-shot beside the GEMM with programmatic dependent launch on and off, its
       # stream at the greatest priority, eager and in graphs: 4 and 64 MiB per rank, 16 CTAs.
