@@ -348,11 +348,12 @@ static void part_capture(Call &call, cudaStream_t s[2]) {
     CHECK(cudaDeviceSynchronize());
     const int replays = 500;
     cudaEvent_t done[2];
-    for (int r = 0; r < 2; r++) {
-      CHECK(cudaEventCreateWithFlags(&done[r], cudaEventDisableTiming));
-      for (int i = 0; i < replays; i++) CHECK(cudaGraphLaunch(exec[r], s[r]));
-      CHECK(cudaEventRecord(done[r], s[r]));
-    }
+    // In turn: were one rank's replays all issued first, a full launch queue could block the
+    // host before the other rank's first replay, which the first one waits for.
+    for (int r = 0; r < 2; r++) CHECK(cudaEventCreateWithFlags(&done[r], cudaEventDisableTiming));
+    for (int i = 0; i < replays; i++)
+      for (int r = 0; r < 2; r++) CHECK(cudaGraphLaunch(exec[r], s[r]));
+    for (int r = 0; r < 2; r++) CHECK(cudaEventRecord(done[r], s[r]));
     const bool through = completes_within(done[0], 5000) && completes_within(done[1], 5000);
     if (!through) {
       printf("capture\t%s\t%d replays did not finish in 5 s\n",
