@@ -31,78 +31,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#define CHECK(x)                                                                          \
-  do {                                                                                    \
-    cudaError_t e_ = (x);                                                                 \
-    if (e_ != cudaSuccess) {                                                              \
-      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      exit(1);                                                                            \
-    }                                                                                     \
-  } while (0)
-#define CHECK_BLAS(x)                                                            \
-  do {                                                                           \
-    cublasStatus_t s_ = (x);                                                     \
-    if (s_ != CUBLAS_STATUS_SUCCESS) {                                           \
-      fprintf(stderr, "%s:%d %s: cuBLAS %d\n", __FILE__, __LINE__, #x, (int)s_); \
-      exit(1);                                                                   \
-    }                                                                            \
-  } while (0)
-
-__device__ __forceinline__ uint64_t global_ns() {
-  uint64_t t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Part 1: hold every SM, then copy.
-
-// Two CTAs of 1024 threads per SM fill its thread slots (and half its shared memory each), so
-// no other CTA fits anywhere until the host releases them (or 2 s pass).
-__global__ void hold_sms(volatile unsigned *release, unsigned *arrived) {
-  extern __shared__ unsigned char scratch[];
-  if (threadIdx.x == 0) {
-    scratch[0] = 1;
-    atomicAdd(arrived, 1u);
-    const uint64_t start = global_ns();
-    while (*release == 0 && global_ns() - start < 2000000000ull) __nanosleep(2000);
-  }
-  __syncthreads();
-}
-
-struct Holder {
-  int grid = 0, smem = 0;
-  unsigned *release = nullptr, *arrived = nullptr;  // mapped host memory
-  cudaStream_t stream;
-  void init(const cudaDeviceProp &prop) {
-    CHECK(cudaHostAlloc((void **)&release, sizeof(unsigned), cudaHostAllocMapped));
-    CHECK(cudaHostAlloc((void **)&arrived, sizeof(unsigned), cudaHostAllocMapped));
-    smem = (int)(prop.sharedMemPerMultiprocessor / 2) - 2048;
-    CHECK(cudaFuncSetAttribute(hold_sms, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    int per_sm = 0;
-    CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, hold_sms, 1024, smem));
-    grid = per_sm * prop.multiProcessorCount;
-    CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    printf("# holder: %d CTAs of 1024 threads and %d bytes of shared memory (%d per SM)\n", grid,
-           smem, per_sm);
-  }
-  // True once every CTA is resident.
-  bool hold() {
-    *(volatile unsigned *)release = 0;
-    *(volatile unsigned *)arrived = 0;
-    hold_sms<<<grid, 1024, smem, stream>>>(release, arrived);
-    CHECK(cudaGetLastError());
-    const auto start = std::chrono::steady_clock::now();
-    while (*(volatile unsigned *)arrived < (unsigned)grid) {
-      if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(500)) return false;
-    }
-    return true;
-  }
-  void let_go() {
-    *(volatile unsigned *)release = 1;
-    CHECK(cudaStreamSynchronize(stream));
-  }
-};
+#include "beside.cuh"
 
 // ---------------------------------------------------------------------------------------------
 // Copies, issued the ways the copy-engine two-shot could issue them.
@@ -140,15 +69,15 @@ static cudaError_t issue_copies(CopyWay w, int n, void *const *dst, const void *
 
 static bool batch_capturable = false;  // set by part_held
 
-static float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
-  float ms;
-  CHECK(cudaEventElapsedTime(&ms, a, b));
-  return ms;
-}
+
+// ---------------------------------------------------------------------------------------------
+// Part 1: hold every SM (Holder, beside.cuh), then copy.
 
 static void part_held(const cudaDeviceProp &prop) {
   Holder h;
   h.init(prop);
+  printf("# holder: %d CTAs of 1024 threads and %d bytes of shared memory (%d per SM)\n", h.grid,
+         h.smem, h.per_sm);
   cudaStream_t s;
   CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   const size_t big = 64u << 20;
@@ -208,13 +137,7 @@ static void part_held(const cudaDeviceProp &prop) {
         const bool held = h.hold();
         CHECK(c.issue(bytes, n));
         CHECK(cudaEventRecord(e1, s));
-        bool done = false;
-        const auto start = std::chrono::steady_clock::now();
-        while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(100)) {
-          cudaError_t q = cudaEventQuery(e1);
-          if (q == cudaSuccess) { done = true; break; }
-          if (q != cudaErrorNotReady) CHECK(q);
-        }
+        const bool done = completes_within(e1, 100);
         h.let_go();
         CHECK(cudaStreamSynchronize(s));
         printf("held\t%s\t%zu x %d\t%s\t%.2f\t%.1f\n", c.name.c_str(), bytes, n,
@@ -276,61 +199,6 @@ __global__ void pair_step(unsigned *words, float *const *out, const float *const
   for (size_t i = begin + threadIdx.x; i < end; i += blockDim.x) out[r][i] += stage[r][i];
 }
 
-struct Gemm {
-  int n;
-  cublasHandle_t handle;
-  cudaStream_t stream;
-  __nv_bfloat16 *a, *b, *c;
-  std::vector<cudaEvent_t> marks;  // marks[i]: before GEMM i
-  int launched = 0;
-  void launch() {
-    const float alpha = 1.0f, beta = 0.0f;
-    CHECK_BLAS(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a, CUDA_R_16BF, n, b,
-                            CUDA_R_16BF, n, &beta, c, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
-                            CUBLAS_GEMM_DEFAULT));
-    CHECK(cudaEventRecord(marks[launched + 1], stream));
-    launched++;
-  }
-  double tflops(double ms) const { return 2.0 * n * n * (double)n / (ms * 1e-3) / 1e12; }
-  // An n-cube GEMM on its own stream, room for `gemms` GEMMs' marks; inputs in [-1, 1) (not
-  // zeros, which draw less power and run at higher clocks).
-  void setup(int side, int gemms) {
-    n = side;
-    marks.resize(gemms + 1);
-    for (auto &e : marks) CHECK(cudaEventCreate(&e));
-    CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    CHECK_BLAS(cublasCreate(&handle));
-    CHECK_BLAS(cublasSetStream(handle, stream));
-    const size_t elems = (size_t)n * n;
-    CHECK(cudaMalloc(&a, elems * 2));
-    CHECK(cudaMalloc(&b, elems * 2));
-    CHECK(cudaMalloc(&c, elems * 2));
-    std::vector<__nv_bfloat16> host(elems);
-    uint32_t state = 12345u;
-    for (auto &x : host) {
-      state = state * 1664525u + 1013904223u;
-      x = __float2bfloat16((float)(state >> 8) / (float)(1u << 23) - 1.0f);
-    }
-    CHECK(cudaMemcpy(a, host.data(), elems * 2, cudaMemcpyHostToDevice));
-    CHECK(cudaMemcpy(b, host.data(), elems * 2, cudaMemcpyHostToDevice));
-  }
-};
-
-static double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-static double gemm_alone_ms(Gemm &g) {
-  g.launched = 0;
-  CHECK(cudaEventRecord(g.marks[0], g.stream));
-  for (int i = 0; i < 40; i++) g.launch();
-  CHECK(cudaStreamSynchronize(g.stream));
-  std::vector<double> ms;
-  for (int i = 10; i < 40; i++) ms.push_back(elapsed_ms(g.marks[i], g.marks[i + 1]));
-  return median(ms);
-}
 
 struct Window {
   double mean_us, median_us, max_us, gemm_tflops;
@@ -424,7 +292,7 @@ static Window run_window(Gemm &g, cudaStream_t side, const std::function<void(cu
 static void part_beside(int n) {
   Gemm g;
   g.setup(n, 4096);
-  gemm_alone_ms(g);  // warm-up
+  g.alone_ms();  // warm-up
 
   // Two emulated ranks at 4 MiB per rank (bf16; here 2^20 floats): input, output, staging of
   // a receive area and a gather area per peer, as the call's one chunk uses them.
@@ -535,7 +403,7 @@ static void part_beside(int n) {
   };
   int least = 0, greatest = 0;
   CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-  const double alone_ms = gemm_alone_ms(g);
+  const double alone_ms = g.alone_ms();
   printf("# GEMM alone: %.3f ms, %.0f TFLOP/s\n", alone_ms, g.tflops(alone_ms));
   printf("beside\trepetition\tpriority\tissue\treps\talone_mean_us\talone_median_us\tbeside_mean_us"
          "\tbeside_median_us\tbeside_max_us\tslowdown_mean\tgemm_tflops_beside\tgemm_kept\tgemms"
@@ -565,7 +433,7 @@ static void part_beside(int n) {
         int reps = (int)std::min(2000.0, std::max(20.0, 20000.0 / std::max(pilot.mean_us, 1.0)));
         Window alone = run_window(g, side, r.enqueue, exec, reps, false);
         Window bes = run_window(g, side, r.enqueue, exec, reps, true);
-        const double ref_ms = gemm_alone_ms(g);
+        const double ref_ms = g.alone_ms();
         printf("beside\t%s\t%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.3f\t%d"
                "\t%d\t%.1f\t%.1f\n",
                r.name.c_str(), priority == greatest ? "greatest" : "default",
