@@ -74,7 +74,7 @@ __global__ void hold_sms(volatile unsigned *release, unsigned *arrived) {
 }
 
 struct Holder {
-  int grid = 0, smem = 0, per_sm = 0;
+  int grid = 0, smem = 0;
   unsigned *release = nullptr, *arrived = nullptr;  // mapped host memory
   cudaStream_t stream;
   void init(const cudaDeviceProp &prop) {
@@ -82,9 +82,12 @@ struct Holder {
     CHECK(cudaHostAlloc((void **)&arrived, sizeof(unsigned), cudaHostAllocMapped));
     smem = (int)(prop.sharedMemPerMultiprocessor / 2) - 2048;
     CHECK(cudaFuncSetAttribute(hold_sms, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    int per_sm = 0;
     CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, hold_sms, 1024, smem));
     grid = per_sm * prop.multiProcessorCount;
     CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    printf("# holder: %d CTAs of 1024 threads and %d bytes of shared memory (%d per SM)\n", grid,
+           smem, per_sm);
   }
   // True once every CTA is resident.
   bool hold() {

@@ -69,15 +69,12 @@ static cudaError_t issue_copies(CopyWay w, int n, void *const *dst, const void *
 
 static bool batch_capturable = false;  // set by part_held
 
-
 // ---------------------------------------------------------------------------------------------
 // Part 1: hold every SM (Holder, beside.cuh), then copy.
 
 static void part_held(const cudaDeviceProp &prop) {
   Holder h;
   h.init(prop);
-  printf("# holder: %d CTAs of 1024 threads and %d bytes of shared memory (%d per SM)\n", h.grid,
-         h.smem, h.per_sm);
   cudaStream_t s;
   CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   const size_t big = 64u << 20;

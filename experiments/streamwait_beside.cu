@@ -69,7 +69,6 @@ static void part_held(const cudaDeviceProp &prop) {
   CHECK(cudaHostGetDevicePointer((void **)&host_flag_dev, host_flag, 0));
   cudaEvent_t passed;
   CHECK(cudaEventCreateWithFlags(&passed, cudaEventDisableTiming));
-  printf("# holder: %d CTAs of 1024 threads and %d bytes of shared memory\n", h.grid, h.smem);
   printf("held\trelease\tholder_resident_beside_wait\treleased_while_held\trelease_us_idle_median\n");
   enum Way { kStreamWrite, kMemset, kHostStore };
   for (Way way : {kStreamWrite, kMemset, kHostStore}) {
